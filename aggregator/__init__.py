@@ -1,0 +1,1 @@
+"""Archives what news feeds publish: polling, fetching, extraction, the CLI and the service."""

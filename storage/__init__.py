@@ -1,0 +1,1 @@
+"""The archive: database, deduplication, revisions, captures, export and import. Never imports aggregator."""

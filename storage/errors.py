@@ -1,0 +1,42 @@
+"""The project's error tree. Its root lives here because ``storage`` must not import ``aggregator``.
+
+    ArchiverError                 every error the project raises on purpose
+    ├── ConfigError               aggregator.errors: the YAML file (names file, line and key)
+    ├── FetchError                aggregator.errors: HTTP, network, SSRF guard, size and time caps
+    ├── ParseError                aggregator.errors: a feed document that cannot be read
+    ├── ExtractError              aggregator.errors: an article page that cannot be cleaned
+    └── StorageError              the database, a migration, an export file
+        ├── LeaseLost             a poll's lease expired and another worker took the feed
+        └── ExportFormatError     an export file that is not what ``import`` expects
+
+Each message starts with its stage ("fetch: ", "storage: ", ...) and names the feed, file or URL,
+so that the CLI can print it as one line.
+"""
+
+from __future__ import annotations
+
+
+class ArchiverError(Exception):
+    """Root of the project's errors."""
+
+    stage = "error"
+
+    def __init__(self, message: str) -> None:
+        prefix = f"{self.stage}: "
+        super().__init__(message if message.startswith(prefix) else prefix + message)
+
+
+class StorageError(ArchiverError):
+    """The database or an archive file failed; nothing half-written is left behind."""
+
+    stage = "storage"
+
+
+class LeaseLost(StorageError):
+    """The poll's lease was taken over (it expired); its result is dropped, not written."""
+
+
+class ExportFormatError(StorageError):
+    """An export file is malformed; the message names the file and the line."""
+
+    stage = "import"
