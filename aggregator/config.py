@@ -1,0 +1,296 @@
+"""Loads and validates the YAML configuration; every error names the file, the line and the key.
+
+It only reads the file: nothing here touches the network or the database.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
+from ruamel.yaml import YAML
+from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.error import MarkedYAMLError
+
+from aggregator.errors import ConfigError
+from storage.records import FeedConfig
+
+DEFAULT_DATABASE = "sqlite:///data/archive.db"
+DEFAULT_USER_AGENT = (
+    "feed-archiver/0.1 (+https://github.com/feed-archiver/feed-archiver; archives news feeds)"
+)
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*$")
+_SIZES = {"": 1, "b": 1, "kb": 1000, "kib": 1024, "mb": 10**6, "mib": 2**20, "gb": 10**9, "gib": 2**30}
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([a-z]*)\s*$", re.IGNORECASE)
+
+
+def parse_duration(value: object, *, allow_zero: bool = False) -> float:
+    """'90s', '15m', '2h', '1d', '1w', or a number of seconds."""
+    if isinstance(value, bool):
+        raise ValueError("expected a duration such as 90s, 15m, 2h or a number of seconds")
+    if isinstance(value, int | float):
+        seconds = float(value)
+    else:
+        match = _DURATION.match(str(value))
+        if not match:
+            raise ValueError(f"invalid duration {value!r}: use e.g. 90s, 15m, 2h, 1d or seconds")
+        seconds = float(match[1]) * _UNITS[match[2] or "s"]
+    if seconds < 0 or (seconds == 0 and not allow_zero):
+        raise ValueError(f"duration must be positive, got {value!r}")
+    return seconds
+
+
+def parse_size(value: object) -> int:
+    """'15MiB', '500kB', or a number of bytes."""
+    if isinstance(value, bool):
+        raise ValueError("expected a size such as 15MiB or a number of bytes")
+    if isinstance(value, int):
+        size = value
+    else:
+        match = _SIZE.match(str(value))
+        if not match or match[2].lower() not in _SIZES:
+            raise ValueError(f"invalid size {value!r}: use e.g. 500kB, 15MiB or bytes")
+        size = int(float(match[1]) * _SIZES[match[2].lower()])
+    if size <= 0:
+        raise ValueError(f"size must be positive, got {value!r}")
+    return size
+
+
+Duration = Annotated[float, BeforeValidator(parse_duration)]
+Gap = Annotated[float, BeforeValidator(lambda v: parse_duration(v, allow_zero=True))]
+Size = Annotated[int, BeforeValidator(parse_size)]
+
+
+def check_http_url(url: str) -> str:
+    parts = urlsplit(url.strip())
+    if parts.scheme not in ("http", "https"):
+        raise ValueError(f"bad URL {url!r}: only http and https are polled")
+    if not parts.hostname:
+        raise ValueError(f"bad URL {url!r}: no host")
+    return url.strip()
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class HttpSettings(_Strict):
+    """How the service talks to the web; the security switches are off-by-default escapes."""
+
+    user_agent: str = DEFAULT_USER_AGENT
+    timeout: Duration = 30.0  # total deadline per request
+    connect_timeout: Duration = 10.0
+    max_body_bytes: Size = Field(default=15 * 2**20, alias="max_body_size")
+    allow_private_networks: bool = False
+    allowed_networks: tuple[str, ...] = ()
+    proxy: str | None = None  # None: environment proxies are ignored
+    per_host_concurrency: int = Field(default=2, ge=1, le=16)
+    per_host_delay: Gap = 1.0
+    respect_robots: bool = True
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    @field_validator("allowed_networks")
+    @classmethod
+    def _networks(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        import ipaddress
+
+        for net in value:
+            try:
+                ipaddress.ip_network(net, strict=False)
+            except ValueError as exc:
+                raise ValueError(f"bad network {net!r}: {exc}") from None
+        return value
+
+
+class Retention(_Strict):
+    max_age: Duration | None = None
+    max_items: int | None = Field(default=None, ge=1)
+
+
+class FeedDefaults(_Strict):
+    interval: Duration = 900.0
+    min_interval: Duration = 300.0
+    max_interval: Duration = 86400.0
+    fetch_articles: bool = True
+    retention: Retention = Retention()
+
+
+class FeedEntry(_Strict):
+    url: str
+    title: str | None = None
+    interval: Duration | None = None
+    min_interval: Duration | None = None
+    max_interval: Duration | None = None
+    fetch_articles: bool | None = None
+    tags: tuple[str, ...] = ()
+    retention: Retention | None = None
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        return check_http_url(value)
+
+
+class ServiceSettings(_Strict):
+    """The service's own knobs: how many polls at once, how often the dispatcher ticks."""
+
+    concurrency: int = Field(default=16, ge=1, le=512)
+    tick: Duration = 5.0
+    lease: Duration = 300.0
+    article_batch: int = Field(default=50, ge=1)
+    parse_workers: int = Field(default=0, ge=0, le=64)  # 0: parse in threads, N: processes
+
+
+class Settings(_Strict):
+    database: str = DEFAULT_DATABASE
+    http: HttpSettings = HttpSettings()
+    defaults: FeedDefaults = FeedDefaults()
+    service: ServiceSettings = ServiceSettings()
+    sites: tuple[dict[str, Any], ...] = ()
+    feeds: tuple[FeedEntry, ...] = ()
+
+    def feed_configs(self) -> list[FeedConfig]:
+        """The feeds with defaults applied: what the store keeps in its feeds table."""
+        return [self._feed_config(feed) for feed in self.feeds]
+
+    def _feed_config(self, feed: FeedEntry) -> FeedConfig:
+        d = self.defaults
+        retention = feed.retention or d.retention
+        min_interval = feed.min_interval or d.min_interval
+        max_interval = feed.max_interval or d.max_interval
+        interval = min(max(feed.interval or d.interval, min_interval), max_interval)
+        return FeedConfig(
+            url=feed.url,
+            title=feed.title,
+            tags=feed.tags,
+            interval=interval,
+            min_interval=min_interval,
+            max_interval=max(max_interval, min_interval),
+            fetch_articles=d.fetch_articles if feed.fetch_articles is None else feed.fetch_articles,
+            retention_days=retention.max_age / 86400 if retention.max_age else None,
+            retention_count=retention.max_items,
+        )
+
+
+def load_settings(path: str | os.PathLike[str], env: Mapping[str, str] | None = None) -> Settings:
+    """Read and validate a config file. ``AGGREGATOR_DATABASE`` in ``env`` overrides ``database``."""
+    file = Path(path)
+    try:
+        text = file.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read {file}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{file}: not UTF-8 text ({exc.reason})") from None
+    tree = _load_yaml(text, file)
+    settings = _validate(tree, file)
+    _check_duplicates(settings, tree, file)
+    database = (env if env is not None else os.environ).get("AGGREGATOR_DATABASE")
+    return settings.model_copy(
+        update={"database": resolve_database(database or settings.database, file.parent)}
+    )
+
+
+def resolve_database(url: str, base: Path) -> str:
+    """A relative SQLite path is taken relative to the config file, not the working directory."""
+    prefix = "sqlite:///"
+    if not url.startswith(prefix) or url == "sqlite:///:memory:":
+        return url
+    path = Path(url[len(prefix) :])
+    return url if path.is_absolute() else prefix + str((base / path).resolve())
+
+
+def _load_yaml(text: str, file: Path) -> Any:
+    yaml = YAML(typ="rt")
+    yaml.allow_duplicate_keys = False
+    try:
+        tree = yaml.load(text)
+    except MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = f":{mark.line + 1}" if mark is not None else ""
+        raise ConfigError(f"{file}{line}: invalid YAML: {exc.problem or exc.context}") from None
+    except Exception as exc:  # ruamel raises a few unmarked errors (duplicate keys, bad tags)
+        raise ConfigError(f"{file}: invalid YAML: {str(exc).splitlines()[0]}") from None
+    if tree is None:
+        return CommentedMap()
+    if not isinstance(tree, dict):
+        raise ConfigError(f"{file}:1: the top level must be a mapping of settings")
+    return tree
+
+
+def _validate(tree: Any, file: Path) -> Settings:
+    try:
+        return Settings.model_validate(_plain(tree))
+    except ValidationError as exc:
+        lines = [_describe(error, tree, file) for error in exc.errors()]
+        raise ConfigError("\n".join(lines)) from None
+
+
+def _describe(error: Mapping[str, Any], tree: Any, file: Path) -> str:
+    loc = tuple(error["loc"])
+    key = _dotted(loc)
+    line = _line_of(tree, loc)
+    where = f"{file}:{line}" if line else str(file)
+    if error["type"] == "extra_forbidden":
+        message = "unknown key"
+    elif error["type"] == "missing":
+        message = "required key is missing"
+    else:
+        message = str(error["msg"]).removeprefix("Value error, ")
+    return f"{where}: {key}: {message}"
+
+
+def _dotted(loc: Sequence[Any]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif part in ("function-before[parse_duration(), float]", "float", "constrained-str"):
+            continue
+        else:
+            out += ("." if out else "") + str(part)
+    return out or "(top level)"
+
+
+def _line_of(tree: Any, loc: Sequence[Any]) -> int | None:
+    """The 1-based line of the deepest node of ``loc`` that the YAML tree knows."""
+    node, line = tree, None
+    for part in loc:
+        if isinstance(node, CommentedMap) and part in node:
+            line = node.lc.key(part)[0] + 1
+            node = node[part]
+        elif isinstance(node, CommentedSeq) and isinstance(part, int) and part < len(node):
+            line = node.lc.item(part)[0] + 1
+            node = node[part]
+        else:
+            break
+    return line
+
+
+def _plain(node: Any) -> Any:
+    """ruamel's round-trip types → plain dicts, lists and scalars for pydantic."""
+    if isinstance(node, dict):
+        return {str(k): _plain(v) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_plain(v) for v in node]
+    return node
+
+
+def _check_duplicates(settings: Settings, tree: Any, file: Path) -> None:
+    seen: dict[str, int] = {}
+    for index, feed in enumerate(settings.feeds):
+        key = feed.url.rstrip("/").lower()
+        if key in seen:
+            first = _line_of(tree, ("feeds", seen[key]))
+            line = _line_of(tree, ("feeds", index))
+            raise ConfigError(
+                f"{file}:{line}: feeds[{index}].url: the same feed twice "
+                f"({feed.url}, first at line {first})"
+            )
+        seen[key] = index
