@@ -1,0 +1,307 @@
+"""The only module that speaks HTTP (httpx): a fetch returns a value; it never parses or stores.
+
+Security bar (DESIGN.md): every hop is followed by hand (at most 5) so that each one is checked by
+the SSRF guard in :mod:`aggregator.netguard`; only http and https; environment proxies ignored;
+the decoded body is capped and decompressed by hand from the raw stream (httpx would inflate a
+whole chunk of a gzip bomb before any cap acts); a total deadline bounds each request, because
+read timeouts never fire on a server that sends one byte every half second.
+
+Non-2xx answers are returned, not raised: the polling policy reads their status and headers.
+:class:`FetchError` means there is no usable response at all.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+from http.cookiejar import CookieJar, DefaultCookiePolicy
+from typing import Protocol
+
+import httpcore
+import httpx
+
+from aggregator.errors import FetchError
+from aggregator.inflate import InflateError, Inflater
+from aggregator.netguard import BlockedAddress, GuardedBackend, Resolver, parse_networks
+
+__all__ = ["MAX_REDIRECTS", "HttpClient", "HttpSettingsLike", "Response"]
+
+MAX_REDIRECTS = 5
+_REDIRECTS = frozenset({301, 302, 303, 307, 308})
+_PERMANENT = frozenset({301, 308})
+_SCHEMES = frozenset({"http", "https"})
+
+
+class HttpSettingsLike(Protocol):
+    """The fields of ``aggregator.config.HttpSettings`` this client reads."""
+
+    @property
+    def user_agent(self) -> str: ...
+    @property
+    def timeout(self) -> float: ...
+    @property
+    def connect_timeout(self) -> float: ...
+    @property
+    def max_body_bytes(self) -> int: ...
+    @property
+    def allow_private_networks(self) -> bool: ...
+    @property
+    def allowed_networks(self) -> tuple[str, ...] | list[str]: ...
+    @property
+    def proxy(self) -> str | None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Response:
+    """One fetch: the last hop's status, headers and decoded, capped body, plus the way there."""
+
+    url: str
+    final_url: str
+    status: int
+    headers: tuple[tuple[str, str], ...]  # lower-case names, repeats kept, in order
+    body: bytes
+    elapsed: float
+    redirects: tuple[str, ...] = ()  # each hop's target, in order; the last one is final_url
+    redirect_statuses: tuple[int, ...] = ()  # the status that led to each of ``redirects``
+
+    def header(self, name: str) -> str | None:
+        """A header's value; repeats are joined with ", " as RFC 9110 §5.3 allows."""
+        key = name.lower()
+        values = [v for k, v in self.headers if k == key]
+        return ", ".join(values) if values else None
+
+    @property
+    def permanent_redirect(self) -> str | None:
+        """Where the feed moved, if every hop was permanent (301/308); else None."""
+        if self.redirects and all(s in _PERMANENT for s in self.redirect_statuses):
+            return self.final_url
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class _Hop:
+    status: int
+    headers: tuple[tuple[str, str], ...]
+    body: bytes
+
+
+class HttpClient:
+    """One per service: pooled connections, the guard in the pool, the caps in :meth:`get`."""
+
+    def __init__(self, settings: HttpSettingsLike, *, resolver: Resolver | None = None) -> None:
+        self._settings = settings
+        self._backend = GuardedBackend(
+            guard=not settings.allow_private_networks,
+            allowed=parse_networks(settings.allowed_networks),
+            resolver=resolver,
+        )
+        # With a proxy the proxy connects, so the guard can only vet each hop's name beforehand.
+        self._preflight = settings.proxy is not None and not settings.allow_private_networks
+        self._client = httpx.AsyncClient(
+            transport=_transport(settings, self._backend),
+            trust_env=False,  # HTTP_PROXY & co. are ignored unless `proxy` is configured
+            follow_redirects=False,
+            timeout=httpx.Timeout(settings.timeout, connect=settings.connect_timeout),
+            headers={"User-Agent": settings.user_agent, "Accept-Encoding": "gzip, deflate"},
+            cookies=CookieJar(policy=DefaultCookiePolicy(allowed_domains=[])),  # keep none
+        )
+
+    async def get(
+        self,
+        url: str,
+        *,
+        etag: str | None = None,
+        last_modified: str | None = None,
+        accept: str | None = None,
+        max_bytes: int | None = None,
+    ) -> Response:
+        """GET ``url`` within the total deadline; conditional when validators are given."""
+        cap = self._settings.max_body_bytes if max_bytes is None else max_bytes
+        headers = _request_headers(etag, last_modified, accept)
+        deadline = self._settings.timeout
+        started = time.monotonic()
+        try:
+            async with asyncio.timeout(deadline):
+                return await self._follow(url, headers, cap, started)
+        except TimeoutError:
+            raise FetchError(f"total deadline of {deadline:g}s exceeded for {url}") from None
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+    async def __aenter__(self) -> HttpClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def _follow(
+        self, url: str, headers: dict[str, str], cap: int, started: float
+    ) -> Response:
+        """Follow redirects hop by hop so that each one is vetted and recorded."""
+        current = _checked(url, url)
+        seen = {str(current)}
+        targets: list[str] = []
+        statuses: list[int] = []
+        while True:
+            hop = await self._hop(current, headers, cap, url)
+            location = _location(hop)
+            if location is None:
+                return Response(
+                    url=url,
+                    final_url=str(current),
+                    status=hop.status,
+                    headers=hop.headers,
+                    body=hop.body,
+                    elapsed=time.monotonic() - started,
+                    redirects=tuple(targets),
+                    redirect_statuses=tuple(statuses),
+                )
+            if len(targets) >= MAX_REDIRECTS:
+                raise FetchError(f"too many redirects (more than {MAX_REDIRECTS}) for {url}")
+            current = _next_url(current, location, url)
+            if str(current) in seen:
+                raise FetchError(f"redirect loop at {current} for {url}")
+            seen.add(str(current))
+            targets.append(str(current))
+            statuses.append(hop.status)
+
+    async def _hop(self, target: httpx.URL, headers: dict[str, str], cap: int, url: str) -> _Hop:
+        where = _where(url, target)
+        try:
+            if self._preflight:
+                await self._backend.vetted_addresses(target.host, target.port or _port(target))
+            request = self._client.build_request("GET", target, headers=headers)
+            response = await self._client.send(request, stream=True)
+            try:
+                return await _read(response, cap, where)
+            finally:
+                await response.aclose()
+        except BlockedAddress as exc:
+            raise FetchError(f"blocked address {exc.address} ({exc.reason}) for {where}") from None
+        except (httpx.TimeoutException, httpcore.TimeoutException) as exc:
+            raise FetchError(f"{_timeout_kind(exc)} for {where}") from None
+        except (httpx.HTTPError, httpcore.NetworkError, httpcore.ProtocolError) as exc:
+            raise FetchError(f"network error ({_describe(exc)}) for {where}") from None
+
+
+def _transport(settings: HttpSettingsLike, backend: GuardedBackend) -> httpx.AsyncBaseTransport:
+    limits = httpx.Limits(max_connections=256, max_keepalive_connections=64)
+    if settings.proxy is not None:
+        return httpx.AsyncHTTPTransport(proxy=settings.proxy, trust_env=False, limits=limits)
+    return _GuardedTransport(backend, limits)
+
+
+class _GuardedTransport(httpx.AsyncHTTPTransport):
+    """httpx's transport with our network backend in its pool (httpx has no public hook)."""
+
+    def __init__(self, backend: GuardedBackend, limits: httpx.Limits) -> None:
+        super().__init__(trust_env=False, limits=limits)
+        self._pool = httpcore.AsyncConnectionPool(
+            ssl_context=httpx.create_ssl_context(trust_env=False),
+            max_connections=limits.max_connections,
+            max_keepalive_connections=limits.max_keepalive_connections,
+            keepalive_expiry=limits.keepalive_expiry,
+            network_backend=backend,
+        )
+
+
+async def _read(response: httpx.Response, cap: int, where: str) -> _Hop:
+    headers = tuple((k.lower(), v) for k, v in response.headers.multi_items())
+    hop = _Hop(response.status_code, headers, b"")
+    if _location(hop) is not None or response.status_code == 304:
+        return hop  # a redirect's body is never read: nothing in it is used
+    return _Hop(hop.status, headers, await _read_body(response, cap, where))
+
+
+async def _read_body(response: httpx.Response, cap: int, where: str) -> bytes:
+    """The decoded body, refused as soon as it would exceed ``cap`` bytes."""
+    encoding = response.headers.get("content-encoding", "")
+    try:
+        inflater = Inflater(encoding)
+    except InflateError as exc:
+        raise FetchError(f"{exc} for {where}") from None
+    declared = response.headers.get("content-length", "")
+    if inflater.identity and declared.isdigit() and int(declared) > cap:
+        raise FetchError(f"body of {int(declared)} bytes exceeds {_size(cap)} cap for {where}")
+    body = bytearray()
+    try:
+        async for chunk in response.aiter_raw():
+            body += inflater.feed(chunk, cap + 1 - len(body))
+            if len(body) > cap:
+                raise FetchError(f"body exceeds {_size(cap)} cap for {where}")
+    except InflateError as exc:
+        raise FetchError(f"{exc} for {where}") from None
+    return bytes(body)
+
+
+def _request_headers(
+    etag: str | None, last_modified: str | None, accept: str | None
+) -> dict[str, str]:
+    headers: dict[str, str] = {}
+    if etag:
+        headers["If-None-Match"] = etag
+    if last_modified:
+        headers["If-Modified-Since"] = last_modified
+    if accept:
+        headers["Accept"] = accept
+    return headers
+
+
+def _checked(raw: str, url: str) -> httpx.URL:
+    """Parse a URL and refuse anything but http(s) with a host."""
+    try:
+        parsed = httpx.URL(raw)
+    except (httpx.InvalidURL, TypeError, ValueError) as exc:
+        raise FetchError(f"invalid URL ({exc}) for {url}") from None
+    if parsed.scheme not in _SCHEMES:
+        what = "redirect to unsupported scheme" if raw != url else "unsupported scheme"
+        raise FetchError(f"{what} {parsed.scheme or '(none)'!r} for {url}")
+    if not parsed.host:
+        raise FetchError(f"invalid URL (no host) for {url}")
+    return parsed
+
+
+def _next_url(current: httpx.URL, location: str, url: str) -> httpx.URL:
+    try:
+        target = current.join(location.strip())
+    except (httpx.InvalidURL, TypeError, ValueError) as exc:
+        raise FetchError(f"invalid redirect Location {location!r} ({exc}) for {url}") from None
+    return _checked(str(target), url)
+
+
+def _location(hop: _Hop) -> str | None:
+    if hop.status not in _REDIRECTS:
+        return None
+    return next((v for k, v in hop.headers if k == "location" and v.strip()), None)
+
+
+def _where(url: str, target: httpx.URL) -> str:
+    hop = str(target)
+    return url if hop == url else f"{hop} (redirected from {url})"
+
+
+def _port(url: httpx.URL) -> int:
+    return 443 if url.scheme == "https" else 80
+
+
+def _timeout_kind(exc: Exception) -> str:
+    if isinstance(exc, httpx.ConnectTimeout | httpcore.ConnectTimeout):
+        return "connect timeout"
+    if isinstance(exc, httpx.PoolTimeout | httpcore.PoolTimeout):
+        return "timeout waiting for a connection"
+    return "read timeout"
+
+
+def _describe(exc: Exception) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
+
+
+def _size(n: int) -> str:
+    if n >= 2**20 and n % 2**20 == 0:
+        return f"{n // 2**20} MiB"
+    if n >= 1024 and n % 1024 == 0:
+        return f"{n // 1024} KiB"
+    return f"{n} bytes"
