@@ -80,6 +80,12 @@ class Response:
 
 
 @dataclass(frozen=True, slots=True)
+class _Cap:
+    limit: int
+    truncate: bool
+
+
+@dataclass(frozen=True, slots=True)
 class _Hop:
     status: int
     headers: tuple[tuple[str, str], ...]
@@ -115,9 +121,14 @@ class HttpClient:
         last_modified: str | None = None,
         accept: str | None = None,
         max_bytes: int | None = None,
+        truncate: bool = False,
     ) -> Response:
-        """GET ``url`` within the total deadline; conditional when validators are given."""
-        cap = self._settings.max_body_bytes if max_bytes is None else max_bytes
+        """GET ``url`` within the total deadline; conditional when validators are given.
+
+        A body over the cap raises, unless ``truncate`` asks for its first ``max_bytes`` instead
+        (robots.txt: RFC 9309 §2.5 parses the first 500 KiB).
+        """
+        cap = _Cap(self._settings.max_body_bytes if max_bytes is None else max_bytes, truncate)
         headers = _request_headers(etag, last_modified, accept)
         deadline = self._settings.timeout
         started = time.monotonic()
@@ -137,7 +148,7 @@ class HttpClient:
         await self.aclose()
 
     async def _follow(
-        self, url: str, headers: dict[str, str], cap: int, started: float
+        self, url: str, headers: dict[str, str], cap: _Cap, started: float
     ) -> Response:
         """Follow redirects hop by hop so that each one is vetted and recorded."""
         current = _checked(url, url)
@@ -167,7 +178,7 @@ class HttpClient:
             targets.append(str(current))
             statuses.append(hop.status)
 
-    async def _hop(self, target: httpx.URL, headers: dict[str, str], cap: int, url: str) -> _Hop:
+    async def _hop(self, target: httpx.URL, headers: dict[str, str], cap: _Cap, url: str) -> _Hop:
         where = _where(url, target)
         try:
             if self._preflight:
@@ -207,7 +218,7 @@ class _GuardedTransport(httpx.AsyncHTTPTransport):
         )
 
 
-async def _read(response: httpx.Response, cap: int, where: str) -> _Hop:
+async def _read(response: httpx.Response, cap: _Cap, where: str) -> _Hop:
     headers = tuple((k.lower(), v) for k, v in response.headers.multi_items())
     hop = _Hop(response.status_code, headers, b"")
     if _location(hop) is not None or response.status_code == 304:
@@ -215,22 +226,25 @@ async def _read(response: httpx.Response, cap: int, where: str) -> _Hop:
     return _Hop(hop.status, headers, await _read_body(response, cap, where))
 
 
-async def _read_body(response: httpx.Response, cap: int, where: str) -> bytes:
-    """The decoded body, refused as soon as it would exceed ``cap`` bytes."""
+async def _read_body(response: httpx.Response, cap: _Cap, where: str) -> bytes:
+    """The decoded body, refused (or cut) as soon as it would exceed the cap."""
     encoding = response.headers.get("content-encoding", "")
     try:
         inflater = Inflater(encoding)
     except InflateError as exc:
         raise FetchError(f"{exc} for {where}") from None
     declared = response.headers.get("content-length", "")
-    if inflater.identity and declared.isdigit() and int(declared) > cap:
-        raise FetchError(f"body of {int(declared)} bytes exceeds {_size(cap)} cap for {where}")
+    limit = cap.limit
+    if inflater.identity and declared.isdigit() and int(declared) > limit and not cap.truncate:
+        raise FetchError(f"body of {int(declared)} bytes exceeds {_size(limit)} cap for {where}")
     body = bytearray()
     try:
         async for chunk in response.aiter_raw():
-            body += inflater.feed(chunk, cap + 1 - len(body))
-            if len(body) > cap:
-                raise FetchError(f"body exceeds {_size(cap)} cap for {where}")
+            body += inflater.feed(chunk, limit + 1 - len(body))
+            if len(body) > limit and cap.truncate:
+                return bytes(body[:limit])
+            if len(body) > limit:
+                raise FetchError(f"body exceeds {_size(limit)} cap for {where}")
     except InflateError as exc:
         raise FetchError(f"{exc} for {where}") from None
     return bytes(body)

@@ -1,0 +1,217 @@
+"""Per-host politeness: a concurrency and spacing limiter, and a robots.txt cache (RFC 9309).
+
+Neither decides *whether* a feed is due (that is the polling policy); they only decide *when* a
+request may start and whether a page may be fetched at all. Clocks are injected; memory is bounded
+(idle hosts are forgotten, the robots cache holds a fixed number of sites).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+from protego import Protego
+
+from aggregator.errors import FetchError
+from aggregator.http import HttpClient, Response
+
+__all__ = ["ROBOTS_MAX_BYTES", "HostLimiter", "RobotsCache", "host_key"]
+
+Clock = Callable[[], float]
+Sleep = Callable[[float], Awaitable[None]]
+
+ROBOTS_MAX_BYTES = 500 * 1024  # RFC 9309 §2.5: parse at least the first 500 KiB
+ROBOTS_TTL = 86400.0  # RFC 9309 §2.4: do not use a cached copy for more than 24 hours
+ROBOTS_ERROR_TTL = 900.0  # an unreachable robots.txt is retried after 15 minutes
+
+
+def host_key(url: str) -> str:
+    """The politeness unit: the lower-case host name (ports and schemes share one site)."""
+    return (urlsplit(url).hostname or "").lower()
+
+
+@dataclass
+class _Host:
+    semaphore: asyncio.Semaphore
+    next_start: float = float("-inf")
+    users: int = 0
+
+
+class HostLimiter:
+    """At most ``concurrency`` requests in flight per host, starts at least ``delay`` apart."""
+
+    def __init__(
+        self,
+        concurrency: int = 2,
+        delay: float = 1.0,
+        *,
+        clock: Clock = time.monotonic,
+        sleep: Sleep = asyncio.sleep,
+    ) -> None:
+        self._concurrency = max(1, concurrency)
+        self._delay = max(0.0, delay)
+        self._clock = clock
+        self._sleep = sleep
+        self._hosts: dict[str, _Host] = {}
+        self._sweep_at = 256
+
+    @property
+    def tracked_hosts(self) -> int:
+        return len(self._hosts)
+
+    @asynccontextmanager
+    async def slot(self, url: str, *, delay: float | None = None) -> AsyncIterator[None]:
+        """Hold one of the host's slots; ``delay`` may raise the gap (e.g. a robots crawl-delay)."""
+        key = host_key(url)
+        host = self._host(key)
+        host.users += 1
+        try:
+            async with host.semaphore:
+                await self._space(host, self._delay if delay is None else max(delay, self._delay))
+                yield
+        finally:
+            host.users -= 1
+
+    async def _space(self, host: _Host, gap: float) -> None:
+        """Reserve the next start time before sleeping, so waiters queue up one gap apart."""
+        now = self._clock()
+        start = max(now, host.next_start)
+        host.next_start = start + gap
+        if start > now:
+            await self._sleep(start - now)
+
+    def _host(self, key: str) -> _Host:
+        host = self._hosts.get(key)
+        if host is None:
+            if len(self._hosts) >= self._sweep_at:
+                self._forget_idle()
+            host = self._hosts[key] = _Host(asyncio.Semaphore(self._concurrency))
+        return host
+
+    def _forget_idle(self) -> None:
+        """Drop hosts with nothing in flight whose gap has passed: they carry no state."""
+        now = self._clock()
+        for key in [k for k, h in self._hosts.items() if h.users == 0 and h.next_start <= now]:
+            del self._hosts[key]
+        self._sweep_at = max(256, 2 * len(self._hosts))
+
+
+@dataclass(frozen=True, slots=True)
+class _Rules:
+    """One site's robots.txt verdict: a parser, or allow/deny everything."""
+
+    expires: float
+    parser: Protego | None = None
+    allow_all: bool = False
+    reason: str = field(default="", compare=False)
+
+    def allowed(self, url: str, user_agent: str) -> bool:
+        if self.parser is None:
+            return self.allow_all
+        return bool(self.parser.can_fetch(url, user_agent))
+
+    def crawl_delay(self, user_agent: str) -> float | None:
+        if self.parser is None:
+            return None
+        delay = self.parser.crawl_delay(user_agent)
+        return float(delay) if delay is not None else None
+
+
+class RobotsCache:
+    """robots.txt per site, fetched through the guarded client, cached with a TTL (RFC 9309).
+
+    2xx: parsed with protego. 4xx: no rules, everything allowed (§2.3.1.3). 5xx, 429 and network
+    errors: the site is "unreachable", everything disallowed for a while (§2.3.1.4), unless an
+    earlier good copy is still at hand, which is then kept.
+    """
+
+    def __init__(
+        self,
+        http: HttpClient,
+        user_agent: str,
+        *,
+        limiter: HostLimiter | None = None,
+        ttl: float = ROBOTS_TTL,
+        error_ttl: float = ROBOTS_ERROR_TTL,
+        max_sites: int = 2048,
+        clock: Clock = time.monotonic,
+    ) -> None:
+        self._http = http
+        self._user_agent = user_agent
+        self._limiter = limiter
+        self._ttl, self._error_ttl = ttl, error_ttl
+        self._max_sites = max_sites
+        self._clock = clock
+        self._cache: OrderedDict[str, _Rules] = OrderedDict()
+        self._inflight: dict[str, asyncio.Future[_Rules]] = {}
+
+    async def allowed(self, url: str, user_agent: str | None = None) -> bool:
+        """May ``url`` be fetched? The robots.txt URL itself always may (§2.2.2 implies it)."""
+        if urlsplit(url).path == "/robots.txt":
+            return True
+        rules = await self._rules(url)
+        return rules.allowed(url, user_agent or self._user_agent)
+
+    async def crawl_delay(self, url: str, user_agent: str | None = None) -> float | None:
+        """The site's Crawl-delay for us, if its robots.txt gives one (not in RFC 9309)."""
+        rules = await self._rules(url)
+        return rules.crawl_delay(user_agent or self._user_agent)
+
+    async def _rules(self, url: str) -> _Rules:
+        origin = _origin(url)
+        cached = self._cache.get(origin)
+        if cached is not None and cached.expires > self._clock():
+            return cached
+        future = self._inflight.get(origin)
+        if future is None:
+            future = asyncio.ensure_future(self._load(origin, cached))
+            self._inflight[origin] = future
+            future.add_done_callback(lambda _: self._inflight.pop(origin, None))
+        return await asyncio.shield(future)  # one caller giving up must not cancel the others
+
+    async def _load(self, origin: str, previous: _Rules | None) -> _Rules:
+        rules = await self._fetch(origin, previous)
+        self._cache[origin] = rules
+        self._cache.move_to_end(origin)
+        while len(self._cache) > self._max_sites:
+            self._cache.popitem(last=False)
+        return rules
+
+    async def _fetch(self, origin: str, previous: _Rules | None) -> _Rules:
+        url = origin + "/robots.txt"
+        try:
+            if self._limiter is None:
+                response = await self._get(url)
+            else:
+                async with self._limiter.slot(url):
+                    response = await self._get(url)
+        except FetchError as exc:
+            return self._unreachable(previous, str(exc))
+        now = self._clock()
+        if 200 <= response.status < 300:
+            text = response.body.decode("utf-8", errors="replace")
+            return _Rules(now + self._ttl, parser=Protego.parse(text), reason="parsed")
+        if 400 <= response.status < 500 and response.status != 429:
+            return _Rules(now + self._ttl, allow_all=True, reason=f"HTTP {response.status}")
+        return self._unreachable(previous, f"HTTP {response.status}")
+
+    async def _get(self, url: str) -> Response:
+        return await self._http.get(
+            url, accept="text/plain", max_bytes=ROBOTS_MAX_BYTES, truncate=True
+        )
+
+    def _unreachable(self, previous: _Rules | None, reason: str) -> _Rules:
+        expires = self._clock() + self._error_ttl
+        if previous is not None and previous.parser is not None:
+            return _Rules(expires, parser=previous.parser, reason=f"kept after {reason}")
+        return _Rules(expires, allow_all=False, reason=f"unreachable: {reason}")
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc.rsplit('@', 1)[-1]}".lower()
