@@ -1,0 +1,298 @@
+"""The ``aggregator`` command: parses arguments, calls the service or the store, prints results.
+
+Errors of the project's tree become one line on stderr and an exit status, never a traceback:
+0 success, 1 some feeds or pages failed (the rest was done), 2 usage or configuration error,
+3 storage error (database or export file).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import signal
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, NoReturn
+
+import click
+
+from aggregator import views
+from aggregator.config import Settings, load_settings, parse_duration
+from aggregator.errors import ArchiverError, ConfigError, StorageError
+from storage.records import ExportFilter
+from storage.store import Store
+
+EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, EXIT_STORAGE = 0, 1, 2, 3
+log = logging.getLogger("aggregator")
+
+
+def fail(exc: ArchiverError) -> NoReturn:
+    click.echo(str(exc), err=True)
+    if isinstance(exc, StorageError):
+        sys.exit(EXIT_STORAGE)
+    sys.exit(EXIT_USAGE if isinstance(exc, ConfigError) else EXIT_PARTIAL)
+
+
+class App:
+    """What the options of the command group say; settings are loaded on first use."""
+
+    def __init__(self, config: str | None, database: str | None) -> None:
+        self.config_path = config
+        self.database = database
+        self._settings: Settings | None = None
+
+    @property
+    def settings(self) -> Settings:
+        if self._settings is None:
+            if self.config_path is None:
+                self._settings = Settings()
+            else:
+                self._settings = load_settings(self.config_path)
+            if self.database:
+                self._settings = self._settings.model_copy(update={"database": self.database})
+        return self._settings
+
+    def require_config(self) -> Settings:
+        if self.config_path is None:
+            raise ConfigError("no configuration: pass --config FILE or set AGGREGATOR_CONFIG")
+        return self.settings
+
+    @contextmanager
+    def store(self) -> Iterator[Store]:
+        store = Store.open(self.settings.database)
+        try:
+            yield store
+        finally:
+            store.close()
+
+
+pass_app = click.make_pass_decorator(App)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.option("--config", "-c", envvar="AGGREGATOR_CONFIG", type=click.Path(dir_okay=False),
+              help="The YAML configuration file (or $AGGREGATOR_CONFIG).")
+@click.option("--database", envvar="AGGREGATOR_DATABASE", metavar="URL",
+              help="Overrides the configuration's database (or $AGGREGATOR_DATABASE).")
+@click.option("-v", "--verbose", count=True, help="More logging (-vv for debug).")
+@click.version_option(package_name="feed-archiver")
+@click.pass_context
+def cli(ctx: click.Context, config: str | None, database: str | None, verbose: int) -> None:
+    """Archive what news feeds publish: poll, fetch articles, deduplicate, export."""
+    level = (logging.WARNING, logging.INFO, logging.DEBUG)[min(verbose, 2)]
+    if ctx.invoked_subcommand == "run":
+        level = min(level, logging.INFO)
+    logging.basicConfig(level=level, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    ctx.obj = App(config, database)
+
+
+@cli.command("check-config")
+@pass_app
+def check_config(app: App) -> None:
+    """Validate the configuration and say what it contains."""
+    try:
+        settings = app.require_config()
+        from aggregator.extract import SiteRules
+
+        SiteRules.load(settings.sites)
+    except ArchiverError as exc:
+        fail(exc)
+    click.echo(f"{app.config_path}: ok, {len(settings.feeds)} feeds, database {settings.database}")
+
+
+@cli.command()
+@click.option("--once", is_flag=True, default=True, help="Poll every feed once and exit (default).")
+@pass_app
+def poll(app: App, once: bool) -> None:
+    """Poll every configured feed once, fetch the new articles, print a summary.
+
+    Exit status: 0 when every feed was polled (new or not modified), 1 when some failed.
+    """
+    from aggregator.service import Service
+
+    try:
+        settings = app.require_config()
+        with app.store() as store:
+            store.sync_feeds(settings.feed_configs(), datetime.now(UTC))
+            with views.progress(sys.stderr.isatty()) as report:
+                totals = asyncio.run(Service(settings, store).poll_once(report))
+    except ArchiverError as exc:
+        fail(exc)
+    click.echo(views.summary(totals))
+    sys.exit(EXIT_PARTIAL if totals.failed else EXIT_OK)
+
+
+@cli.command()
+@pass_app
+def run(app: App) -> None:
+    """Run the service until SIGTERM or Ctrl-C; in-flight polls finish or are abandoned whole."""
+    from aggregator.service import Service
+
+    try:
+        settings = app.require_config()
+        with app.store() as store:
+            store.sync_feeds(settings.feed_configs(), datetime.now(UTC))
+            asyncio.run(_serve(Service(settings, store)))
+    except ArchiverError as exc:
+        fail(exc)
+    log.info("stopped")
+
+
+async def _serve(service: Any) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await service.run(stop)
+
+
+@cli.group(invoke_without_command=True)
+@click.option("--json", "as_json", is_flag=True, help="JSON for scripts.")
+@click.pass_context
+def feeds(ctx: click.Context, as_json: bool) -> None:
+    """List feeds: last poll, result, next poll and why, items, last error."""
+    if ctx.invoked_subcommand is not None:
+        return
+    app = ctx.find_object(App)
+    assert app is not None
+    try:
+        with app.store() as store:
+            rows = store.list_feeds()
+    except ArchiverError as exc:
+        fail(exc)
+    views.print_feeds(rows, as_json)
+
+
+@feeds.command("show")
+@click.argument("url")
+@click.option("--json", "as_json", is_flag=True, help="JSON for scripts.")
+@pass_app
+def feeds_show(app: App, url: str, as_json: bool) -> None:
+    """Explain one feed's state: last results, next poll time and the reason."""
+    try:
+        with app.store() as store:
+            feed = store.get_feed(url)
+    except ArchiverError as exc:
+        fail(exc)
+    if feed is None:
+        click.echo(f"feeds: no feed {url} in the archive", err=True)
+        sys.exit(EXIT_USAGE)
+    views.print_feed(feed, as_json)
+
+
+def parse_time(value: str | None) -> datetime | None:
+    """ISO 8601 (a date, or a time with or without offset: UTC if none) or an age like 7d."""
+    if value is None:
+        return None
+    try:
+        return datetime.now(UTC) - timedelta(seconds=parse_duration(value))
+    except ValueError:
+        pass
+    try:
+        when = datetime.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter(f"{value!r}: use ISO 8601 (2024-05-01T12:00+02:00) or an age (7d)")
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
+
+
+@cli.command()
+@click.option("--format", "fmt", type=click.Choice(["json", "jsonl"]), default="jsonl",
+              show_default=True)
+@click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path),
+              help="Written atomically; standard output when absent.")
+@click.option("--feed", "feed_url", metavar="URL", help="Only items this feed carried.")
+@click.option("--since", metavar="T", help="Items added or changed at or after T (ISO 8601 or 7d).")
+@click.option("--until", metavar="T", help="... and before T.")
+@pass_app
+def export(app: App, fmt: str, output: Path | None, feed_url: str | None, since: str | None,
+           until: str | None) -> None:
+    """Export the archive as JSON or JSON Lines (see docs/export-format.md)."""
+    from storage.export import write_export
+
+    flt = ExportFilter(feed_url=feed_url, since=parse_time(since), until=parse_time(until))
+    try:
+        with app.store() as store:
+            count = write_export(store, output, fmt, flt)
+    except ArchiverError as exc:
+        fail(exc)
+    if output is not None:
+        click.echo(f"exported {count} items to {output}", err=True)
+
+
+@cli.command("import")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@pass_app
+def import_(app: App, file: Path) -> None:
+    """Load an export back; importing the same file twice changes nothing."""
+    from storage.export import read_export
+
+    try:
+        with app.store() as store:
+            summary = store.import_items(read_export(file))
+    except ArchiverError as exc:
+        fail(exc)
+    click.echo(views.import_summary(summary))
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="JSON for scripts.")
+@pass_app
+def stats(app: App, as_json: bool) -> None:
+    """Items, sightings, duplicates folded, revisions, captures and their compression."""
+    try:
+        with app.store() as store:
+            figures = store.stats()
+    except ArchiverError as exc:
+        fail(exc)
+    views.print_stats(figures, as_json)
+
+
+@cli.command()
+@click.argument("source")
+@click.option("--url", help="The page's URL, when SOURCE is a saved file.")
+@click.option("--json", "as_json", is_flag=True, help="Print the article as the export has it.")
+@pass_app
+def extract(app: App, source: str, url: str | None, as_json: bool) -> None:
+    """Show what the extractor makes of one page (URL or saved FILE) and where each field came from."""
+    from aggregator.extract import SiteRules, article_to_dict
+    from aggregator.tools import load_page
+
+    try:
+        settings = app.settings
+        html, page_url = asyncio.run(load_page(source, url, settings.http))
+        from aggregator.extract import extract as run_extract
+
+        article = run_extract(html, page_url, SiteRules.load(settings.sites))
+    except ArchiverError as exc:
+        fail(exc)
+    if as_json:
+        click.echo(json.dumps(article_to_dict(article), ensure_ascii=False, indent=2))
+    else:
+        views.print_article(article)
+
+
+@cli.command()
+@click.option("--feed", "feed_url", metavar="URL", help="Only this feed's items.")
+@click.option("--since", metavar="T", help="Only pages fetched at or after T.")
+@pass_app
+def reextract(app: App, feed_url: str | None, since: str | None) -> None:
+    """Re-run extraction over archived pages; a new revision only where the result changed."""
+    from aggregator.tools import reextract_all
+
+    try:
+        settings = app.settings
+        with app.store() as store:
+            seen, changed, failed = reextract_all(store, settings, feed_url, parse_time(since))
+    except ArchiverError as exc:
+        fail(exc)
+    click.echo(f"re-extracted {seen} pages: {changed} changed, {failed} failed")
+
+
+def main() -> None:
+    cli(prog_name="aggregator")

@@ -1,0 +1,125 @@
+"""How the CLI shows things: rich tables and progress on a terminal, JSON for scripts."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from datetime import datetime
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from storage.records import Article, FeedState
+
+
+def iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def feed_dict(feed: FeedState) -> dict[str, Any]:
+    """A feed as ``feeds --json`` prints it: times in ISO 8601, the next poll with its reason."""
+    out: dict[str, Any] = {}
+    for f in dataclasses.fields(feed):
+        value = getattr(feed, f.name)
+        out[f.name] = iso(value) if isinstance(value, datetime) else value
+    out["tags"] = list(feed.tags)
+    return out
+
+
+def print_feeds(feeds: list[FeedState], as_json: bool) -> None:
+    if as_json:
+        click.echo(json.dumps([feed_dict(f) for f in feeds], ensure_ascii=False, indent=2))
+        return
+    table = Table("feed", "last poll", "result", "next poll", "why", "items", "last error")
+    for feed in feeds:
+        table.add_row(
+            feed.title or feed.url if feed.active else f"{feed.url} (not in config)",
+            _short(feed.last_polled),
+            _result(feed),
+            "stopped" if feed.gone else _short(feed.next_check),
+            feed.next_reason,
+            str(feed.item_count),
+            (feed.last_error or "")[:80],
+        )
+    Console(soft_wrap=False).print(table)
+
+
+def print_feed(feed: FeedState, as_json: bool) -> None:
+    data = feed_dict(feed)
+    if as_json:
+        click.echo(json.dumps(data, ensure_ascii=False, indent=2))
+        return
+    width = max(len(k) for k in data)
+    for key, value in data.items():
+        click.echo(f"{key:<{width}}  {'' if value is None else value}")
+
+
+def _short(value: datetime | None) -> str:
+    return value.strftime("%Y-%m-%d %H:%M:%S") if value else "never"
+
+
+def _result(feed: FeedState) -> str:
+    if feed.last_status is None:
+        return ""
+    code = f" {feed.last_http_status}" if feed.last_http_status else ""
+    return f"{feed.last_status}{code}"
+
+
+def summary(totals: Any) -> str:
+    line = (
+        f"feeds: {totals.ok} ok, {totals.not_modified} not modified, {totals.failed} failed; "
+        f"{totals.new_items} new items"
+    )
+    if totals.articles_ok or totals.articles_failed:
+        line += f"; articles: {totals.articles_ok} fetched, {totals.articles_failed} failed"
+    return line
+
+
+def import_summary(summary: Any) -> str:
+    fields = dataclasses.asdict(summary) if dataclasses.is_dataclass(summary) else dict(summary)
+    return "imported: " + ", ".join(f"{v} {k.replace('_', ' ')}" for k, v in fields.items())
+
+
+def print_stats(figures: Mapping[str, Any], as_json: bool) -> None:
+    if as_json:
+        click.echo(json.dumps(figures, ensure_ascii=False, indent=2, default=str))
+        return
+    table = Table("figure", "value")
+    for key, value in figures.items():
+        table.add_row(key.replace("_", " "), f"{value:,}" if isinstance(value, int) else str(value))
+    Console().print(table)
+
+
+def print_article(article: Article) -> None:
+    sources = dict(article.sources)
+    for name in ("title", "published", "modified", "authors", "language", "canonical_url",
+                 "image", "dateline"):
+        value = getattr(article, name)
+        if isinstance(value, datetime):
+            value = value.isoformat()
+        elif isinstance(value, tuple):
+            value = ", ".join(value)
+        origin = f"  [{sources[name]}]" if name in sources else ""
+        click.echo(f"{name:<14}{value if value not in (None, '') else '-'}{origin}")
+    click.echo(f"{'text':<14}[{sources.get('text', '?')}] {len(article.text)} characters")
+    click.echo(f"{'extractor':<14}{article.extractor}\n")
+    click.echo(article.text)
+
+
+@contextmanager
+def progress(enabled: bool) -> Iterator[Callable[[int, int], None]]:
+    """A progress bar on a terminal; nothing when output goes to a file or a pipe."""
+    if not enabled:
+        yield lambda done, total: None
+        return
+    bar = Progress(TextColumn("polling"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                   console=Console(file=sys.stderr), transient=True)
+    task = bar.add_task("poll", total=None)
+    with bar:
+        yield lambda done, total: bar.update(task, completed=done, total=total)

@@ -1,0 +1,53 @@
+"""Imports point one way (aggregator → storage), and I/O stays in the few modules that own it."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).parent.parent
+PURE = ["aggregator/feeds.py", "aggregator/policy.py", "aggregator/extract", "aggregator/config.py",
+        "storage/records.py", "storage/identity.py"]
+HTTP_OWNERS = {"aggregator/http.py", "aggregator/netguard.py"}
+
+
+def modules(*roots: str) -> list[Path]:
+    found: list[Path] = []
+    for root in roots:
+        path = ROOT / root
+        found.extend(sorted(path.rglob("*.py")) if path.is_dir() else [path] if path.exists() else [])
+    return found
+
+
+def imported(path: Path) -> set[str]:
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            names.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module.split(".")[0])
+    return names
+
+
+@pytest.mark.parametrize("path", modules("storage"), ids=lambda p: str(p.relative_to(ROOT)))
+def test_storage_never_imports_aggregator(path: Path) -> None:
+    assert "aggregator" not in imported(path)
+
+
+@pytest.mark.parametrize("path", modules(*PURE), ids=lambda p: str(p.relative_to(ROOT)))
+def test_pure_modules_do_no_io(path: Path) -> None:
+    assert not imported(path) & {"httpx", "httpcore", "sqlalchemy", "psycopg", "socket"}
+
+
+@pytest.mark.parametrize("path", modules("aggregator", "storage"),
+                         ids=lambda p: str(p.relative_to(ROOT)))
+def test_only_the_http_client_imports_httpx(path: Path) -> None:
+    if str(path.relative_to(ROOT)) not in HTTP_OWNERS:
+        assert not imported(path) & {"httpx", "httpcore"}
+
+
+def test_records_are_stdlib_only() -> None:
+    allowed = {"__future__", "dataclasses", "datetime"}
+    assert imported(ROOT / "storage" / "records.py") <= allowed
