@@ -246,10 +246,13 @@ async def fetch_article(ctx: Context, pending: PendingArticle) -> ArticleResult:
     content and the page is tried again later, backing off."""
     now = ctx.clock()
     retry = now + timedelta(seconds=min(ARTICLE_RETRY_CAP, ARTICLE_RETRY_BASE * 2**pending.attempts))
-    if ctx.robots is not None and not await ctx.robots.allowed(pending.url):
-        return ArticleResult(error=f"fetch: robots.txt disallows {pending.url}", next_try=retry)
+    delay = None
+    if ctx.robots is not None:
+        if not await ctx.robots.allowed(pending.url):
+            return ArticleResult(error=f"fetch: robots.txt disallows {pending.url}", next_try=retry)
+        delay = await ctx.robots.crawl_delay(pending.url)
     try:
-        async with ctx.limiter.slot(pending.url):
+        async with ctx.limiter.slot(pending.url, delay=delay):
             response = await ctx.http.get(pending.url, accept=PAGE_ACCEPT)
     except FetchError as exc:
         return ArticleResult(error=str(exc), next_try=retry)

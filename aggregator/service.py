@@ -75,7 +75,8 @@ async def open_context(
     """The clients a poll needs, closed on exit."""
     http = HttpClient(settings.http)
     limiter = HostLimiter(settings.http.per_host_concurrency, settings.http.per_host_delay)
-    robots = RobotsCache(http, settings.http.user_agent) if settings.http.respect_robots else None
+    robots = (RobotsCache(http, settings.http.user_agent, limiter=limiter)
+              if settings.http.respect_robots else None)
     try:
         yield Context(
             store=store,
