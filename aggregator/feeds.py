@@ -1,0 +1,163 @@
+"""Parses feed bytes (RSS 0.9x/1.0/2.0, Atom 0.3/1.0, JSON Feed 1.0/1.1) into plain values; no I/O.
+
+Synchronous and CPU-heavy: the service runs ``parse_feed`` in a worker thread or process.
+XML passes through :mod:`aggregator.xmlsafety` before feedparser ever sees it (DESIGN.md
+decision 5); HTML in summaries and content is kept raw, sanitizing is nh3's job elsewhere.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+import feedparser
+
+from aggregator.errors import ParseError
+from aggregator.feedmodel import (
+    MAX_ENTRIES,
+    MAX_SHORT,
+    MAX_TITLE,
+    ParsedFeed,
+    RawDate,
+    authors_of,
+    clean_link,
+    clean_text,
+    finish_entries,
+    join_warnings,
+    parse_date,
+    rekey_by_link,
+)
+from aggregator.jsonfeed import parse_json_feed
+from aggregator.xmlsafety import UnsafeXml, looks_like_html, prepare_xml
+from storage.records import Entry
+
+__all__ = ["ParsedFeed", "parse_feed", "rekey_by_link"]
+
+
+def parse_feed(
+    body: bytes, url: str, headers: Mapping[str, str], now: datetime | None = None
+) -> ParsedFeed:
+    """Read one feed document. Raises ParseError ("parse: … for <url>") and nothing else.
+
+    ``now``, when given, drops dates more than a day in the future (a wrong clock or a typo in
+    the feed; the entry is kept, its date is not). Without it dates are kept as written.
+    """
+    try:
+        if _is_json(body, headers):
+            return parse_json_feed(_load_json(body, url), url, now)
+        return _parse_xml(body, url, headers, now)
+    except ParseError:
+        raise
+    except (RecursionError, MemoryError) as exc:
+        kind = type(exc).__name__
+        raise ParseError(f"document too deeply nested or too large ({kind}) for {url}") from None
+    except Exception as exc:  # a parser bug on hostile bytes must still be a ParseError
+        raise ParseError(f"{type(exc).__name__}: {str(exc)[:200]} for {url}") from exc
+
+
+def _is_json(body: bytes, headers: Mapping[str, str]) -> bool:
+    """The first non-space byte decides; the content type only when that byte says nothing."""
+    start = body[:64].lstrip(b"\xef\xbb\xbf \t\r\n")[:1]
+    if start in (b"{", b"["):
+        return True
+    if start == b"<":
+        return False
+    content_type = next((v for k, v in headers.items() if k.lower() == "content-type"), "")
+    return "json" in content_type.lower()
+
+
+def _load_json(body: bytes, url: str) -> object:
+    try:
+        return json.loads(body)
+    except RecursionError:
+        raise ParseError(f"JSON nested too deeply for {url}") from None
+    except (ValueError, UnicodeError) as exc:  # JSONDecodeError is a ValueError
+        raise ParseError(f"invalid JSON ({str(exc)[:120]}) for {url}") from None
+
+
+def _parse_xml(
+    body: bytes, url: str, headers: Mapping[str, str], now: datetime | None
+) -> ParsedFeed:
+    if looks_like_html(body):
+        raise ParseError(f"not a feed (an HTML page) for {url}")
+    try:
+        prepared = prepare_xml(body, headers, MAX_ENTRIES)
+    except UnsafeXml as exc:
+        raise ParseError(f"{exc} for {url}") from None
+    result = _feedparser(prepared.data, headers)
+    bozo = _bozo_message(result)
+    if not result.get("version") and not result.entries:
+        raise ParseError(f"not a feed ({bozo or 'no RSS, Atom or RDF root'}) for {url}")
+    if bozo and not result.entries:
+        raise ParseError(f"{bozo}, and no entries could be read, for {url}")
+    entries, unreliable, dup_note = finish_entries([_entry(e, url, now) for e in result.entries])
+    return ParsedFeed(
+        title=clean_text(result.feed.get("title"), MAX_TITLE),
+        link=clean_link(result.feed.get("link"), url),
+        ttl=_ttl(result.feed.get("ttl")),
+        entries=entries,
+        warning=join_warnings(*prepared.warnings, bozo, dup_note),
+        guids_unreliable=unreliable,
+    )
+
+
+def _feedparser(data: bytes, headers: Mapping[str, str]) -> Any:
+    """Run feedparser on prepared UTF-8 bytes, wrapped in BytesIO: feedparser opens a bytes
+    argument as a local file path if one exists by that name."""
+    language = next((v for k, v in headers.items() if k.lower() == "content-language"), None)
+    response_headers = {"content-type": "application/xml; charset=utf-8"}
+    if language:
+        response_headers["content-language"] = language
+    return feedparser.parse(
+        io.BytesIO(data),
+        response_headers=response_headers,
+        sanitize_html=False,
+        resolve_relative_uris=False,
+    )
+
+
+def _bozo_message(result: Any) -> str | None:
+    if not result.get("bozo"):
+        return None
+    exc = result.get("bozo_exception")
+    return f"malformed XML: {str(exc)[:200] or type(exc).__name__}"
+
+
+def _ttl(value: object) -> float | None:
+    """RSS <ttl> is in minutes; a missing, negative or absurd one means nothing."""
+    try:
+        minutes = float(str(value).strip())
+    except ValueError:
+        return None
+    return minutes * 60 if 0 < minutes < 10**7 else None
+
+
+def _entry(item: Any, base: str, now: datetime | None) -> Entry:
+    contents = [c.get("value") for c in item.get("content") or () if isinstance(c, Mapping)]
+    texts = [c for c in contents if isinstance(c, str)]
+    return Entry(
+        key="",
+        guid=clean_text(item.get("id"), MAX_SHORT),
+        url=clean_link(item.get("link"), base),
+        title=clean_text(item.get("title"), MAX_TITLE),
+        summary=clean_text(item.get("summary")),
+        content_html=clean_text(max(texts, key=len)) if texts else None,
+        authors=authors_of(_author_names(item)),
+        published=parse_date(_raw(item, "published"), now),
+        updated=parse_date(_raw(item, "updated"), now),
+    )
+
+
+def _author_names(item: Any) -> list[object]:
+    people = [a.get("name") for a in item.get("authors") or () if isinstance(a, Mapping)]
+    return people if any(people) else [item.get("author")]
+
+
+def _raw(item: Any, field: str) -> RawDate:
+    """Plain dict lookups: feedparser's ``updated`` silently falls back to ``published``."""
+    text = dict.get(item, field)
+    parsed = dict.get(item, field + "_parsed")
+    return RawDate(text if isinstance(text, str) else None, parsed)
