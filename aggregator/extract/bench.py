@@ -1,0 +1,25 @@
+"""Adapter for the extraction scorer (bench/extraction/score.py): (html, url) → dict; no I/O."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aggregator.errors import ExtractError
+from aggregator.extract.article import extract
+from aggregator.extract.rules import SiteRules
+
+_RULES = SiteRules.load()  # the shipped presets, loaded once: the scorer calls per page
+
+
+def score_page(html: str, url: str | None) -> dict[str, Any]:
+    """What the scorer compares: text, title, date (ISO 8601) and authors."""
+    try:
+        article = extract(html, url or "https://example.invalid/", _RULES)
+    except ExtractError:
+        return {"text": "", "title": None, "date": None, "authors": []}
+    return {
+        "text": article.text,
+        "title": article.title,
+        "date": article.published.isoformat() if article.published else None,
+        "authors": list(article.authors),
+    }

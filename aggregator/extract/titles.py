@@ -1,0 +1,96 @@
+"""Choose the headline among a page's title candidates and strip outlet names; pure string work."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Sequence
+
+GENERIC = "generic"
+MAX_TITLE = 1000  # a 64 KB <title> is an attack or an accident, never a headline
+_SEPARATORS = re.compile(r"\s+(?:[|•·»«/:]|::|-{1,2}|[–—])\s+")
+_SPACE = re.compile(r"\s+")
+
+
+def normalize(text: str) -> str:
+    """Case- and punctuation-blind form for comparing candidates."""
+    text = unicodedata.normalize("NFKC", text).casefold()
+    return " ".join(re.findall(r"\w+", text))
+
+
+def clean(text: str) -> str:
+    return _SPACE.sub(" ", text).strip()[:MAX_TITLE]
+
+
+def strip_site_name(title: str, site_names: Sequence[str], host: str) -> str:
+    """Drop a leading or trailing segment that names the outlet ("Headline | Outlet")."""
+    parts = _SEPARATORS.split(title)
+    if len(parts) < 2:
+        return title
+    names = {normalize(n) for n in site_names if n} | _host_names(host)
+    names.discard("")
+    for index in (-1, 0):
+        part = normalize(parts[index])
+        if part and (part in names or any(_names_match(part, n) for n in names)):
+            rest = parts[:-1] if index == -1 else parts[1:]
+            return _rejoin(title, rest)
+    return title
+
+
+def _names_match(part: str, name: str) -> bool:
+    """"The Outlet" / "outlet com" / "Outlet.com" all name the outlet "Outlet"."""
+    squashed, bare = part.replace(" ", ""), name.replace(" ", "")
+    if squashed.startswith("the"):
+        squashed = squashed[3:]
+    if squashed == bare:
+        return True
+    return len(bare) > 3 and squashed.startswith(bare) and len(squashed) - len(bare) <= 4
+
+
+def _host_names(host: str) -> set[str]:
+    labels = [label for label in host.lower().split(".") if label not in ("www", "amp", "m")]
+    if len(labels) >= 2:
+        return {labels[-2], " ".join(labels[-2:]), normalize(".".join(labels))}
+    return set()
+
+
+def _rejoin(title: str, parts: list[str]) -> str:
+    """Put the remaining segments back with the separators the page used."""
+    first, last = parts[0], parts[-1]
+    start = title.find(first)
+    end = title.rfind(last) + len(last)
+    return title[start:end].strip() if start >= 0 and end > start else " - ".join(parts)
+
+
+def choose(
+    candidates: Sequence[tuple[str, str]],
+    headings: Sequence[str],
+    site_names: Sequence[str],
+    host: str,
+) -> tuple[str, str] | None:
+    """(title, source): the <h1> that matches a stated title, else the best stated title."""
+    stated = [(strip_site_name(clean(t), site_names, host), s) for t, s in candidates if clean(t)]
+    stated = [(t, s) for t, s in stated if t]
+    for heading in (clean(h) for h in headings):
+        match = _matching(heading, stated)
+        if match is not None:
+            return heading, match
+    if stated:
+        return stated[0]
+    if len(headings) == 1 and clean(headings[0]):
+        return clean(headings[0]), GENERIC
+    return None
+
+
+def _matching(heading: str, stated: Sequence[tuple[str, str]]) -> str | None:
+    """The source of a stated title this heading confirms (equal, or a truncated prefix)."""
+    key = normalize(heading)
+    if len(key) < 3:
+        return None
+    for title, source in stated:
+        other = normalize(title)
+        if other == key or (len(other) >= 20 and key.startswith(other)):
+            return source
+        if any(normalize(part) == key for part in _SEPARATORS.split(title)):
+            return source  # "Headline | Section | Outlet" with an unknown outlet name
+    return None
