@@ -1,1 +1,1 @@
-"""The archive: database, deduplication, revisions, captures, export and import. Never imports aggregator."""
+"""The archive: database, dedup, revisions, captures, export, import. Never imports aggregator."""

@@ -1,0 +1,91 @@
+"""Raw HTTP bodies kept for provenance and re-extraction: zstd-compressed, one blob per sha256.
+
+A capture row is metadata (what was asked, where it ended, status, headers, when); its body is
+a blob shared by every capture with the same bytes, so a feed that sends the same document
+again costs one row, not another copy.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime
+from typing import Any
+
+import zstandard
+from sqlalchemy import Connection, select
+
+from storage.dialect import insert
+from storage.identity import sha256_bytes
+from storage.records import Capture
+from storage.tables import blobs, captures, feeds, sightings
+
+CODEC = "zstd"
+LEVEL = 6  # pages shrink about 5x here; higher levels cost CPU in the poll's write path
+
+
+def store_blob(conn: Connection, body: bytes) -> str:
+    digest = sha256_bytes(body)
+    exists = conn.execute(select(blobs.c.sha256).where(blobs.c.sha256 == digest)).first()
+    if exists is None:
+        packed = zstandard.ZstdCompressor(level=LEVEL).compress(body)
+        row = {"sha256": digest, "codec": CODEC, "body": packed, "raw_size": len(body),
+               "stored_size": len(packed)}  # fmt: skip
+        conn.execute(insert(conn, blobs).values(**row).on_conflict_do_nothing())
+    return digest
+
+
+def add(conn: Connection, cap: Capture, item_id: int | None, feed_id: int | None) -> None:
+    """Store one capture; storing the same response twice is a no-op."""
+    digest = store_blob(conn, cap.body)
+    row = {
+        "kind": cap.kind, "url": cap.url, "final_url": cap.final_url, "status": cap.status,
+        "headers": [list(h) for h in cap.headers], "fetched_at": cap.fetched_at,
+        "blob_sha256": digest, "item_id": item_id, "feed_id": feed_id,
+    }  # fmt: skip
+    conn.execute(insert(conn, captures).values(**row).on_conflict_do_nothing())
+
+
+def unpack(codec: str, body: bytes) -> bytes:
+    if codec != CODEC:
+        raise ValueError(f"unknown capture codec {codec!r}")
+    return zstandard.ZstdDecompressor().decompress(body)
+
+
+def to_capture(m: Any) -> Capture:
+    return Capture(
+        kind=m["kind"], url=m["url"], final_url=m["final_url"], status=m["status"],
+        headers=tuple((str(k), str(v)) for k, v in m["headers"]), fetched_at=m["fetched_at"],
+        body=unpack(m["codec"], m["body"]),
+    )  # fmt: skip
+
+
+def page_captures(
+    conn: Connection, feed_url: str | None, since: datetime | None, after_id: int, limit: int
+) -> Iterator[tuple[int, int, Capture]]:
+    """(capture id, item id, capture) of article pages, by capture id, one page of results."""
+    query = (
+        select(captures, blobs.c.codec, blobs.c.body)
+        .join(blobs, blobs.c.sha256 == captures.c.blob_sha256)
+        .where(captures.c.kind == "page", captures.c.item_id.is_not(None))
+        .where(captures.c.id > after_id)
+        .order_by(captures.c.id)
+        .limit(limit)
+    )
+    if since is not None:
+        query = query.where(captures.c.fetched_at >= since)
+    if feed_url is not None:
+        in_feed = (
+            select(sightings.c.item_id)
+            .join(feeds, feeds.c.id == sightings.c.feed_id)
+            .where(feeds.c.url == feed_url)
+        )
+        query = query.where(captures.c.item_id.in_(in_feed))
+    for row in conn.execute(query):
+        m = row._mapping
+        yield m["id"], m["item_id"], to_capture(m)
+
+
+def drop_orphan_blobs(conn: Connection) -> int:
+    used = select(captures.c.blob_sha256)
+    result = conn.execute(blobs.delete().where(blobs.c.sha256.not_in(used)))
+    return int(result.rowcount or 0)

@@ -1,0 +1,115 @@
+"""The one module that owns the engine, transactions, migrations and the driver-error boundary.
+
+It runs no query of its own beyond the migration check: the other storage modules take the
+``Connection`` it hands out. Every driver error is turned into ``StorageError`` here, once.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from importlib.resources import files
+from typing import ParamSpec, TypeVar
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Connection, Engine
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
+
+from storage.dialect import WRITE_OPTION, lock_migrations, make_engine
+from storage.errors import StorageError
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+
+def describe(url: str) -> str:
+    """The URL without its password, for messages."""
+    return make_url(url).render_as_string(hide_password=True)
+
+
+@contextmanager
+def boundary(what: str) -> Iterator[None]:
+    """Turn a driver error into one StorageError naming the operation; ours pass through."""
+    try:
+        yield
+    except StorageError:
+        raise
+    except (SQLAlchemyError, OSError) as exc:
+        detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise StorageError(f"{what} failed: {detail}") from exc
+
+
+def guarded(func: Callable[P, T]) -> Callable[P, T]:
+    """Decorator form of ``boundary`` for Store methods (named after the method)."""
+
+    @functools.wraps(func)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
+        with boundary(func.__name__):
+            return func(*args, **kwargs)
+
+    return wrapper
+
+
+def guarded_iter(func: Callable[P, Iterator[T]]) -> Callable[P, Iterator[T]]:
+    """``guarded`` for generators: the boundary must hold while the caller iterates."""
+
+    @functools.wraps(func)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> Iterator[T]:
+        with boundary(func.__name__):
+            yield from func(*args, **kwargs)
+
+    return wrapper
+
+
+class Database:
+    """An engine plus the two kinds of transaction the store uses."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.engine: Engine = make_engine(url)
+
+    @contextmanager
+    def write(self) -> Iterator[Connection]:
+        """A write transaction (BEGIN IMMEDIATE on SQLite): commits, or rolls back on error."""
+        with self.engine.connect() as conn:
+            conn.execution_options(**{WRITE_OPTION: True})
+            with conn.begin():
+                yield conn
+
+    @contextmanager
+    def read(self) -> Iterator[Connection]:
+        with self.engine.connect() as conn, conn.begin():
+            yield conn
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+def alembic_config(conn: Connection | None = None) -> Config:
+    """An Alembic config pointing at the installed migrations package (no alembic.ini needed)."""
+    cfg = Config()
+    cfg.set_main_option("script_location", str(files("storage.migrations")))
+    cfg.attributes["connection"] = conn
+    return cfg
+
+
+def migrate(db: Database) -> None:
+    """Bring the schema to head in one transaction; refuse a database newer than this code."""
+    script = ScriptDirectory.from_config(alembic_config())
+    known = {rev.revision for rev in script.walk_revisions()}
+    with db.write() as conn:
+        lock_migrations(conn)
+        current = MigrationContext.configure(conn).get_current_heads()
+        newer = [rev for rev in current if rev not in known]
+        if newer:
+            raise StorageError(
+                f"database {describe(db.url)} has schema revision {newer[0]}, newer than this "
+                f"version of the program knows (head {script.get_current_head()}); upgrade it"
+            )
+        if set(current) != set(script.get_heads()):
+            command.upgrade(alembic_config(conn), "head")

@@ -1,0 +1,168 @@
+"""The feeds table: config sync, the schedule, leases and listings. No item writes here.
+
+A lease lets several service instances share one database: ``claim_due`` marks a due feed as
+taken by ``owner`` until ``lease_until``; a crashed instance's feeds come back once it expires.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Connection, Row, and_, func, or_, select, update
+
+from storage.dialect import for_update_skip_locked
+from storage.records import FeedConfig, FeedState
+from storage.tables import feeds, items, sightings
+
+MIN_RATE_HISTORY = timedelta(days=1)  # a rate over a shorter span is noise
+
+
+def config_values(cfg: FeedConfig) -> dict[str, Any]:
+    return {
+        "title": cfg.title,
+        "tags": list(cfg.tags),
+        "base_interval": cfg.interval,
+        "min_interval": cfg.min_interval,
+        "max_interval": cfg.max_interval,
+        "fetch_articles": cfg.fetch_articles,
+        "retention_days": cfg.retention_days,
+        "retention_count": cfg.retention_count,
+        "active": True,
+    }
+
+
+def new_feed_values(url: str, now: datetime, reason: str) -> dict[str, Any]:
+    """A feed row's state columns at creation: due at ``now``, nothing known yet."""
+    return {
+        "url": url, "tags": [], "base_interval": 900.0, "min_interval": 300.0,
+        "max_interval": 86400.0, "fetch_articles": True, "active": True, "interval": 900.0,
+        "next_check": now, "next_reason": reason, "error_count": 0, "last_new_items": 0,
+        "gone": False, "redirect_count": 0, "link_keys": False, "created_at": now,
+    }  # fmt: skip
+
+
+def sync(conn: Connection, configs: Sequence[FeedConfig], now: datetime) -> None:
+    """Upsert the configured feeds by URL; the others stay (with their items) but go inactive."""
+    existing = {r.url: r.id for r in conn.execute(select(feeds.c.url, feeds.c.id))}
+    wanted = {cfg.url: cfg for cfg in configs}
+    for url, cfg in wanted.items():
+        values = config_values(cfg)
+        if url in existing:
+            conn.execute(update(feeds).where(feeds.c.id == existing[url]).values(**values))
+        else:
+            row = new_feed_values(url, now, "new feed") | values
+            row["interval"] = cfg.interval
+            conn.execute(feeds.insert().values(**row))
+    gone = [fid for url, fid in existing.items() if url not in wanted]
+    if gone:
+        conn.execute(update(feeds).where(feeds.c.id.in_(gone)).values(active=False))
+
+
+def claim(
+    conn: Connection, now: datetime, limit: int, owner: str, lease_seconds: float
+) -> list[FeedState]:
+    """Take up to ``limit`` due feeds whose lease is free or expired, earliest first."""
+    due = (
+        select(feeds.c.id)
+        .where(
+            feeds.c.active,
+            ~feeds.c.gone,
+            feeds.c.next_check <= now,
+            or_(feeds.c.lease_until.is_(None), feeds.c.lease_until <= now),
+        )
+        .order_by(feeds.c.next_check, feeds.c.id)
+        .limit(limit)
+    )
+    ids = list(conn.execute(for_update_skip_locked(conn, due)).scalars())
+    if not ids:
+        return []
+    until = now + timedelta(seconds=lease_seconds)
+    conn.execute(
+        update(feeds).where(feeds.c.id.in_(ids)).values(lease_owner=owner, lease_until=until)
+    )
+    rows = conn.execute(select(feeds).where(feeds.c.id.in_(ids))).all()
+    order = {fid: i for i, fid in enumerate(ids)}
+    return sorted((to_state(r) for r in rows), key=lambda s: order[s.id])
+
+
+def release(conn: Connection, feed_id: int, owner: str) -> None:
+    conn.execute(
+        update(feeds)
+        .where(feeds.c.id == feed_id, feeds.c.lease_owner == owner)
+        .values(lease_owner=None, lease_until=None)
+    )
+
+
+def sweep(conn: Connection, now: datetime) -> int:
+    """Clear expired leases (their holders crashed or hung); returns how many."""
+    result = conn.execute(
+        update(feeds)
+        .where(feeds.c.lease_until.is_not(None), feeds.c.lease_until <= now)
+        .values(lease_owner=None, lease_until=None)
+    )
+    return int(result.rowcount or 0)
+
+
+def listing(conn: Connection, url: str | None = None) -> list[FeedState]:
+    counts = (
+        select(sightings.c.feed_id, func.count(func.distinct(sightings.c.item_id)).label("n"))
+        .group_by(sightings.c.feed_id)
+        .subquery()
+    )
+    query = (
+        select(feeds, func.coalesce(counts.c.n, 0).label("item_count"))
+        .outerjoin(counts, counts.c.feed_id == feeds.c.id)
+        .order_by(feeds.c.url)
+    )
+    if url is not None:
+        query = query.where(feeds.c.url == url)
+    return [to_state(r, r.item_count) for r in conn.execute(query)]
+
+
+def item_rate(conn: Connection, feed_id: int, now: datetime, days: float) -> float | None:
+    """New entries per day this feed brought in the window (its first document's backlog aside)."""
+    start: datetime | None = conn.execute(
+        select(func.min(sightings.c.first_seen)).where(sightings.c.feed_id == feed_id)
+    ).scalar()
+    if start is None:
+        return None
+    window_start = max(now - timedelta(days=days), start)
+    if now - window_start < MIN_RATE_HISTORY:
+        return None
+    count: int = conn.execute(
+        select(func.count()).where(
+            and_(
+                sightings.c.feed_id == feed_id,
+                sightings.c.first_seen > start,
+                sightings.c.first_seen >= window_start,
+                sightings.c.first_seen <= now,
+            )
+        )
+    ).scalar_one()
+    return float(count) / ((now - window_start).total_seconds() / 86400.0)
+
+
+def to_state(row: Row[Any], item_count: int = 0) -> FeedState:
+    m = row._mapping
+    return FeedState(
+        id=m["id"], url=m["url"], title=m["title"], tags=tuple(m["tags"] or ()),
+        interval=m["interval"], next_check=m["next_check"], next_reason=m["next_reason"],
+        error_count=m["error_count"], etag=m["etag"], last_modified=m["last_modified"],
+        last_polled=m["last_polled"], last_status=m["last_status"],
+        last_http_status=m["last_http_status"], last_error=m["last_error"],
+        last_new_items=m["last_new_items"], last_unconditional=m["last_unconditional"],
+        gone=m["gone"], redirect_url=m["redirect_url"], redirect_count=m["redirect_count"],
+        link_keys=m["link_keys"], item_count=int(item_count), active=m["active"],
+    )  # fmt: skip
+
+
+def feed_items_count(conn: Connection, feed_id: int) -> int:
+    return int(
+        conn.execute(
+            select(func.count(func.distinct(items.c.id)))
+            .select_from(items.join(sightings, sightings.c.item_id == items.c.id))
+            .where(sightings.c.feed_id == feed_id)
+        ).scalar_one()
+    )

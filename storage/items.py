@@ -1,0 +1,156 @@
+"""Item rows: create one from a feed entry, refresh it, attach its article. No matching here.
+
+Which entry belongs to which item is ``storage.poll``'s decision; this module only writes what
+it is told, and keeps the invariants of a row: ``content_hash`` always describes the current
+title, summary and article text, ``changed_at`` moves whenever the exported item would change,
+and every content change goes through ``storage.revisions``.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
+
+from sqlalchemy import Connection, Row, select, update
+
+from storage import captures, revisions
+from storage.identity import content_fingerprint, content_hash, item_uid, normalize_url
+from storage.records import ARTICLE_FAILED, ARTICLE_OK, Article, ArticleResult, Entry
+from storage.tables import items, strip_nul
+
+CONTENT_FIELDS = ("guid", "url", "title", "summary", "content_html", "authors", "published",
+                  "published_offset", "updated", "updated_offset")  # fmt: skip
+
+
+def offset_minutes(value: datetime | None) -> int | None:
+    offset = None if value is None else value.utcoffset()
+    return None if offset is None else int(offset.total_seconds() // 60)
+
+
+def with_offset(value: datetime | None, minutes: int | None) -> datetime | None:
+    """A stored UTC time given back in the source's own offset."""
+    if value is None:
+        return None
+    return value.astimezone(timezone(timedelta(minutes=minutes or 0)))
+
+
+def iso(value: datetime | None) -> str | None:
+    return None if value is None else value.isoformat()
+
+
+def article_json(article: Article) -> dict[str, Any]:
+    """The export's shape of an article (also how it is stored)."""
+    return {
+        "title": article.title, "text": article.text, "html": article.html,
+        "authors": list(article.authors), "published": iso(article.published),
+        "modified": iso(article.modified), "language": article.language,
+        "canonical_url": article.canonical_url, "image": article.image,
+        "dateline": article.dateline, "sources": dict(article.sources),
+        "extractor": article.extractor,
+    }  # fmt: skip
+
+
+def article_text(article: dict[str, Any] | None) -> str | None:
+    return None if not article else article.get("text")
+
+
+def entry_values(entry: Entry) -> dict[str, Any]:
+    return {
+        "guid": entry.guid, "url": entry.url, "title": entry.title, "summary": entry.summary,
+        "content_html": entry.content_html, "authors": list(entry.authors),
+        "published": entry.published, "published_offset": offset_minutes(entry.published),
+        "updated": entry.updated, "updated_offset": offset_minutes(entry.updated),
+    }  # fmt: skip
+
+
+def fingerprint(entry: Entry) -> str | None:
+    return content_fingerprint(entry.title, entry.content_html or entry.summary)
+
+
+def create(
+    conn: Connection, feed_id: int, feed_url: str, key: str, entry: Entry, now: datetime,
+    article_status: str,
+) -> int:  # fmt: skip
+    """A new item (and its first revision); an item already holding the uid is returned as is."""
+    uid = item_uid(feed_url, key)
+    found = conn.execute(select(items.c.id).where(items.c.uid == uid)).scalar()
+    if found is not None:
+        return int(found)
+    digest = content_hash(entry.title, entry.summary, None)
+    values = entry_values(entry) | {
+        "uid": uid, "feed_id": feed_id, "canonical_url": normalize_url(entry.url),
+        "fingerprint": fingerprint(entry), "first_seen": now, "last_seen": now,
+        "changed_at": now, "content_hash": digest, "article_status": article_status,
+        "article_attempts": 0,
+    }  # fmt: skip
+    item_id = int(conn.execute(items.insert().values(**values).returning(items.c.id)).scalar_one())
+    version = revisions.Version(entry.title, entry.summary, None, digest)
+    revisions.record(conn, item_id, version, now)
+    return item_id
+
+
+def load(conn: Connection, item_id: int) -> Row[Any]:
+    return conn.execute(select(items).where(items.c.id == item_id)).one()
+
+
+def refresh(conn: Connection, row: Row[Any], entry: Entry, now: datetime) -> bool:
+    """Update an item from its own feed's newer entry; True when a revision was recorded."""
+    new = entry_values(entry)
+    changed = {k: v for k, v in new.items() if _differs(getattr(row, k), v)}
+    if not changed:
+        conn.execute(update(items).where(items.c.id == row.id).values(last_seen=now))
+        return False
+    digest = content_hash(entry.title, entry.summary, article_text(row.article))
+    values = changed | {"last_seen": now, "changed_at": now, "content_hash": digest}
+    conn.execute(update(items).where(items.c.id == row.id).values(**values))
+    version = revisions.Version(entry.title, entry.summary, article_text(row.article), digest)
+    return revisions.record(conn, row.id, version, now)
+
+
+def _differs(stored: Any, new: Any) -> bool:
+    new = strip_nul(new)  # the row holds it without NUL
+    if isinstance(new, datetime) and stored is not None:
+        return bool(stored != new.astimezone(UTC))
+    return bool(stored != new)
+
+
+def touch(conn: Connection, item_id: int, now: datetime) -> None:
+    conn.execute(update(items).where(items.c.id == item_id).values(last_seen=now))
+
+
+def attach_article(
+    conn: Connection, item_id: int, feed_id: int | None, result: ArticleResult, now: datetime
+) -> bool:
+    """Store an article outcome on an item; True when it made a new revision."""
+    if result.capture is not None:
+        captures.add(conn, result.capture, item_id, feed_id)
+    row = load(conn, item_id)
+    if result.article is None:
+        conn.execute(
+            update(items).where(items.c.id == item_id).values(
+                article_status=ARTICLE_FAILED, changed_at=now,
+                article_error=result.error or "extract: no article and no error given",
+                article_attempts=row.article_attempts + 1, article_next_try=result.next_try,
+            )
+        )  # fmt: skip
+        return False
+    return _store_article(conn, row, result, now)
+
+
+def _store_article(conn: Connection, row: Row[Any], result: ArticleResult, now: datetime) -> bool:
+    assert result.article is not None
+    art = article_json(result.article)
+    digest = content_hash(row.title, row.summary, art["text"])
+    values: dict[str, Any] = {
+        "article": art, "article_status": ARTICLE_OK, "article_error": None,
+        "article_attempts": row.article_attempts + 1, "article_next_try": None,
+        "extractor": result.article.extractor, "content_hash": digest, "changed_at": now,
+    }  # fmt: skip
+    canonical = normalize_url(result.article.canonical_url)
+    if canonical:
+        values["canonical_url"] = canonical
+    if result.capture is not None:
+        values |= {"fetched_at": result.capture.fetched_at, "final_url": result.capture.final_url}
+    conn.execute(update(items).where(items.c.id == row.id).values(**values))
+    version = revisions.Version(row.title, row.summary, art["text"], digest)
+    return revisions.record(conn, row.id, version, now)

@@ -1,0 +1,230 @@
+"""``Store``: the archive's one public face; each method is one short transaction.
+
+Methods mirror the CLI and the service's needs and delegate to the module that owns the
+concern (feeds, poll, items, archive, maintenance). Every method crosses the driver-error
+boundary once (``guarded``): callers see ``StorageError`` and its subclasses, never a driver
+exception, and nothing is swallowed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import or_, select
+
+from storage import archive, captures, feeds, items, maintenance, poll
+from storage.engine import Database, boundary, describe, guarded, guarded_iter, migrate
+from storage.errors import StorageError
+from storage.identity import normalize_url
+from storage.records import (
+    ARTICLE_FAILED,
+    ARTICLE_PENDING,
+    ArticleResult,
+    Capture,
+    Entry,
+    ExportFilter,
+    FeedConfig,
+    FeedState,
+    PendingArticle,
+    PollResult,
+    PollSummary,
+)
+from storage.tables import feeds as feeds_t
+from storage.tables import items as items_t
+from storage.tables import sightings
+
+ImportSummary = archive.ImportSummary
+PAGE = 500
+
+
+class Store:
+    """The archive behind a SQLAlchemy URL (SQLite file or PostgreSQL)."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    @classmethod
+    def open(cls, url: str) -> Store:
+        """Connect and bring the schema to head; a database newer than the code is refused."""
+        with boundary(f"open {describe(url)}"):
+            db = Database(url)
+            try:
+                migrate(db)
+            except BaseException:
+                db.dispose()
+                raise
+            return cls(db)
+
+    @property
+    def url(self) -> str:
+        return self.db.url
+
+    def close(self) -> None:
+        self.db.dispose()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- feeds and schedule --------------------------------------------------------------
+
+    @guarded
+    def sync_feeds(self, configs: Sequence[FeedConfig], now: datetime) -> None:
+        with self.db.write() as conn:
+            feeds.sync(conn, configs, now)
+
+    @guarded
+    def claim_due(
+        self, now: datetime, limit: int, owner: str, lease_seconds: float
+    ) -> list[FeedState]:
+        with self.db.write() as conn:
+            return feeds.claim(conn, now, limit, owner, lease_seconds)
+
+    @guarded
+    def release(self, feed_id: int, owner: str) -> None:
+        with self.db.write() as conn:
+            feeds.release(conn, feed_id, owner)
+
+    @guarded
+    def sweep_leases(self, now: datetime) -> int:
+        with self.db.write() as conn:
+            return feeds.sweep(conn, now)
+
+    @guarded
+    def list_feeds(self) -> list[FeedState]:
+        with self.db.read() as conn:
+            return feeds.listing(conn)
+
+    @guarded
+    def get_feed(self, url: str) -> FeedState | None:
+        with self.db.read() as conn:
+            found = feeds.listing(conn, url)
+        return found[0] if found else None
+
+    @guarded
+    def recent_item_rate(self, feed_id: int, now: datetime, days: float = 14) -> float | None:
+        with self.db.read() as conn:
+            return feeds.item_rate(conn, feed_id, now, days)
+
+    # -- polls ---------------------------------------------------------------------------
+
+    @guarded
+    def known_entries(self, feed_id: int, entries: Sequence[Entry]) -> set[str]:
+        """Keys of ``entries`` the archive already holds (so their pages need no fetching)."""
+        with self.db.read() as conn:
+            return archive.known_entries(conn, feed_id, entries)
+
+    @guarded
+    def apply_poll(self, result: PollResult) -> PollSummary:
+        with self.db.write() as conn:
+            return poll.apply(conn, result)
+
+    # -- articles ------------------------------------------------------------------------
+
+    @guarded
+    def pending_articles(self, now: datetime, limit: int) -> list[PendingArticle]:
+        query = (
+            select(
+                items_t.c.id,
+                items_t.c.url,
+                items_t.c.feed_id,
+                items_t.c.article_attempts,
+                feeds_t.c.url.label("feed_url"),
+            )
+            .join(feeds_t, feeds_t.c.id == items_t.c.feed_id)
+            .where(items_t.c.article_status.in_([ARTICLE_PENDING, ARTICLE_FAILED]))
+            .where(items_t.c.url.is_not(None))
+            .where(or_(items_t.c.article_next_try.is_(None), items_t.c.article_next_try <= now))
+            .order_by(items_t.c.first_seen, items_t.c.id)
+            .limit(limit)
+        )
+        with self.db.read() as conn:
+            return [
+                PendingArticle(r.id, r.url, r.feed_id, r.feed_url, r.article_attempts)
+                for r in conn.execute(query)
+            ]
+
+    @guarded
+    def apply_article(self, item_id: int, result: ArticleResult, now: datetime) -> None:
+        with self.db.write() as conn:
+            row = conn.execute(select(items_t.c.feed_id).where(items_t.c.id == item_id)).first()
+            if row is None:
+                raise StorageError(f"apply_article: no item with id {item_id}")
+            items.attach_article(conn, item_id, row.feed_id, result, now)
+
+    @guarded_iter
+    def iter_page_captures(
+        self, feed_url: str | None, since: datetime | None
+    ) -> Iterator[tuple[int, Capture]]:
+        """(item id, page capture) for re-extraction, streamed a page of rows at a time."""
+        after = 0
+        while True:
+            with self.db.read() as conn:
+                batch = list(captures.page_captures(conn, feed_url, since, after, PAGE // 5))
+            for _cid, item_id, cap in batch:
+                yield item_id, cap
+            if not batch:
+                return
+            after = batch[-1][0]
+
+    # -- export, import, housekeeping ----------------------------------------------------
+
+    @guarded_iter
+    def iter_items(self, flt: ExportFilter) -> Iterator[dict[str, Any]]:
+        """Export-shaped items by id, streamed with keyset pagination (constant memory)."""
+        after = 0
+        while True:
+            with self.db.read() as conn:
+                page, after = archive.export_page(conn, flt, after, PAGE)
+            yield from page
+            if len(page) < PAGE:
+                return
+
+    @guarded
+    def import_items(self, records: Iterable[dict[str, Any]]) -> ImportSummary:
+        """Load export items, ``archive.BATCH`` per transaction; importing twice == once."""
+        total = archive.ImportSummary()
+        for batch in archive.batches(records):
+            with self.db.write() as conn:
+                total = total + archive.import_batch(conn, batch)
+        return total
+
+    @guarded
+    def stats(self) -> dict[str, Any]:
+        with self.db.read() as conn:
+            return maintenance.stats(conn)
+
+    @guarded
+    def apply_retention(self, now: datetime) -> int:
+        with self.db.write() as conn:
+            return maintenance.retention(conn, now)
+
+    @guarded
+    def integrity_check(self) -> list[str]:
+        with self.db.read() as conn:
+            return maintenance.integrity(conn)
+
+    @guarded
+    def item_id_for_url(self, url: str) -> int | None:
+        """The item whose canonical URL matches ``url`` (for tools and tests)."""
+        canonical = normalize_url(url)
+        query = select(items_t.c.id).where(items_t.c.canonical_url == canonical).limit(1)
+        with self.db.read() as conn:
+            found = conn.execute(query).scalar()
+        return None if found is None else int(found)
+
+    @guarded
+    def sightings_of(self, item_id: int) -> list[tuple[str, str]]:
+        """(feed url, entry key) of every sighting of an item."""
+        query = (
+            select(feeds_t.c.url, sightings.c.key)
+            .join(feeds_t, feeds_t.c.id == sightings.c.feed_id)
+            .where(sightings.c.item_id == item_id)
+            .order_by(sightings.c.id)
+        )
+        with self.db.read() as conn:
+            return [(r.url, r.key) for r in conn.execute(query)]

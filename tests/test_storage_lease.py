@@ -1,0 +1,102 @@
+"""The schedule and its leases: two owners never hold the same feed, an expired lease returns to
+the pool, a poll whose lease was taken over writes nothing, and config sync keeps removed feeds."""
+
+from __future__ import annotations
+
+import threading
+from datetime import timedelta
+
+import pytest
+
+from storage.errors import LeaseLost
+from storage.records import ExportFilter, FeedConfig
+from storage.store import Store
+from tests.dbfixtures import T0, entry, poll_result
+
+URLS = [f"https://site{i}.example/feed" for i in range(30)]
+
+
+def test_two_owners_never_claim_the_same_feed(store: Store) -> None:
+    store.sync_feeds([FeedConfig(u) for u in URLS], T0)
+    first = store.claim_due(T0, 20, "a", 60)
+    second = store.claim_due(T0, 20, "b", 60)
+    assert len(first) == 20 and len(second) == 10
+    assert not {f.id for f in first} & {f.id for f in second}
+    assert store.claim_due(T0, 20, "c", 60) == []
+
+
+def test_an_expired_lease_is_claimable_again_and_sweepable(store: Store) -> None:
+    store.sync_feeds([FeedConfig(URLS[0])], T0)
+    assert len(store.claim_due(T0, 5, "a", 60)) == 1
+    assert store.claim_due(T0 + timedelta(seconds=59), 5, "b", 60) == []
+    assert [f.url for f in store.claim_due(T0 + timedelta(seconds=61), 5, "b", 60)] == URLS[:1]
+    assert store.sweep_leases(T0 + timedelta(seconds=200)) == 1
+    assert store.sweep_leases(T0 + timedelta(seconds=200)) == 0
+
+
+def test_release_frees_only_the_owners_lease(store: Store) -> None:
+    store.sync_feeds([FeedConfig(URLS[0])], T0)
+    [feed] = store.claim_due(T0, 5, "a", 60)
+    store.release(feed.id, "b")
+    assert store.claim_due(T0, 5, "b", 60) == []
+    store.release(feed.id, "a")
+    assert len(store.claim_due(T0, 5, "b", 60)) == 1
+
+
+def test_a_poll_that_lost_its_lease_writes_nothing(store: Store) -> None:
+    store.sync_feeds([FeedConfig(URLS[0])], T0)
+    [feed] = store.claim_due(T0, 5, "a", 60)
+    later = T0 + timedelta(seconds=120)
+    store.claim_due(later, 5, "b", 60)  # a's lease expired; b took the feed
+    stale = poll_result(feed, T0, [entry(1)], lease_owner="a", etag='"v2"')
+    with pytest.raises(LeaseLost, match=URLS[0]):
+        store.apply_poll(stale)
+    assert list(store.iter_items(ExportFilter())) == []
+    after = store.get_feed(URLS[0])
+    assert after is not None and after.etag is None and after.last_polled is None
+
+
+def test_apply_releases_the_lease_and_sets_the_schedule(store: Store) -> None:
+    store.sync_feeds([FeedConfig(URLS[0])], T0)
+    [feed] = store.claim_due(T0, 5, "a", 600)
+    store.apply_poll(poll_result(feed, T0, [entry(1)], lease_owner="a", etag='"e"'))
+    assert store.claim_due(T0 + timedelta(minutes=14), 5, "b", 60) == []
+    [again] = store.claim_due(T0 + timedelta(minutes=15), 5, "b", 60)
+    assert (again.etag, again.last_status, again.next_reason) == ('"e"', "ok", "interval")
+
+
+def test_sync_deactivates_feeds_gone_from_the_config_and_keeps_them(store: Store) -> None:
+    store.sync_feeds([FeedConfig(URLS[0]), FeedConfig(URLS[1], title="One")], T0)
+    store.sync_feeds([FeedConfig(URLS[1], title="Renamed", interval=60)], T0)
+    feeds = {f.url: f for f in store.list_feeds()}
+    assert not feeds[URLS[0]].active and feeds[URLS[1]].active
+    assert feeds[URLS[1]].title == "Renamed"
+    assert [f.url for f in store.claim_due(T0, 5, "a", 60)] == [URLS[1]]
+
+
+@pytest.mark.postgres
+def test_postgres_concurrent_claims_skip_locked_rows(store_url_factory: object) -> None:
+    url = store_url_factory("postgres")  # type: ignore[operator]
+    stores = [Store.open(url) for _ in range(4)]
+    try:
+        stores[0].sync_feeds([FeedConfig(u) for u in URLS], T0)
+        results: dict[int, list[int]] = {}
+        barrier = threading.Barrier(4)
+
+        def worker(i: int) -> None:
+            barrier.wait()
+            got: list[int] = []
+            while batch := stores[i].claim_due(T0, 3, f"w{i}", 60):
+                got += [f.id for f in batch]
+            results[i] = got
+
+        threads = [threading.Thread(target=worker, args=(i,)) for i in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        claimed = [fid for got in results.values() for fid in got]
+        assert sorted(claimed) == sorted(set(claimed)) and len(claimed) == len(URLS)
+    finally:
+        for st in stores:
+            st.close()
