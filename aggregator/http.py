@@ -13,6 +13,7 @@ Non-2xx answers are returned, not raised: the polling policy reads their status 
 from __future__ import annotations
 
 import asyncio
+import ssl
 import time
 from dataclasses import dataclass
 from http.cookiejar import CookieJar, DefaultCookiePolicy
@@ -95,7 +96,14 @@ class _Hop:
 class HttpClient:
     """One per service: pooled connections, the guard in the pool, the caps in :meth:`get`."""
 
-    def __init__(self, settings: HttpSettingsLike, *, resolver: Resolver | None = None) -> None:
+    def __init__(
+        self,
+        settings: HttpSettingsLike,
+        *,
+        resolver: Resolver | None = None,
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> None:
+        """``resolver`` replaces DNS (tests, split-horizon setups); ``ssl_context`` the CA store."""
         self._settings = settings
         self._backend = GuardedBackend(
             guard=not settings.allow_private_networks,
@@ -105,7 +113,7 @@ class HttpClient:
         # With a proxy the proxy connects, so the guard can only vet each hop's name beforehand.
         self._preflight = settings.proxy is not None and not settings.allow_private_networks
         self._client = httpx.AsyncClient(
-            transport=_transport(settings, self._backend),
+            transport=_transport(settings, self._backend, ssl_context),
             trust_env=False,  # HTTP_PROXY & co. are ignored unless `proxy` is configured
             follow_redirects=False,
             timeout=httpx.Timeout(settings.timeout, connect=settings.connect_timeout),
@@ -197,20 +205,25 @@ class HttpClient:
             raise FetchError(f"network error ({_describe(exc)}) for {where}") from None
 
 
-def _transport(settings: HttpSettingsLike, backend: GuardedBackend) -> httpx.AsyncBaseTransport:
+def _transport(
+    settings: HttpSettingsLike, backend: GuardedBackend, ssl_context: ssl.SSLContext | None
+) -> httpx.AsyncBaseTransport:
     limits = httpx.Limits(max_connections=256, max_keepalive_connections=64)
+    context = ssl_context or httpx.create_ssl_context(trust_env=False)
     if settings.proxy is not None:
-        return httpx.AsyncHTTPTransport(proxy=settings.proxy, trust_env=False, limits=limits)
-    return _GuardedTransport(backend, limits)
+        return httpx.AsyncHTTPTransport(proxy=settings.proxy, verify=context, limits=limits)
+    return _GuardedTransport(backend, limits, context)
 
 
 class _GuardedTransport(httpx.AsyncHTTPTransport):
     """httpx's transport with our network backend in its pool (httpx has no public hook)."""
 
-    def __init__(self, backend: GuardedBackend, limits: httpx.Limits) -> None:
-        super().__init__(trust_env=False, limits=limits)
+    def __init__(
+        self, backend: GuardedBackend, limits: httpx.Limits, context: ssl.SSLContext
+    ) -> None:
+        super().__init__(verify=context, limits=limits)
         self._pool = httpcore.AsyncConnectionPool(
-            ssl_context=httpx.create_ssl_context(trust_env=False),
+            ssl_context=context,
             max_connections=limits.max_connections,
             max_keepalive_connections=limits.max_keepalive_connections,
             keepalive_expiry=limits.keepalive_expiry,
@@ -253,14 +266,14 @@ async def _read_body(response: httpx.Response, cap: _Cap, where: str) -> bytes:
 def _request_headers(
     etag: str | None, last_modified: str | None, accept: str | None
 ) -> dict[str, str]:
-    headers: dict[str, str] = {}
-    if etag:
-        headers["If-None-Match"] = etag
-    if last_modified:
-        headers["If-Modified-Since"] = last_modified
-    if accept:
-        headers["Accept"] = accept
-    return headers
+    """Validators come from earlier responses (hostile input): unsendable ones are dropped."""
+    wanted = {"If-None-Match": etag, "If-Modified-Since": last_modified, "Accept": accept}
+    return {k: v for k, v in wanted.items() if v and _sendable(v)}
+
+
+def _sendable(value: str) -> bool:
+    """RFC 9110 §5.5: visible ASCII, spaces and tabs; httpx would raise on anything else."""
+    return value.isascii() and all(c == "\t" or " " <= c <= "~" for c in value)
 
 
 def _checked(raw: str, url: str) -> httpx.URL:

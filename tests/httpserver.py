@@ -22,6 +22,7 @@ import email.utils
 import gzip as gzip_module
 import ipaddress
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -100,6 +101,12 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:
         """Silence the default stderr access log."""
 
+    def setup(self) -> None:
+        if isinstance(self.request, ssl.SSLSocket):
+            self.request.settimeout(5)
+            self.request.do_handshake()
+        super().setup()
+
     def do_GET(self) -> None:
         self._serve(head=False)
 
@@ -162,9 +169,15 @@ class _Listener(ThreadingHTTPServer):
     block_on_close = False  # hostile raw handlers may hang; close() must not wait for them
     request_queue_size = 128
 
-    def __init__(self, address: tuple[str, int], owner: TestServer) -> None:
+    def __init__(
+        self, address: tuple[str, int], owner: TestServer, tls: ssl.SSLContext | None
+    ) -> None:
         self.owner = owner
         super().__init__(address, _Handler)
+        if tls is not None:  # the handshake runs in the handler thread, never in accept()
+            self.socket = tls.wrap_socket(
+                self.socket, server_side=True, do_handshake_on_connect=False
+            )
 
     def process_request(self, request: Any, client_address: Any) -> None:
         self.owner._track(request)
@@ -176,7 +189,10 @@ class TestServer:
 
     __test__ = False  # not a pytest test class despite the name
 
-    def __init__(self) -> None:
+    def __init__(self, tls: ssl.SSLContext | None = None) -> None:
+        """``tls``: a server-side context (with its certificate) makes this an https server."""
+        self._tls = tls
+        self.scheme = "https" if tls is not None else "http"
         self.requests: list[RecordedRequest] = []
         self._lock = threading.Lock()
         self._routes: dict[tuple[str | None, str], Route] = {}
@@ -186,7 +202,7 @@ class TestServer:
         self._closed = False
         first = self._listen("127.0.0.1", 0)
         self.port: int = first.server_address[1]
-        self.base_url = f"http://127.0.0.1:{self.port}"
+        self.base_url = f"{self.scheme}://127.0.0.1:{self.port}"
 
     # -- scripting -------------------------------------------------------------------------
     def url(self, path: str, host: str = "127.0.0.1") -> str:
@@ -195,7 +211,7 @@ class TestServer:
         if _is_loopback_v4(host):
             port = self._ensure_listener(host)
         netloc = f"[{host}]" if ":" in host and not host.startswith("[") else host
-        return f"http://{netloc}:{port}{path}"
+        return f"{self.scheme}://{netloc}:{port}{path}"
 
     def route(self, path: str, *, host: str | None = None, **kwargs: Any) -> None:
         """Set or replace the Route for ``path`` (on every address, or only on ``host``)."""
@@ -243,7 +259,7 @@ class TestServer:
 
     # -- internals -------------------------------------------------------------------------
     def _listen(self, host: str, port: int) -> _Listener:
-        listener = _Listener((host, port), self)
+        listener = _Listener((host, port), self, self._tls)
         thread = threading.Thread(
             target=listener.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
         )

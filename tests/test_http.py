@@ -238,3 +238,13 @@ def test_one_client_serves_concurrent_requests(http_server: TestServer) -> None:
 
     responses = asyncio.run(go())
     assert [r.body for r in responses] == [b"ok"] * 8
+
+
+@pytest.mark.parametrize("etag", ['"caf\u00e9"', '"a\r\nX-Injected: 1"', '"nul\x00"'])
+def test_unsendable_validators_are_dropped_not_fatal(http_server: TestServer, etag: str) -> None:
+    http_server.route("/feed", body=b"full", etag='"v1"')
+    response = fetch(http_server.url("/feed"), etag=etag, last_modified=LAST_MODIFIED)
+    assert response.status == 200
+    request = http_server.requests[0]
+    assert "if-none-match" not in request.headers and "x-injected" not in request.headers
+    assert request.headers["if-modified-since"] == LAST_MODIFIED

@@ -171,3 +171,22 @@ def test_unresolvable_name_is_a_network_error() -> None:
 
     message = refused("http://nowhere.test/feed", resolver=nxdomain)
     assert message.startswith("fetch: network error (ConnectError: cannot resolve nowhere.test")
+
+
+def test_with_a_proxy_each_hop_name_is_vetted_before_it_is_sent(http_server: TestServer) -> None:
+    """The proxy connects, not us: the guard checks what the target name resolves to, first."""
+    http_server.route("http://public.test/feed", body=b"via proxy")
+    http_server.redirect("http://public.test/moved", "http://internal.test/admin")
+    config = guarded(proxy=http_server.base_url)
+    names = {"public.test": ["93.184.215.14"], "internal.test": ["10.0.0.1"]}
+
+    def resolver(host: str, port: int) -> list[str]:
+        return names[host]
+
+    assert fetch("http://public.test/feed", config, resolver).body == b"via proxy"
+    message = refused("http://public.test/moved", config, resolver=resolver)
+    assert message.startswith("fetch: blocked address 10.0.0.1 (private) for http://internal.test")
+    assert [r.path for r in http_server.requests] == [
+        "http://public.test/feed",
+        "http://public.test/moved",
+    ]
