@@ -1,0 +1,306 @@
+"""Benchmark: a first poll (all new), a second (all unchanged), ours against ``reader``; not a test.
+
+The feeds come from :mod:`benchmarks.feedserver` (its own process, feeds spread over many loopback
+addresses). Each system runs in its own subprocess on its own fresh database, so that its peak
+memory (``getrusage(RUSAGE_SELF).ru_maxrss``: the peak RSS of that process, all threads) is its
+own. Article fetching is off and our per-host minimum gap is 0 (reader has none), for fairness::
+
+    python -m benchmarks.poll                      # 1,000 feeds × 20 entries: ours (SQLite), reader
+    python -m benchmarks.poll --database postgresql+psycopg://postgres@127.0.0.1:5432/test
+    python -m benchmarks.poll --feeds 10 --entries 3 --systems ours   # what the smoke test runs
+
+It must not touch any database but the fresh ones it creates (a temporary SQLite file, or a new
+schema that it drops afterwards on PostgreSQL).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import logging
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:  # also runnable as `python benchmarks/poll.py`
+    sys.path.insert(0, str(ROOT))
+
+from benchmarks.feedserver import FeedServer  # noqa: E402
+
+PASSES = ("first", "second")
+
+
+@dataclass
+class PassResult:
+    """One pass of one system, as measured inside that system's process."""
+
+    wall: float
+    new_items: int
+    feeds: int
+    ok: int
+    not_modified: int
+    failed: int
+    cpu: float  # user + system seconds of the measuring process, all threads
+    peak_rss_mib: float  # ru_maxrss at the end of the pass (a running peak)
+    server: dict[str, int] = field(default_factory=dict)  # responses by status, from the server
+
+    @property
+    def items_per_s(self) -> float:
+        return self.new_items / self.wall if self.wall else 0.0
+
+    @property
+    def feeds_per_s(self) -> float:
+        return self.feeds / self.wall if self.wall else 0.0
+
+
+# ---------------------------------------------------------------- inside a system's subprocess
+
+def peak_rss_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+
+
+def cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def server_status(stats_url: str) -> dict[str, int]:
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    with opener.open(stats_url, timeout=10) as resp:
+        status: dict[str, int] = json.load(resp)["status"]
+        return status
+
+
+def measure(run: Callable[[], tuple[int, int, int, int]], feeds: int, stats_url: str) -> PassResult:
+    """Time ``run`` (it returns new items, ok, not modified, failed); diff the server's counts."""
+    before, cpu0 = server_status(stats_url), cpu_seconds()
+    start = time.perf_counter()
+    new_items, ok, not_modified, failed = run()
+    wall = time.perf_counter() - start
+    cpu = cpu_seconds() - cpu0
+    after = server_status(stats_url)
+    delta = {k: v - before.get(k, 0) for k, v in after.items() if v - before.get(k, 0)}
+    return PassResult(wall, new_items, feeds, ok, not_modified, failed, cpu, peak_rss_mib(), delta)
+
+
+def run_reader(
+    urls: list[str], workdir: Path, stats_url: str, workers: int
+) -> tuple[float, list[PassResult]]:
+    from reader import make_reader
+
+    reader = make_reader(str(workdir / "reader.sqlite"))
+    for url in urls:
+        reader.add_feed(url)
+
+    def one_pass() -> tuple[int, int, int, int]:
+        entries_before = reader.get_entry_counts().total or 0
+        reader.update_feeds(workers=workers, scheduled=False)
+        new = (reader.get_entry_counts().total or 0) - entries_before
+        broken = reader.get_feed_counts(broken=True).total or 0
+        return new, -1, -1, broken  # reader does not say which feeds were 304: see server counts
+
+    setup = peak_rss_mib()
+    results = [measure(one_pass, len(urls), stats_url) for _ in PASSES]
+    reader.close()
+    return setup, results
+
+
+@contextlib.contextmanager
+def fresh_database(database: str | None, workdir: Path) -> Iterator[str]:
+    """A SQLite file in ``workdir``, or a new PostgreSQL schema that is dropped afterwards."""
+    if not database:
+        yield f"sqlite:///{workdir / 'archive.db'}"
+        return
+    from sqlalchemy import create_engine, text
+
+    schema = f"bench_{uuid.uuid4().hex[:10]}"
+    engine = create_engine(database)
+    with engine.begin() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    sep = "&" if "?" in database else "?"
+    try:
+        yield f"{database}{sep}options=-csearch_path%3D{schema}"
+    finally:
+        with engine.begin() as conn:
+            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        engine.dispose()
+
+
+def run_ours(
+    urls: list[str], database: str, stats_url: str, concurrency: int
+) -> tuple[float, list[PassResult]]:
+    from aggregator.config import Settings
+    from aggregator.service import Service
+    from storage.store import Store
+
+    settings = Settings.model_validate({
+        "database": database,
+        "http": {"allow_private_networks": True, "per_host_delay": 0, "respect_robots": False},
+        "defaults": {"fetch_articles": False},
+        "service": {"concurrency": concurrency},
+        "feeds": [{"url": url} for url in urls],
+    })
+    store = Store.open(settings.database)
+    store.sync_feeds(settings.feed_configs(), datetime.now(UTC))
+
+    def one_pass() -> tuple[int, int, int, int]:
+        totals = asyncio.run(Service(settings, store).poll_once())
+        for error in totals.errors[:5]:
+            print(f"ours: {error}", file=sys.stderr)
+        return totals.new_items, totals.ok, totals.not_modified, totals.failed
+
+    setup = peak_rss_mib()
+    return setup, [measure(one_pass, len(urls), stats_url) for _ in PASSES]
+
+
+def worker_main(args: argparse.Namespace) -> None:
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+    logging.getLogger("reader").setLevel(logging.ERROR)  # it warns on every feed (bozo)
+    urls = json.loads(Path(args.urls).read_text())
+    with tempfile.TemporaryDirectory(prefix="bench-poll-") as tmp:
+        if args.run == "reader":
+            setup, results = run_reader(urls, Path(tmp), args.stats_url, args.workers)
+        else:
+            with fresh_database(args.database, Path(tmp)) as url:
+                setup, results = run_ours(urls, url, args.stats_url, args.concurrency)
+    print(json.dumps({"setup_rss_mib": setup, "passes": [asdict(r) for r in results]}))
+
+
+# ---------------------------------------------------------------- the parent: orchestrate, print
+
+@dataclass
+class SystemRun:
+    name: str
+    setup_rss_mib: float  # peak RSS before the first pass: interpreter, imports, feeds added
+    passes: list[PassResult]
+
+
+def run_system(name: str, argv: list[str], profile_dir: Path | None) -> SystemRun:
+    cmd = [sys.executable, "-m", "benchmarks.poll", *argv]
+    if profile_dir is not None and name.startswith("ours"):
+        out = profile_dir / f"{name}.speedscope.json"
+        cmd = ["py-spy", "record", "--rate", "250", "--threads", "--format", "speedscope",
+               "-o", str(out), "--", *cmd]
+    proc = subprocess.run(cmd, cwd=ROOT, stdout=subprocess.PIPE, text=True, check=False)
+    lines = proc.stdout.strip().splitlines()
+    if proc.returncode != 0 or not lines:
+        raise SystemExit(f"poll benchmark: {name} failed (exit {proc.returncode})")
+    data = json.loads(lines[-1])
+    return SystemRun(name, data["setup_rss_mib"], [PassResult(**p) for p in data["passes"]])
+
+
+def systems_to_run(args: argparse.Namespace) -> list[tuple[str, list[str]]]:
+    runs: list[tuple[str, list[str]]] = []
+    for system in args.systems.split(","):
+        if system == "reader":
+            runs.append(("reader", ["--run", "reader", "--workers", str(args.workers)]))
+        elif system == "ours":
+            common = ["--run", "ours", "--concurrency", str(args.concurrency)]
+            runs.append(("ours (SQLite)", common))
+            if args.database:
+                runs.append(("ours (PostgreSQL)", [*common, "--database", args.database]))
+        else:
+            raise SystemExit(f"poll benchmark: unknown system {system!r} (ours, reader)")
+    return runs
+
+
+def table(runs: list[SystemRun]) -> list[str]:
+    head = (f"{'system':<18} {'pass':<7} {'wall s':>7} {'items/s':>8} {'feeds/s':>8} "
+            f"{'200':>5} {'304':>5} {'fail':>5} {'CPU s':>6} {'peak RSS MiB':>12}")
+    rows = [head, "-" * len(head)]
+    for run in runs:
+        for name, r in zip(PASSES, run.passes, strict=True):
+            fails = r.failed if r.failed >= 0 else 0
+            rows.append(
+                f"{run.name:<18} {name:<7} {r.wall:>7.2f} {r.items_per_s:>8.0f} "
+                f"{r.feeds_per_s:>8.0f} {r.server.get('200', 0):>5} {r.server.get('304', 0):>5} "
+                f"{fails:>5} {r.cpu:>6.2f} {r.peak_rss_mib:>12.1f}")
+    return rows
+
+
+def ratios(runs: list[SystemRun]) -> list[str]:
+    by_name = {run.name: run for run in runs}
+    reader = by_name.get("reader")
+    if reader is None:
+        return []
+    lines = []
+    for run in runs:
+        if run is reader:
+            continue
+        first = run.passes[0].items_per_s / max(reader.passes[0].items_per_s, 1e-9)
+        second = run.passes[1].feeds_per_s / max(reader.passes[1].feeds_per_s, 1e-9)
+        mem = run.passes[1].peak_rss_mib / max(reader.passes[1].peak_rss_mib, 1e-9)
+        lines.append(f"ratio {run.name} / reader: first pass items/s ×{first:.2f}, "
+                     f"second pass feeds/s ×{second:.2f}, peak RSS ×{mem:.2f}")
+    return lines
+
+
+def main_parent(args: argparse.Namespace) -> None:
+    print(f"poll benchmark: {args.feeds} feeds × {args.entries} entries on {args.hosts} loopback "
+          f"hosts, {args.latency * 1000:.0f} ms latency per response, gzip, ETag/Last-Modified")
+    print(f"ours: concurrency {args.concurrency}, at most 2 requests in flight per host, per-host "
+          f"delay 0 s (reader has no per-host gap), article fetching off; reader: workers "
+          f"{args.workers}. Peak memory = getrusage ru_maxrss of each system's own process.")
+    profile_dir = Path(args.profile).resolve() if args.profile else None
+    if profile_dir:
+        profile_dir.mkdir(parents=True, exist_ok=True)
+    runs = []
+    with FeedServer(feeds=args.feeds, entries=args.entries, latency=args.latency,
+                    hosts=args.hosts) as server, tempfile.TemporaryDirectory() as tmp:
+        urls_file = Path(tmp) / "urls.json"
+        urls_file.write_text(json.dumps(server.urls))
+        stats_url = f"http://127.42.0.1:{server.port}/_stats"
+        for name, argv in systems_to_run(args):
+            runs.append(run_system(name, [*argv, "--urls", str(urls_file), "--stats-url",
+                                          stats_url], profile_dir))
+        server_cpu = server.stats().get("cpu", 0.0)
+    setup = ", ".join(f"{r.name} {r.setup_rss_mib:.1f} MiB" for r in runs)
+    lines = [*table(runs), f"RSS before the first pass: {setup}", *ratios(runs),
+             f"feed server CPU (its own process): {server_cpu:.2f} s"]
+    print("\n".join(lines))
+    if args.json:
+        Path(args.json).write_text(json.dumps(
+            {"args": vars(args), "runs": [{"name": r.name, "passes": [asdict(p) for p in r.passes]}
+                                          for r in runs]}, indent=2))
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--feeds", type=int, default=1000)
+    p.add_argument("--entries", type=int, default=20)
+    p.add_argument("--hosts", type=int, default=100, help="loopback addresses to spread feeds over")
+    p.add_argument("--latency", type=float, default=0.02, help="seconds per response")
+    p.add_argument("--systems", default="ours,reader", help="comma-separated: ours, reader")
+    p.add_argument("--database", help="also run ours on this PostgreSQL (a fresh schema in it)")
+    p.add_argument("--concurrency", type=int, default=64, help="ours: polls in flight")
+    p.add_argument("--workers", type=int, default=16, help="reader: update_feeds workers")
+    p.add_argument("--profile", help="directory for py-spy speedscope profiles of ours")
+    p.add_argument("--json", help="also write the figures to this file")
+    # Internal: the per-system subprocess.
+    p.add_argument("--run", choices=("ours", "reader"), help=argparse.SUPPRESS)
+    p.add_argument("--urls", help=argparse.SUPPRESS)
+    p.add_argument("--stats-url", help=argparse.SUPPRESS)
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    if args.run:
+        worker_main(args)
+    else:
+        main_parent(args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,99 @@
+"""Keeps the benchmarks runnable: the loopback feed server behaves; the poll benchmark runs tiny.
+
+The benchmark itself measures nothing here; this only proves that it starts, polls and reports.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import httpx
+import pytest
+
+from benchmarks.feedserver import Catalog, FeedServer, ServerSpec, feed_modes
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_feed_server_spreads_hosts_gzips_and_answers_304() -> None:
+    with (
+        FeedServer(feeds=6, entries=3, latency=0.0, hosts=3) as server,
+        httpx.Client(trust_env=False) as client,
+    ):
+        assert len({urlsplit(u).hostname for u in server.urls}) == 3
+        assert {urlsplit(u).port for u in server.urls} == {server.port}
+        first = client.get(server.urls[4])
+        assert first.headers["content-encoding"] == "gzip"
+        assert first.text.count("<item>") == 3
+        etag, modified = first.headers["etag"], first.headers["last-modified"]
+        url = server.urls[4]
+        assert client.get(url, headers={"If-None-Match": etag}).status_code == 304
+        assert (
+            client.get(url, headers={"If-Modified-Since": modified}).status_code == 304
+        )
+        assert client.get(url, headers={"If-None-Match": '"other"'}).status_code == 200
+        assert server.stats()["status"] == {"200": 2, "304": 2}
+
+
+def test_feed_server_misbehaving_feeds_are_the_ones_it_says() -> None:
+    options = {"error_fraction": 0.25, "throttle_fraction": 0.25, "retry_after": 7}
+    with (
+        FeedServer(feeds=8, entries=2, latency=0.0, hosts=2, **options) as server,
+        httpx.Client(trust_env=False) as client,
+    ):
+        answers = [client.get(url) for url in server.urls]
+    expected = {"ok": 200, "error": 500, "throttle": 429}
+    assert [r.status_code for r in answers] == [expected[m] for m in server.modes]
+    assert sorted(server.modes).count("error") == 2
+    assert all(r.headers["retry-after"] == "7" for r in answers if r.status_code == 429)
+
+
+def test_growing_feeds_publish_new_entries_over_time() -> None:
+    catalog = Catalog(ServerSpec(feeds=2, entries=3, grow_every=10.0), port=1, start=1000.0)
+    before, later = catalog.get(0, 1000.0), catalog.get(0, 1025.0)
+    assert later.etag != before.etag and later.last_modified > before.last_modified
+    assert b"urn:bench:0:4</guid>" in later.plain and b"urn:bench:0:4<" not in before.plain
+    assert later.plain.count(b"<item>") == 3
+
+
+def test_feed_modes_are_deterministic_fractions() -> None:
+    spec = ServerSpec(feeds=100, slow_fraction=0.1, error_fraction=0.05)
+    assert feed_modes(spec) == feed_modes(spec)
+    assert feed_modes(spec).count("slow") == 10 and feed_modes(spec).count("error") == 5
+
+
+@pytest.mark.slow
+def test_poll_benchmark_runs_at_tiny_scale(tmp_path: Path) -> None:
+    out = tmp_path / "figures.json"
+    argv = [
+        "--feeds",
+        "10",
+        "--entries",
+        "3",
+        "--hosts",
+        "3",
+        "--latency",
+        "0.005",
+        "--systems",
+        "ours",
+        "--json",
+        str(out),
+    ]
+    proc = subprocess.run(
+        [sys.executable, "-m", "benchmarks.poll", *argv],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "ours (SQLite)" in proc.stdout and "items/s" in proc.stdout
+    first, second = json.loads(out.read_text())["runs"][0]["passes"]
+    assert (first["new_items"], first["server"]) == (30, {"200": 10})
+    assert (second["new_items"], second["server"]) == (0, {"304": 10})
+    assert first["wall"] > 0 and first["peak_rss_mib"] > 0
