@@ -61,15 +61,16 @@ def sync(conn: Connection, configs: Sequence[FeedConfig], now: datetime) -> None
 
 
 def claim(
-    conn: Connection, now: datetime, limit: int, owner: str, lease_seconds: float
-) -> list[FeedState]:
-    """Take up to ``limit`` due feeds whose lease is free or expired, earliest first."""
+    conn: Connection, now: datetime, limit: int, owner: str, lease_seconds: float,
+    due_by: datetime,
+) -> list[FeedState]:  # fmt: skip
+    """Lease up to ``limit`` feeds due by ``due_by`` with a free or expired lease, oldest first."""
     due = (
         select(feeds.c.id)
         .where(
             feeds.c.active,
             ~feeds.c.gone,
-            feeds.c.next_check <= now,
+            feeds.c.next_check <= due_by,
             or_(feeds.c.lease_until.is_(None), feeds.c.lease_until <= now),
         )
         .order_by(feeds.c.next_check, feeds.c.id)

@@ -12,15 +12,13 @@ from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import select
 
-from storage import archive, captures, feeds, items, maintenance, poll
+from storage import archive, articles, captures, feeds, items, maintenance, poll
 from storage.engine import Database, boundary, describe, guarded, guarded_iter, migrate
 from storage.errors import StorageError
 from storage.identity import normalize_url
 from storage.records import (
-    ARTICLE_FAILED,
-    ARTICLE_PENDING,
     ArticleResult,
     Capture,
     Entry,
@@ -61,6 +59,10 @@ class Store:
     def url(self) -> str:
         return self.db.url
 
+    def describe(self) -> str:
+        """The database URL without its password, for logs."""
+        return describe(self.db.url)
+
     def close(self) -> None:
         self.db.dispose()
 
@@ -79,10 +81,12 @@ class Store:
 
     @guarded
     def claim_due(
-        self, now: datetime, limit: int, owner: str, lease_seconds: float
-    ) -> list[FeedState]:
+        self, now: datetime, limit: int, owner: str, lease_seconds: float,
+        due_by: datetime | None = None,
+    ) -> list[FeedState]:  # fmt: skip
+        """Lease up to ``limit`` feeds due by ``due_by`` (default ``now``) to ``owner``."""
         with self.db.write() as conn:
-            return feeds.claim(conn, now, limit, owner, lease_seconds)
+            return feeds.claim(conn, now, limit, owner, lease_seconds, due_by or now)
 
     @guarded
     def release(self, feed_id: int, owner: str) -> None:
@@ -127,26 +131,18 @@ class Store:
 
     @guarded
     def pending_articles(self, now: datetime, limit: int) -> list[PendingArticle]:
-        query = (
-            select(
-                items_t.c.id,
-                items_t.c.url,
-                items_t.c.feed_id,
-                items_t.c.article_attempts,
-                feeds_t.c.url.label("feed_url"),
-            )
-            .join(feeds_t, feeds_t.c.id == items_t.c.feed_id)
-            .where(items_t.c.article_status.in_([ARTICLE_PENDING, ARTICLE_FAILED]))
-            .where(items_t.c.url.is_not(None))
-            .where(or_(items_t.c.article_next_try.is_(None), items_t.c.article_next_try <= now))
-            .order_by(items_t.c.first_seen, items_t.c.id)
-            .limit(limit)
-        )
+        """Items whose article page is due for a (first or new) fetch, oldest first."""
         with self.db.read() as conn:
-            return [
-                PendingArticle(r.id, r.url, r.feed_id, r.feed_url, r.article_attempts)
-                for r in conn.execute(query)
-            ]
+            return articles.pending(conn, now, limit)
+
+    @guarded
+    def claim_articles(
+        self, now: datetime, limit: int, owner: str, lease_seconds: float
+    ) -> list[PendingArticle]:
+        """Like ``pending_articles``, but each is held back for ``lease_seconds`` (so two workers,
+        or two rounds of one, never fetch the same page); ``apply_article`` settles it."""
+        with self.db.write() as conn:
+            return articles.claim(conn, now, limit, lease_seconds)
 
     @guarded
     def apply_article(self, item_id: int, result: ArticleResult, now: datetime) -> None:
