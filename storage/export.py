@@ -1,0 +1,223 @@
+"""Export files: streamed writing (atomic) and streamed, validated reading. No SQL here.
+
+Formats (docs/export-format.md): JSON Lines, one item per line, each with ``"format_version": 1``;
+or one JSON document ``{"format": "feed-archiver-export", "version": 1, "exported_at": ...,
+"items": [...]}`` written and read incrementally. Items are checked against the JSON Schema in
+``storage/schema/export-v1.json``.
+
+Reading validates the *whole file first*, then reads it again to hand out items: a bad file
+is refused before anything is imported, so the archive is never left half-loaded by it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import sys
+import tempfile
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from functools import cache
+from importlib.resources import files
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any
+
+from jsonschema import Draft202012Validator
+
+from storage.errors import ExportFormatError, StorageError
+from storage.jsonstream import JsonStreamError, stream_document
+from storage.records import ExportFilter
+
+if TYPE_CHECKING:
+    from storage.store import Store
+
+FORMAT = "feed-archiver-export"
+VERSION = 1
+
+
+@cache
+def item_validator() -> Draft202012Validator:
+    schema = json.loads(files("storage").joinpath("schema/export-v1.json").read_text("utf-8"))
+    return Draft202012Validator({"$ref": "#/$defs/item", "$defs": schema["$defs"]})
+
+
+def write_export(
+    store: Store, path: Path | None, fmt: str, flt: ExportFilter, now: datetime | None = None
+) -> int:
+    """Write the items ``flt`` selects; returns how many. ``path`` None means standard output."""
+    if fmt not in ("json", "jsonl"):
+        raise StorageError(f"export: unknown format {fmt!r} (json or jsonl)")
+    exported_at = (now or datetime.now(UTC)).isoformat()
+    if path is None:
+        count = _write(store, sys.stdout, fmt, flt, exported_at)
+        sys.stdout.flush()
+        return count
+    return _write_atomically(store, path, fmt, flt, exported_at)
+
+
+def _write_atomically(
+    store: Store, path: Path, fmt: str, flt: ExportFilter, exported_at: str
+) -> int:
+    """Temporary file in the target's directory, fsync, rename, fsync the directory."""
+    directory = path.resolve().parent
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
+    except OSError as exc:
+        raise StorageError(f"export: cannot write {path}: {exc.strerror or exc}") from exc
+    tmp = Path(tmp_name)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", errors="replace", newline="\n") as out:
+            count = _write(store, out, fmt, flt, exported_at)
+            out.flush()
+            os.fsync(out.fileno())
+        tmp.replace(path)
+        _fsync_dir(directory)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise StorageError(f"export: cannot write {path}: {exc.strerror or exc}") from exc
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return count
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _write(store: Store, out: IO[str], fmt: str, flt: ExportFilter, exported_at: str) -> int:
+    count = 0
+    if fmt == "jsonl":
+        for item in store.iter_items(flt):
+            out.write(_dumps({"format_version": VERSION} | item) + "\n")
+            count += 1
+        return count
+    header = {"format": FORMAT, "version": VERSION, "exported_at": exported_at}
+    out.write(_dumps(header)[:-1] + ',"items":[\n')
+    for item in store.iter_items(flt):
+        out.write(("," if count else "") + _dumps(item) + "\n")
+        count += 1
+    out.write("]}\n")
+    return count
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+# -- reading ---------------------------------------------------------------------------------
+
+
+def read_export(path: Path) -> Iterator[dict[str, Any]]:
+    """The file's items, validated. The whole file is checked before the first item is given."""
+    for _ in _records(path):
+        pass
+    for _line, item in _records(path):
+        yield item
+
+
+def _records(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    try:
+        with path.open("r", encoding="utf-8") as src:
+            first = _first_line(src)
+            src.seek(0)
+            reader = _jsonl if _is_jsonl(first) else _document
+            for index, (line, item) in enumerate(reader(path, src)):
+                _validate(path, line, index, item)
+                yield line, item
+    except UnicodeDecodeError as exc:
+        raise ExportFormatError(f"{path}: not UTF-8 text ({exc.reason})") from exc
+    except OSError as exc:
+        raise ExportFormatError(f"{path}: cannot read: {exc.strerror or exc}") from exc
+
+
+def _first_line(src: IO[str]) -> str:
+    for line in src:
+        if line.strip():
+            return line.strip()
+    return ""
+
+
+def _is_jsonl(first: str) -> bool:
+    with contextlib.suppress(ValueError):
+        value = json.loads(first)
+        return isinstance(value, dict) and "format_version" in value
+    return False
+
+
+def _jsonl(path: Path, src: IO[str]) -> Iterator[tuple[int, dict[str, Any]]]:
+    for number, line in enumerate(src, start=1):
+        if not line.strip():
+            continue
+        try:
+            value = json.loads(line)
+        except ValueError as exc:
+            raise ExportFormatError(f"{path}: line {number}: not valid JSON ({exc})") from exc
+        if not isinstance(value, dict):
+            raise ExportFormatError(f"{path}: line {number}: an item must be a JSON object")
+        version = value.pop("format_version", None)
+        if version != VERSION:
+            raise ExportFormatError(
+                f"{path}: line {number}: format_version {version!r} is not supported "
+                f"(this program reads version {VERSION})"
+            )
+        yield number, value
+
+
+def _document(path: Path, src: IO[str]) -> Iterator[tuple[int, dict[str, Any]]]:
+    header: dict[str, Any] = {}
+    try:
+        for line, key, value in stream_document(src, "items"):
+            if key != "items":
+                header[key] = value
+                _check_header(path, line, header)
+                continue
+            if "version" not in header:
+                raise ExportFormatError(f"{path}: line {line}: items come before the version")
+            if not isinstance(value, dict):
+                raise ExportFormatError(f"{path}: line {line}: an item must be a JSON object")
+            yield line, value
+    except JsonStreamError as exc:
+        raise ExportFormatError(f"{path}: line {exc.line}: {exc.reason}") from exc
+    if header.get("format") != FORMAT or "version" not in header:
+        raise ExportFormatError(f"{path}: not a {FORMAT} file (no format and version header)")
+
+
+def _check_header(path: Path, line: int, header: dict[str, Any]) -> None:
+    if "format" in header and header["format"] != FORMAT:
+        raise ExportFormatError(f"{path}: line {line}: format {header['format']!r} is not {FORMAT}")
+    if "version" in header and header["version"] != VERSION:
+        raise ExportFormatError(
+            f"{path}: line {line}: version {header['version']!r} is not supported "
+            f"(this program reads version {VERSION})"
+        )
+
+
+def _validate(path: Path, line: int, index: int, item: dict[str, Any]) -> None:
+    error = next(iter(item_validator().iter_errors(item)), None)
+    if error is None:
+        _check_times(path, line, index, item)
+        return
+    where = "/".join(str(p) for p in error.absolute_path) or "(item)"
+    raise ExportFormatError(f"{path}: line {line} (item {index}): {where}: {error.message}")
+
+
+def _check_times(path: Path, line: int, index: int, item: dict[str, Any]) -> None:
+    """The schema's pattern admits what Python parses, but a date like 2024-02-31 slips by."""
+    stamps = [item.get(k) for k in ("published", "updated", "first_seen", "last_seen")]
+    stamps += [s.get(k) for s in item["sightings"] for k in ("first_seen", "last_seen")]
+    stamps += [r["recorded_at"] for r in item["revisions"]]
+    for stamp in stamps:
+        try:
+            if stamp is not None:
+                datetime.fromisoformat(stamp)
+        except ValueError as exc:
+            raise ExportFormatError(
+                f"{path}: line {line} (item {index}): bad time {stamp!r}"
+            ) from exc
