@@ -86,11 +86,12 @@ def stats(conn: Connection) -> dict[str, Any]:
             captures.join(blobs, blobs.c.sha256 == captures.c.blob_sha256)
         )
     ).scalar_one()
-    by_status: dict[str, int] = dict(
-        conn.execute(select(items.c.article_status, func.count()).group_by(items.c.article_status))
-        .tuples()
-        .all()
-    )
+    by_status: dict[str, int] = {
+        str(k): int(v)
+        for k, v in conn.execute(
+            select(items.c.article_status, func.count()).group_by(items.c.article_status)
+        )
+    }
     return {
         "feeds": count(feeds),
         "active_feeds": int(conn.execute(

@@ -1,0 +1,256 @@
+"""apply_poll: one transaction per poll, idempotent; one story = one item across feeds; broken
+guids neither collapse nor duplicate; changed content makes capped revisions; captures dedup."""
+
+from __future__ import annotations
+
+import itertools
+from datetime import timedelta
+from typing import Any
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from storage.records import (
+    STATUS_ERROR,
+    STATUS_NOT_MODIFIED,
+    Article,
+    ArticleResult,
+    Capture,
+    ExportFilter,
+    FeedConfig,
+)
+from storage.revisions import FREE_REVISIONS, MAX_REVISIONS
+from storage.store import Store
+from tests.dbfixtures import T0, claim_one, entry, poll, poll_result
+
+A, B, C = (f"https://{n}.example/feed" for n in "abc")
+FEED_NUMBERS = itertools.count()
+
+
+def items(store: Store) -> list[dict[str, Any]]:
+    return list(store.iter_items(ExportFilter()))
+
+
+def snapshot(store: Store) -> list[dict[str, Any]]:
+    """The archive's content, without the times that a later poll legitimately moves."""
+    out = []
+    for item in items(store):
+        item = {k: v for k, v in item.items() if k not in ("last_seen", "changed_at")}
+        item["sightings"] = [{k: v for k, v in s.items() if k != "last_seen"}
+                             for s in item["sightings"]]  # fmt: skip
+        out.append(item)
+    return out
+
+
+def capture(body: bytes, kind: str = "feed", url: str = A) -> Capture:
+    return Capture(kind, url, url, 200, (("content-type", "application/rss+xml"),), T0, body)
+
+
+def test_new_entries_become_items_with_a_sighting_and_a_revision(store: Store) -> None:
+    store.sync_feeds([FeedConfig(A)], T0)
+    summary = poll(store, A, T0, [entry(1), entry(2)], etag='"e1"', last_modified="Mon")
+    assert (summary.new_items, summary.revisions) == (2, 0)
+    got = items(store)
+    assert [i["title"] for i in got] == ["Story 1", "Story 2"]
+    assert all(len(i["sightings"]) == 1 and len(i["revisions"]) == 1 for i in got)
+    feed = store.get_feed(A)
+    assert feed is not None and (feed.etag, feed.item_count, feed.last_new_items) == ('"e1"', 2, 2)
+
+
+def test_applying_the_same_result_twice_is_a_no_op(store: Store) -> None:
+    store.sync_feeds([FeedConfig(A)], T0)
+    result = poll_result(claim_one(store, A, T0), T0, [entry(1)])
+    assert store.apply_poll(result).new_items == 1
+    before = items(store)
+    assert store.apply_poll(result).new_items == 0
+    assert items(store) == before
+
+
+@settings(
+    max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    docs=st.lists(
+        st.lists(st.integers(0, 6), max_size=6).map(lambda ns: [entry(n) for n in sorted(set(ns))]),
+        min_size=1, max_size=3,
+    ),
+    example=st.runner(),
+)  # fmt: skip
+def test_repolling_the_same_documents_changes_nothing(
+    store: Store, docs: list[list[Any]], example: object
+) -> None:
+    url = f"https://h{next(FEED_NUMBERS)}.example/feed"  # one fresh feed per example
+    store.sync_feeds([FeedConfig(url)], T0)
+    t = T0
+    for doc in docs:
+        t += timedelta(hours=1)
+        poll(store, url, t, doc)
+    mine = [i for i in snapshot(store) if i["feed_url"] == url]
+    for doc in docs:
+        t += timedelta(hours=1)
+        assert poll(store, url, t, doc).new_items == 0
+    assert [i for i in snapshot(store) if i["feed_url"] == url] == mine
+
+
+def test_a_not_modified_poll_keeps_validators_and_items(store: Store) -> None:
+    store.sync_feeds([FeedConfig(A)], T0)
+    poll(store, A, T0, [entry(1)], etag='"e1"')
+    t1 = T0 + timedelta(hours=1)
+    poll(store, A, t1, [], status=STATUS_NOT_MODIFIED, http_status=304, etag=None)
+    feed = store.get_feed(A)
+    assert feed is not None and (feed.etag, feed.last_status) == ('"e1"', "not_modified")
+    t2 = t1 + timedelta(hours=1)
+    poll(store, A, t2, [], status=STATUS_ERROR, error="fetch: boom for " + A, error_count=1)
+    feed = store.get_feed(A)
+    assert feed is not None and feed.etag == '"e1"' and feed.last_error == "fetch: boom for " + A
+    assert len(items(store)) == 1
+
+
+def test_one_story_in_three_feeds_is_one_item_with_three_sightings(store: Store) -> None:
+    store.sync_feeds([FeedConfig(A), FeedConfig(B), FeedConfig(C)], T0)
+    poll(store, A, T0, [entry(1, url="https://news.example/story/1")])
+    # B links with tracking parameters and another scheme; C is an exact copy at another URL
+    b = entry("b1", url="http://NEWS.example:80/story/1?utm_source=rss&fbclid=x#top")
+    c = entry("c1", title="Story 1", summary=entry(1).summary, url="https://mirror.example/s1")
+    sb = poll(store, B, T0, [b])
+    sc = poll(store, C, T0, [c])
+    assert (sb.new_items, sb.new_sightings, sc.new_items, sc.new_sightings) == (0, 1, 0, 1)
+    [item] = items(store)
+    assert item["feed_url"] == A
+    assert sorted(s["feed_url"] for s in item["sightings"]) == [A, B, C]
+    assert store.stats()["duplicates_folded"] == 2
+
+
+def test_distinct_entries_sharing_a_link_in_one_document_stay_distinct(store: Store) -> None:
+    store.sync_feeds([FeedConfig(A)], T0)
+    home = "https://site.example/"
+    doc = [entry(i, url=home) for i in range(3)]
+    poll(store, A, T0, doc)
+    poll(store, A, T0 + timedelta(hours=1), [entry(9, url=home), *doc])
+    assert len(items(store)) == 4
+
+
+def test_the_same_guid_on_every_entry_falls_back_to_links(store: Store) -> None:
+    store.sync_feeds([FeedConfig(A)], T0)
+    doc = [entry(i, key="same", guid="same") for i in range(4)]
+    assert poll(store, A, T0, doc).new_items == 4
+    assert poll(store, A, T0 + timedelta(hours=1), doc).new_items == 0
+    assert len(items(store)) == 4
+    feed = store.get_feed(A)
+    assert feed is not None and feed.link_keys
+
+
+def test_guids_changing_every_poll_fall_back_to_links(store: Store) -> None:
+    store.sync_feeds([FeedConfig(A)], T0)
+    for n in range(4):
+        doc = [entry(i, key=f"poll{n}-{i}", guid=f"poll{n}-{i}") for i in range(5)]
+        summary = poll(store, A, T0 + timedelta(hours=n), doc)
+        assert summary.new_items == (5 if n == 0 else 0)
+    assert len(items(store)) == 5
+    assert all(len(i["sightings"]) == 1 for i in items(store))
+    feed = store.get_feed(A)
+    assert feed is not None and feed.link_keys
+    assert store.known_entries(feed.id, [entry(1, key="poll9-1")]) == {"poll9-1"}
+
+
+def test_the_service_can_force_link_keys(store: Store) -> None:
+    store.sync_feeds([FeedConfig(A)], T0)
+    poll(store, A, T0, [entry(1)], link_keys=True)
+    feed = store.get_feed(A)
+    assert feed is not None and feed.link_keys
+    assert items(store)[0]["sightings"][0]["key"] == "link:https://news.example/story/1"
+
+
+def test_changed_content_makes_revisions_and_keeps_the_old(store: Store) -> None:
+    store.sync_feeds([FeedConfig(A)], T0)
+    poll(store, A, T0, [entry(1)])
+    poll(store, A, T0 + timedelta(hours=1), [entry(1, title="Story 1, updated")])
+    [item] = items(store)
+    assert [r["title"] for r in item["revisions"]] == ["Story 1", "Story 1, updated"]
+    assert item["title"] == "Story 1, updated"
+
+
+def test_a_counter_in_the_text_cannot_fill_the_archive(store: Store) -> None:
+    store.sync_feeds([FeedConfig(A)], T0)
+    t = T0
+    for n in range(200):  # every five minutes for 16 hours, a new counter value
+        t += timedelta(minutes=5)
+        poll(store, A, t, [entry(1, title=f"Live: {n} readers")], next_check=t)
+    [item] = items(store)
+    seqs = [r["seq"] for r in item["revisions"]]
+    assert FREE_REVISIONS < len(seqs) <= MAX_REVISIONS
+    assert seqs == list(range(1, len(seqs) + 1))
+    assert item["title"] == "Live: 199 readers"  # the item itself always has the latest
+    late = item["revisions"][FREE_REVISIONS:]
+    gaps = [b["recorded_at"] > a["recorded_at"] for a, b in zip(late, late[1:], strict=False)]
+    assert all(gaps)
+
+
+def test_article_arrival_completes_the_first_revision_then_changes_add_one(store: Store) -> None:
+    store.sync_feeds([FeedConfig(A)], T0)
+    poll(store, A, T0, [entry(1)])
+    [pending] = store.pending_articles(T0, 10)
+    art = Article(title="Story 1", text="Para one.\n\nPara two.", html="<p>Para one.</p>",
+                  canonical_url="https://news.example/story/1", extractor="test/1",
+                  sources=(("title", "meta"),))  # fmt: skip
+    page = capture(b"<html>page</html>", "page", pending.url)
+    store.apply_article(pending.item_id, ArticleResult(article=art, capture=page), T0)
+    [item] = items(store)
+    assert len(item["revisions"]) == 1 and item["revisions"][0]["text"] == art.text
+    assert item["article"]["sources"] == {"title": "meta"} and item["article_status"] == "ok"
+    assert item["provenance"]["extractor"] == "test/1"
+    new = ArticleResult(article=Article(title="Story 1", text="Para one.\n\nPara 2!", html=""))
+    store.apply_article(pending.item_id, new, T0 + timedelta(hours=1))
+    [item] = items(store)
+    assert len(item["revisions"]) == 2
+    assert (
+        "-Para two." in item["revisions"][1]["diff"] and "+Para 2!" in item["revisions"][1]["diff"]
+    )
+    assert store.pending_articles(T0 + timedelta(days=1), 10) == []
+
+
+def test_a_failed_article_keeps_the_item_and_retries_later(store: Store) -> None:
+    store.sync_feeds([FeedConfig(A)], T0)
+    poll(store, A, T0, [entry(1)])
+    [claimed] = store.claim_articles(T0, 10, "w1", 60)
+    assert store.claim_articles(T0, 10, "w2", 60) == []
+    retry = T0 + timedelta(hours=2)
+    store.apply_article(
+        claimed.item_id, ArticleResult(error="fetch: 503 for x", next_try=retry), T0
+    )
+    [item] = items(store)
+    assert (item["article_status"], item["article_error"], item["title"]) == (
+        "failed",
+        "fetch: 503 for x",
+        "Story 1",
+    )
+    assert store.pending_articles(retry - timedelta(seconds=1), 10) == []
+    [again] = store.pending_articles(retry, 10)
+    assert again.attempts == 1
+
+
+def test_articles_given_with_the_poll_are_stored_and_fold_by_canonical_url(store: Store) -> None:
+    store.sync_feeds([FeedConfig(A), FeedConfig(B)], T0)
+    art = Article(title="S", text="Body", html="<p>Body</p>",
+                  canonical_url="https://origin.example/s?utm_medium=x")  # fmt: skip
+    poll(store, A, T0, [entry(1, url="https://origin.example/s")], fetch_articles=True)
+    # B links to a syndicated copy whose page names the original as canonical
+    b = entry("b", url="https://partner.example/copy", title="S copy")
+    summary = poll(store, B, T0, [b], articles=(("guid-b", ArticleResult(article=art)),))
+    assert summary.new_items == 0 and summary.new_sightings == 1
+    assert len(items(store)) == 1
+
+
+def test_captures_are_deduplicated_by_content(store: Store) -> None:
+    store.sync_feeds([FeedConfig(A)], T0)
+    body = b"<rss>" + b"x" * 5000 + b"</rss>"
+    poll(store, A, T0, [entry(1)], capture=capture(body))
+    t1 = T0 + timedelta(hours=1)
+    cap2 = Capture("feed", A, A, 200, (), t1, body)
+    poll(store, A, t1, [entry(1), entry(2)], capture=cap2)
+    t2 = t1 + timedelta(hours=1)
+    poll(store, A, t2, [entry(1), entry(2)], capture=Capture("feed", A, A, 200, (), t2, b"zz"))
+    stats = store.stats()
+    assert (stats["captures"], stats["blobs"]) == (2, 1)  # nothing new at t2: no capture
+    assert stats["captures_raw_bytes"] == 2 * len(body)
+    assert stats["blobs_stored_bytes"] < len(body) / 10
