@@ -54,8 +54,9 @@ def parse_feed(
     except (RecursionError, MemoryError) as exc:
         kind = type(exc).__name__
         raise ParseError(f"document too deeply nested or too large ({kind}) for {url}") from None
-    except Exception as exc:  # a parser bug on hostile bytes must still be a ParseError
-        raise ParseError(f"{type(exc).__name__}: {str(exc)[:200]} for {url}") from exc
+    except Exception as exc:  # a bug met on hostile bytes must still be one feed's ParseError
+        detail = f"{type(exc).__name__}: {str(exc)[:200]}"
+        raise ParseError(f"internal error ({detail}) for {url}") from exc
 
 
 def _is_json(body: bytes, headers: Mapping[str, str]) -> bool:

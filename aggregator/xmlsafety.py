@@ -25,6 +25,9 @@ _ILLEGAL_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 _HTML_START = re.compile(
     r"\s*(<!--.*?-->\s*)*<(!doctype\s+html|html[\s>])", re.IGNORECASE | re.DOTALL
 )
+# xml.sax joins namespace and local name with a space and splits with str.split(), so
+# whitespace inside a namespace URI crashes feedparser's strict parser.
+_XMLNS_VALUE = re.compile(r"""(\sxmlns(?::[\w.-]+)?\s*=\s*)(["'])(.*?)\2""", re.DOTALL)
 _LOOSE_ITEM = re.compile(rb"<(?:[\w.-]+:)?(?:item|entry)[\s>/]")
 _NAME_START = re.compile(r"[A-Za-z_:\u00c0-\uffff]")
 # Inside a markup declaration: quoted strings, comments and brackets must be skipped as units.
@@ -61,12 +64,20 @@ def prepare_xml(body: bytes, headers: Mapping[str, str], max_entries: int) -> Pr
     root, prolog_warning = find_root(text)
     if prolog_warning:
         warnings.append(prolog_warning)
-    data = _XML_DECL + _ILLEGAL_XML.sub("", text[root:]).encode("utf-8")
+    text = _XMLNS_VALUE.sub(_squeeze_namespace, _ILLEGAL_XML.sub("", text[root:]))
+    data = _XML_DECL + text.encode("utf-8")
     del text  # a 50 MB text node must not be held three times over
     data, well_formed, cap_warning = cap_entries(data, max_entries)
     if cap_warning:
         warnings.append(cap_warning)
     return PreparedXml(data, well_formed, tuple(warnings))
+
+
+def _squeeze_namespace(match: re.Match[str]) -> str:
+    value = match.group(3)
+    if not any(c.isspace() for c in value):
+        return match.group(0)
+    return f"{match.group(1)}{match.group(2)}{''.join(value.split())}{match.group(2)}"
 
 
 def decode_xml(body: bytes, headers: Mapping[str, str]) -> tuple[str, list[str]]:
@@ -172,7 +183,7 @@ def find_root(text: str) -> tuple[int, str | None]:
             return lt, "DTD internal subset removed" if dropped_dtd else None
         else:
             pos = lt + 1
-    raise UnsafeXml("no root element")
+    raise UnsafeXml("not a feed (no root element)")
 
 
 def _skip_declaration(text: str, pos: int) -> tuple[int, bool]:
