@@ -18,7 +18,7 @@ from aggregator.extract import titles
 from aggregator.extract.clean import clean_element, parse_soup, sanitize
 from aggregator.extract.dates import parse_date
 from aggregator.extract.generic import GENERIC, generic_body
-from aggregator.extract.polish import drop_link_blocks
+from aggregator.extract.polish import drop_leading_title, drop_link_blocks
 from aggregator.extract.rules import SiteRule, SiteRules
 from aggregator.extract.structured import META, STRUCTURED, PageMeta, is_amp, read_meta
 from aggregator.extract.text import html_to_text
@@ -27,6 +27,8 @@ from storage.records import Article
 EXTRACTOR_VERSION = "archiver-extract/1"
 SITE_RULE = "site_rule"
 MAX_HTML = 8 * 1024 * 1024  # characters; the fetcher caps bodies, this guards direct callers
+MAX_ELEMENTS = 50_000  # a long news page has a few thousand
+_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 _DATELINE = re.compile(
     r"^(?P<dateline>[A-ZÀ-ÞА-ЯЁ][A-ZÀ-ÞА-ЯЁ.,'’ -]{1,60}?(?:\([A-Za-z .]+\))?)\s*[–—-]+\s+\S"
 )
@@ -47,6 +49,7 @@ class _Fields:
 
 def extract(html: str, url: str, rules: SiteRules) -> Article:
     """Clean one page into an Article; ExtractError when the page holds no article."""
+    html = _CONTROL.sub("", html[:MAX_HTML])  # lxml refuses NUL and C0 controls in text
     root = parse_page(html, url)
     rule = rules.for_url(url)
     meta = read_meta(root)
@@ -57,7 +60,7 @@ def extract(html: str, url: str, rules: SiteRules) -> Article:
     _apply_meta(meta, headings, url, rule, got)
     if "published" not in got.values:
         got.offer("published", _htmldate(root, url), GENERIC)
-    if "html" not in got.values:
+    if "html" not in got.values and _size_ok(root):
         got.offer("html", drop_link_blocks(generic_body(root, url)), GENERIC)
     if "html" not in got.values and meta.body:
         got.offer("html", _paragraphs_html(meta.body), STRUCTURED)
@@ -66,7 +69,7 @@ def extract(html: str, url: str, rules: SiteRules) -> Article:
 
 def parse_page(html: str, url: str) -> HtmlElement:
     """An lxml tree of the page; ExtractError for what is not an HTML document."""
-    text = html[:MAX_HTML].replace("\x00", "")
+    text = _CONTROL.sub("", html[:MAX_HTML])
     if not text.strip() or "<" not in text[:65536]:
         raise ExtractError(f"extract: not an HTML page for {url}")
     parser = HTMLParser(remove_comments=True, remove_pis=True, collect_ids=False)
@@ -79,13 +82,18 @@ def parse_page(html: str, url: str) -> HtmlElement:
     return root
 
 
+def _size_ok(root: HtmlElement) -> bool:
+    """The generic extractor costs ~60 µs an element: past the cap, it would take seconds."""
+    return sum(1 for _ in zip(root.iter(), range(MAX_ELEMENTS + 1), strict=False)) <= MAX_ELEMENTS
+
+
 def _headings(root: HtmlElement) -> list[str]:
     return [" ".join(h.text_content().split()) for h in list(root.iter("h1"))[:5]]
 
 
 def _apply_rule(html: str, url: str, rule: SiteRule, amp: bool, got: _Fields) -> None:
     """Selectors of the site's rule; the first selector that matches wins for each field."""
-    soup = parse_soup(html[:MAX_HTML])
+    soup = parse_soup(html)
     tz = rule.tzinfo()
     got.offer("title", titles.clean(_select_text(soup, rule.title)), SITE_RULE)
     got.offer("published", parse_date(_select_value(soup, rule.published), tz), SITE_RULE)
@@ -190,10 +198,10 @@ def _paragraphs_html(body: str) -> str:
 
 
 def _build(got: _Fields, rule: SiteRule | None, url: str) -> Article:
-    html = str(got.values.get("html") or "")
+    html = drop_leading_title(str(got.values.get("html") or ""), _opt(got.values.get("title")))
     text = _strip_title(html_to_text(html), got.values.get("title"))
     if not text.strip():
-        raise ExtractError(f"extract: no article text found for {url}")
+        raise ExtractError(f"extract: no article text found (or page too large) for {url}")
     by_rule = rule is not None and rule.dateline_pattern is not None
     got.offer("dateline", _dateline(text, rule), SITE_RULE if by_rule else GENERIC)
     v = got.values

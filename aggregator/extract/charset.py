@@ -78,5 +78,22 @@ def _normalize(label: str) -> str | None:
 
 
 def _detect(body: bytes) -> str:
+    """UTF-16 without a BOM shows as NULs in every other byte; else ask charset-normalizer."""
+    sniffed = _sniff_utf16(body[:2048])
+    if sniffed:
+        return sniffed
     best = from_bytes(body[:_DETECT]).best()
-    return best.encoding if best and best.encoding else "utf-8"
+    guess = best.encoding if best and best.encoding else "utf-8"
+    # A stray NUL makes detectors say UTF-16/32; the sniff above already ruled those out.
+    return "utf-8" if guess.replace("_", "-").startswith(("utf-16", "utf-32")) else guess
+
+
+def _sniff_utf16(head: bytes) -> str | None:
+    if len(head) < 8:
+        return None
+    even, odd = head[0::2], head[1::2]
+    if odd.count(0) > 0.2 * len(odd) and even.count(0) < 0.02 * len(even):
+        return "utf-16-le"
+    if even.count(0) > 0.2 * len(even) and odd.count(0) < 0.02 * len(odd):
+        return "utf-16-be"
+    return None
