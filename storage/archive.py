@@ -228,8 +228,8 @@ def _import_sightings(
         row = {"item_id": item_id, "feed_id": feed_id, "key": s["key"], "guid": s.get("guid"),
                "link": s.get("link"), "first_seen": _time(s["first_seen"]),
                "last_seen": _time(s["last_seen"])}  # fmt: skip
-        result = conn.execute(insert(conn, sightings).values(**row).on_conflict_do_nothing())
-        added += int(result.rowcount or 0)
+        stmt = insert(conn, sightings).values(**row).on_conflict_do_nothing()
+        added += len(conn.execute(stmt.returning(sightings.c.id)).all())
     return added, feeds_added
 
 
@@ -239,8 +239,8 @@ def _import_revisions(conn: Connection, item_id: int, revs: list[dict[str, Any]]
         row = {"item_id": item_id, "seq": v["seq"], "recorded_at": _time(v["recorded_at"]),
                "title": v.get("title"), "summary": v.get("summary"), "text": v.get("text"),
                "content_hash": v["content_hash"], "diff": v.get("diff")}  # fmt: skip
-        result = conn.execute(insert(conn, revisions).values(**row).on_conflict_do_nothing())
-        added += int(result.rowcount or 0)
+        stmt = insert(conn, revisions).values(**row).on_conflict_do_nothing()
+        added += len(conn.execute(stmt.returning(revisions.c.id)).all())
     return added
 
 
