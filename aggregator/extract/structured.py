@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -13,6 +14,7 @@ STRUCTURED = "structured_data"
 META = "meta"
 _MAX_JSON = 2 * 1024 * 1024
 _MAX_DEPTH = 8
+_BYLINE = re.compile(r"^(?:by|von|par|por|di|door|av|af)\s+", re.I)
 _ARTICLE_TYPES = frozenset({"BlogPosting", "LiveBlogPosting", "Report", "SocialMediaPosting"})
 _SITE_TYPES = frozenset({"WebSite", "Organization", "NewsMediaOrganization"})
 
@@ -130,8 +132,13 @@ def _url(value: Any) -> str:
 
 def _people(value: Any) -> tuple[str, ...]:
     items = value if isinstance(value, list) else [value]
-    names = (_text(item) for item in items[:20])
+    names = (clean_name(_text(item)) for item in items[:20])
     return tuple(dict.fromkeys(n for n in names if n and not _looks_like_url(n)))
+
+
+def clean_name(name: str) -> str:
+    """"By Jane Doe" → "Jane Doe": bylines often keep their preposition."""
+    return _BYLINE.sub("", " ".join(name.split())).strip()
 
 
 def _looks_like_url(text: str) -> bool:
@@ -155,7 +162,7 @@ def _read_microdata(root: HtmlElement, meta: PageMeta) -> None:
         if node is not None:
             _add(meta.titles, _node_value(node), STRUCTURED)
     if not meta.authors:
-        names = [_node_value(n) for n in root.iterfind(".//*[@itemprop='author']")][:10]
+        names = [clean_name(_node_value(n)) for n in root.iterfind(".//*[@itemprop='author']")][:10]
         people = tuple(dict.fromkeys(n for n in names if n and not _looks_like_url(n)))
         if people:
             meta.authors.append((people, STRUCTURED))
@@ -188,6 +195,9 @@ def _read_tags(root: HtmlElement, meta: PageMeta) -> None:
     tags = _meta_tags(root)
     for key in _TITLE_KEYS:
         _add(meta.titles, tags.get(key, [""])[0], META)
+    title = root.find(".//title")
+    if title is not None:
+        _add(meta.titles, " ".join(title.text_content().split())[:2000], META)
     for key in _PUBLISHED_KEYS:
         _add(meta.published, tags.get(key, [""])[0], META)
     for key in _MODIFIED_KEYS:
@@ -220,7 +230,9 @@ def _meta_tags(root: HtmlElement) -> dict[str, list[str]]:
 
 
 def _split_people(values: list[str]) -> tuple[str, ...]:
-    names = [n.strip() for v in values[:20] for n in (v.split(",") if len(values) == 1 else [v])]
+    """One tag listing "A, B" or one tag per author."""
+    parts = values[0].split(",") if len(values) == 1 else values[:20]
+    names = [clean_name(n) for n in parts]
     return tuple(dict.fromkeys(n for n in names if n and not _looks_like_url(n)))
 
 

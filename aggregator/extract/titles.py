@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 GENERIC = "generic"
 MAX_TITLE = 1000  # a 64 KB <title> is an attack or an accident, never a headline
-_SEPARATORS = re.compile(r"\s+(?:[|•·»«/:]|::|-{1,2}|[–—])\s+")
+_SEPARATORS = re.compile(r"\s+(?:[|•·»«/:]|::|-{1,2}|[–—])\s+|(?<=\w):\s+")
 _SPACE = re.compile(r"\s+")
 
 
@@ -47,11 +47,14 @@ def _names_match(part: str, name: str) -> bool:
     return len(bare) > 3 and squashed.startswith(bare) and len(squashed) - len(bare) <= 4
 
 
+_NOT_NAMES = frozenset({"www", "amp", "m", "mobile", "co", "com", "net", "org", "gov", "edu", "ac"})
+
+
 def _host_names(host: str) -> set[str]:
-    labels = [label for label in host.lower().split(".") if label not in ("www", "amp", "m")]
-    if len(labels) >= 2:
-        return {labels[-2], " ".join(labels[-2:]), normalize(".".join(labels))}
-    return set()
+    """"entermedia.co.kr" names the outlet "entermedia" (no public-suffix list needed here)."""
+    labels = host.lower().split(".")[:-1]  # the last label is a TLD
+    names = {label for label in labels if label not in _NOT_NAMES and len(label) > 2}
+    return names | {normalize(host)} if names else set()
 
 
 def _rejoin(title: str, parts: list[str]) -> str:
