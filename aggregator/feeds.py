@@ -90,11 +90,15 @@ def _parse_xml(
         raise ParseError(f"{exc} for {url}") from None
     result = _feedparser(prepared.data, headers)
     bozo = _bozo_message(result)
-    if not result.get("version") and not result.entries:
+    raw_entries = result.entries
+    if prepared.last_entry_cut and raw_entries:
+        raw_entries = raw_entries[:-1]
+        bozo = f"{bozo}; the last entry was cut off and dropped"
+    if not result.get("version") and not raw_entries:
         raise ParseError(f"not a feed ({bozo or 'no RSS, Atom or RDF root'}) for {url}")
-    if bozo and not result.entries:
+    if bozo and not raw_entries:
         raise ParseError(f"{bozo}, and no entries could be read, for {url}")
-    entries, unreliable, dup_note = finish_entries([_entry(e, url, now) for e in result.entries])
+    entries, unreliable, dup_note = finish_entries([_entry(e, url, now) for e in raw_entries])
     return ParsedFeed(
         title=clean_text(result.feed.get("title"), MAX_TITLE),
         link=clean_link(result.feed.get("link"), url),

@@ -29,6 +29,7 @@ _HTML_START = re.compile(
 # whitespace inside a namespace URI crashes feedparser's strict parser.
 _XMLNS_VALUE = re.compile(r"""(\sxmlns(?::[\w.-]+)?\s*=\s*)(["'])(.*?)\2""", re.DOTALL)
 _LOOSE_ITEM = re.compile(rb"<(?:[\w.-]+:)?(?:item|entry)[\s>/]")
+_ENTRY_END = re.compile(rb"</(?:[\w.-]+:)?(?:item|entry)\s*>|<(?:[\w.-]+:)?(?:item|entry)[^>]*/>")
 _NAME_START = re.compile(r"[A-Za-z_:\u00c0-\uffff]")
 # Inside a markup declaration: quoted strings, comments and brackets must be skipped as units.
 _DECL_TOKEN = re.compile(r""""[^"]*"|'[^']*'|<!--.*?-->|[\[\]>]|[^"'\[\]>]+|.""", re.DOTALL)
@@ -50,6 +51,7 @@ class PreparedXml:
     data: bytes  # UTF-8, prolog replaced, illegal characters gone, entries capped
     well_formed: bool  # expat read it whole (feedparser will not need its loose parser)
     warnings: tuple[str, ...]
+    last_entry_cut: bool = False  # malformed, and the last entry never closed: it is partial
 
 
 def looks_like_html(body: bytes) -> bool:
@@ -70,7 +72,8 @@ def prepare_xml(body: bytes, headers: Mapping[str, str], max_entries: int) -> Pr
     data, well_formed, cap_warning = cap_entries(data, max_entries)
     if cap_warning:
         warnings.append(cap_warning)
-    return PreparedXml(data, well_formed, tuple(warnings))
+    cut = not well_formed and last_entry_unclosed(data)
+    return PreparedXml(data, well_formed, tuple(warnings), cut)
 
 
 def _squeeze_namespace(match: re.Match[str]) -> str:
@@ -240,6 +243,14 @@ def _cap_loose(data: bytes, max_entries: int) -> tuple[bytes, bool, str | None]:
         if index == max_entries:
             return data[: match.start()], False, _cap_note(max_entries)
     return data, False, None
+
+
+def last_entry_unclosed(data: bytes) -> bool:
+    """A truncated document's last entry is partial (a title cut mid-word): not worth keeping."""
+    last = None
+    for last in _LOOSE_ITEM.finditer(data):  # noqa: B007 (only the last match matters)
+        pass
+    return last is not None and _ENTRY_END.search(data, last.end()) is None
 
 
 def _cap_note(max_entries: int) -> str:

@@ -186,8 +186,21 @@ def test_truncated_document_keeps_what_parsed() -> None:
     body = rss("".join(item(n, guid=f"g{n}") for n in range(5)))
     cut = body[: body.index(b"<item><title>Item 4")] + b"<item><title>Ite"
     parsed = parse_feed(cut, FEED_URL, {})
-    assert [e.guid for e in parsed.entries][:4] == ["g0", "g1", "g2", "g3"]
+    assert [e.guid for e in parsed.entries] == ["g0", "g1", "g2", "g3"]  # not the partial one
     assert parsed.warning and "malformed XML" in parsed.warning
+    assert "last entry was cut off" in parsed.warning
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"<rss><channel><item><title>x</ti",
+        b"<?xml version='1.0'?><feed xmlns='http://www.w3.org/2005/Atom'><entry><title>Hal",
+    ],
+)
+def test_truncated_inside_its_only_entry_is_an_error(body: bytes) -> None:
+    with pytest.raises(ParseError, match="no entries could be read"):
+        parse_feed(body, FEED_URL, {})
 
 
 def test_truncated_document_without_entries_is_an_error() -> None:
