@@ -23,6 +23,7 @@ import gzip as gzip_module
 import ipaddress
 import socket
 import ssl
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -96,6 +97,7 @@ def _not_modified(route: Route, req: RecordedRequest) -> bool:
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # head and body go out as two writes: no 40 ms delayed-ACK stall
     server: _Listener
 
     def log_message(self, format: str, *args: Any) -> None:
@@ -178,6 +180,11 @@ class _Listener(ThreadingHTTPServer):
             self.socket = tls.wrap_socket(
                 self.socket, server_side=True, do_handshake_on_connect=False
             )
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """Clients hanging up (resets, broken pipes, failed TLS handshakes) are routine here."""
+        if not isinstance(sys.exc_info()[1], OSError):
+            super().handle_error(request, client_address)
 
     def process_request(self, request: Any, client_address: Any) -> None:
         self.owner._track(request)

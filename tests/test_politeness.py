@@ -51,7 +51,7 @@ def test_host_key_is_the_lower_case_host() -> None:
 
 
 def test_third_concurrent_request_to_a_host_waits(http_server: TestServer) -> None:
-    http_server.route("/slow", body=b"ok", delay=0.5)
+    http_server.route("/slow", body=b"ok", delay=0.8)
 
     async def go() -> None:
         limiter = HostLimiter(2, 0.0)
@@ -65,15 +65,15 @@ def test_third_concurrent_request_to_a_host_waits(http_server: TestServer) -> No
 
     asyncio.run(go())
     starts = sorted(r.time for r in http_server.requests)
-    assert starts[1] - starts[0] < 0.3  # two in flight at once
-    assert starts[2] - starts[0] >= 0.45  # the third waited for a slot
+    assert starts[1] - starts[0] < 0.4  # two in flight at once
+    assert starts[2] - starts[0] >= 0.65  # the third waited for a slot (0.8 s, minus jitter)
 
 
 def test_minimum_gap_between_starts_is_respected(http_server: TestServer) -> None:
     http_server.route("/feed", body=b"ok")
 
     async def go() -> None:
-        limiter = HostLimiter(2, 0.3)
+        limiter = HostLimiter(2, 0.5)
         async with HttpClient(settings()) as client:
 
             async def one(path: str) -> None:
@@ -85,7 +85,7 @@ def test_minimum_gap_between_starts_is_respected(http_server: TestServer) -> Non
     asyncio.run(go())
     starts = sorted(r.time for r in http_server.requests)
     gaps = [b - a for a, b in itertools.pairwise(starts)]
-    assert len(starts) == 4 and min(gaps) >= 0.28
+    assert len(starts) == 4 and min(gaps) >= 0.4, gaps  # arrival times carry some jitter
 
 
 def test_other_hosts_are_not_held_up(http_server: TestServer) -> None:
