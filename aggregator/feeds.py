@@ -110,8 +110,12 @@ def _parse_xml(
 
 
 def _feedparser(data: bytes, headers: Mapping[str, str]) -> Any:
-    """Run feedparser on prepared UTF-8 bytes, wrapped in BytesIO: feedparser opens a bytes
-    argument as a local file path if one exists by that name."""
+    """Run feedparser on prepared bytes.
+
+    Wrapped in BytesIO because feedparser opens a bytes argument as a local file path if a file
+    by that name exists. The real headers' charset no longer applies (the bytes are UTF-8 now),
+    so only the content language is passed on, under a UTF-8 XML content type.
+    """
     language = next((v for k, v in headers.items() if k.lower() == "content-language"), None)
     response_headers = {"content-type": "application/xml; charset=utf-8"}
     if language:
