@@ -18,7 +18,6 @@ import time
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
 from http.cookiejar import CookieJar, DefaultCookiePolicy
-from typing import Protocol
 
 import httpcore
 import httpx
@@ -26,63 +25,22 @@ import httpx
 from aggregator.errors import FetchError
 from aggregator.inflate import InflateError, Inflater
 from aggregator.netguard import BlockedAddress, GuardedBackend, Resolver, parse_networks
+from aggregator.response import (
+    REDIRECT_STATUSES,
+    HttpSettingsLike,
+    Response,
+    request_headers,
+    size_text,
+)
 
-__all__ = ["MAX_REDIRECTS", "HttpClient", "HttpSettingsLike", "Response"]
+__all__ = ["MAXREDIRECT_STATUSES", "HttpClient", "HttpSettingsLike", "Response"]
 
-MAX_REDIRECTS = 5
+MAXREDIRECT_STATUSES = 5
 MAX_IN_FLIGHT = 256  # requests at once per client; more wait (outside their deadline)
 _PER_ORIGIN_CONNECTIONS = 8
 _PER_ORIGIN_KEEPALIVE = 4
 _KEEPALIVE_EXPIRY = 15.0
-_REDIRECTS = frozenset({301, 302, 303, 307, 308})
-_PERMANENT = frozenset({301, 308})
 _SCHEMES = frozenset({"http", "https"})
-
-
-class HttpSettingsLike(Protocol):
-    """The fields of ``aggregator.config.HttpSettings`` this client reads."""
-
-    @property
-    def user_agent(self) -> str: ...
-    @property
-    def timeout(self) -> float: ...
-    @property
-    def connect_timeout(self) -> float: ...
-    @property
-    def max_body_bytes(self) -> int: ...
-    @property
-    def allow_private_networks(self) -> bool: ...
-    @property
-    def allowed_networks(self) -> tuple[str, ...] | list[str]: ...
-    @property
-    def proxy(self) -> str | None: ...
-
-
-@dataclass(frozen=True, slots=True)
-class Response:
-    """One fetch: the last hop's status, headers and decoded, capped body, plus the way there."""
-
-    url: str
-    final_url: str
-    status: int
-    headers: tuple[tuple[str, str], ...]  # lower-case names, repeats kept, in order
-    body: bytes
-    elapsed: float
-    redirects: tuple[str, ...] = ()  # each hop's target, in order; the last one is final_url
-    redirect_statuses: tuple[int, ...] = ()  # the status that led to each of ``redirects``
-
-    def header(self, name: str) -> str | None:
-        """A header's value; repeats are joined with ", " as RFC 9110 §5.3 allows."""
-        key = name.lower()
-        values = [v for k, v in self.headers if k == key]
-        return ", ".join(values) if values else None
-
-    @property
-    def permanent_redirect(self) -> str | None:
-        """Where the feed moved, if every hop was permanent (301/308); else None."""
-        if self.redirects and all(s in _PERMANENT for s in self.redirect_statuses):
-            return self.final_url
-        return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,7 +101,7 @@ class HttpClient:
         (robots.txt: RFC 9309 §2.5 parses the first 500 KiB).
         """
         cap = _Cap(self._settings.max_body_bytes if max_bytes is None else max_bytes, truncate)
-        headers = _request_headers(etag, last_modified, accept)
+        headers = request_headers(etag, last_modified, accept)
         deadline = self._settings.timeout
         async with self._slots:
             started = time.monotonic()
@@ -184,8 +142,8 @@ class HttpClient:
                     redirects=tuple(targets),
                     redirect_statuses=tuple(statuses),
                 )
-            if len(targets) >= MAX_REDIRECTS:
-                raise FetchError(f"too many redirects (more than {MAX_REDIRECTS}) for {url}")
+            if len(targets) >= MAXREDIRECT_STATUSES:
+                raise FetchError(f"too many redirects (more than {MAXREDIRECT_STATUSES}) for {url}")
             current = _next_url(current, location, url)
             if str(current) in seen:
                 raise FetchError(f"redirect loop at {current} for {url}")
@@ -340,7 +298,9 @@ async def _read_body(response: httpx.Response, cap: _Cap, where: str) -> bytes:
     declared = response.headers.get("content-length", "")
     limit = cap.limit
     if inflater.identity and declared.isdigit() and int(declared) > limit and not cap.truncate:
-        raise FetchError(f"body of {int(declared)} bytes exceeds {_size(limit)} cap for {where}")
+        raise FetchError(
+            f"body of {int(declared)} bytes exceeds {size_text(limit)} cap for {where}"
+        )
     body = bytearray()
     try:
         async for chunk in response.aiter_raw():
@@ -348,23 +308,10 @@ async def _read_body(response: httpx.Response, cap: _Cap, where: str) -> bytes:
             if len(body) > limit and cap.truncate:
                 return bytes(body[:limit])
             if len(body) > limit:
-                raise FetchError(f"body exceeds {_size(limit)} cap for {where}")
+                raise FetchError(f"body exceeds {size_text(limit)} cap for {where}")
     except InflateError as exc:
         raise FetchError(f"{exc} for {where}") from None
     return bytes(body)
-
-
-def _request_headers(
-    etag: str | None, last_modified: str | None, accept: str | None
-) -> dict[str, str]:
-    """Validators come from earlier responses (hostile input): unsendable ones are dropped."""
-    wanted = {"If-None-Match": etag, "If-Modified-Since": last_modified, "Accept": accept}
-    return {k: v for k, v in wanted.items() if v and _sendable(v)}
-
-
-def _sendable(value: str) -> bool:
-    """RFC 9110 §5.5: visible ASCII, spaces and tabs; httpx would raise on anything else."""
-    return value.isascii() and all(c == "\t" or " " <= c <= "~" for c in value)
 
 
 def _checked(raw: str, url: str) -> httpx.URL:
@@ -390,7 +337,7 @@ def _next_url(current: httpx.URL, location: str, url: str) -> httpx.URL:
 
 
 def _location(hop: _Hop) -> str | None:
-    if hop.status not in _REDIRECTS:
+    if hop.status not in REDIRECT_STATUSES:
         return None
     return next((v for k, v in hop.headers if k == "location" and v.strip()), None)
 
@@ -415,11 +362,3 @@ def _timeout_kind(exc: Exception) -> str:
 def _describe(exc: Exception) -> str:
     text = str(exc).strip().splitlines()
     return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
-
-
-def _size(n: int) -> str:
-    if n >= 2**20 and n % 2**20 == 0:
-        return f"{n // 2**20} MiB"
-    if n >= 1024 and n % 1024 == 0:
-        return f"{n // 1024} KiB"
-    return f"{n} bytes"
