@@ -32,7 +32,7 @@ _LOOSE_ITEM = re.compile(rb"<(?:[\w.-]+:)?(?:item|entry)[\s>/]")
 _ENTRY_END = re.compile(rb"</(?:[\w.-]+:)?(?:item|entry)\s*>|<(?:[\w.-]+:)?(?:item|entry)[^>]*/>")
 _NAME_START = re.compile(r"[A-Za-z_:\u00c0-\uffff]")
 # Inside a markup declaration: quoted strings, comments and brackets must be skipped as units.
-_DECL_TOKEN = re.compile(r""""[^"]*"|'[^']*'|<!--.*?-->|[\[\]>]|[^"'\[\]>]+|.""", re.DOTALL)
+_DECL_TOKEN = re.compile(r""""[^"]*"|'[^']*'|<!--.*?-->|[\[\]>]|[^"'\[\]<>]+|.""", re.DOTALL)
 _BOMS = (
     (codecs.BOM_UTF32_LE, "utf-32-le"),
     (codecs.BOM_UTF32_BE, "utf-32-be"),

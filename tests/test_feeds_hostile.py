@@ -82,6 +82,18 @@ def test_dtd_hidden_after_junk_and_comments_is_still_removed() -> None:
     assert parsed is None or "lollol" not in repr(parsed)
 
 
+def test_comments_inside_the_dtd_cannot_desynchronize_the_scan() -> None:
+    prolog = (
+        "<!DOCTYPE rss [\n<!-- ]> <b>not the root</b> -->\n"
+        '<!ENTITY a "<b>&#60;fake root</b>">\n' + BILLION_LAUGHS.split("[", 1)[1]
+    )
+    with bounded(seconds=2, megabytes=20):
+        parsed = parse_feed(rss(item("&lol9;&a;", guid="g"), prolog=prolog), FEED_URL, {})
+    assert [e.guid for e in parsed.entries] == ["g"] and "lollol" not in repr(parsed)
+    clean = parse_feed(rss(item("x", guid="g"), prolog=prolog), FEED_URL, {})
+    assert clean.warning == "DTD internal subset removed"  # the whole DTD, nothing left over
+
+
 def test_entity_values_containing_markup_do_not_hide_the_root() -> None:
     prolog = "<!DOCTYPE rss [<!ENTITY a \"<rss>]>&#60;\"> <!ENTITY b 'x'>]>"
     parsed = parse_feed(rss(item("&a;&b;", guid="g"), prolog=prolog), FEED_URL, {})
