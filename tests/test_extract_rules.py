@@ -54,7 +54,8 @@ def test_user_rule_shape_and_override() -> None:
     assert rule is not None
     assert rule.body == ("article .content",)
     assert rule.remove == (".share",)
-    assert rule.tzinfo() is not None and rule.tzinfo().utcoffset(None) == timedelta(hours=6)
+    zone = rule.tzinfo()
+    assert zone is not None and zone.utcoffset(None) == timedelta(hours=6)
     other = rules.for_url("https://qazinform.com/x")  # the preset still serves the other domains
     assert other is not None and other is not rule
 

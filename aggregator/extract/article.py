@@ -49,7 +49,7 @@ class _Fields:
 
 def extract(html: str, url: str, rules: SiteRules) -> Article:
     """Clean one page into an Article; ExtractError when the page holds no article."""
-    html = _CONTROL.sub("", html[:MAX_HTML])  # lxml refuses NUL and C0 controls in text
+    html = clean_input(html)
     root = parse_page(html, url)
     rule = rules.for_url(url)
     meta = read_meta(root)
@@ -67,9 +67,14 @@ def extract(html: str, url: str, rules: SiteRules) -> Article:
     return _build(got, rule, url)
 
 
+def clean_input(html: str) -> str:
+    """Capped, and without the NUL and C0 controls that lxml refuses in text."""
+    return _CONTROL.sub("", html[:MAX_HTML])
+
+
 def parse_page(html: str, url: str) -> HtmlElement:
     """An lxml tree of the page; ExtractError for what is not an HTML document."""
-    text = _CONTROL.sub("", html[:MAX_HTML])
+    text = html if _CONTROL.search(html) is None and len(html) <= MAX_HTML else clean_input(html)
     if not text.strip() or "<" not in text[:65536]:
         raise ExtractError(f"extract: not an HTML page for {url}")
     parser = HTMLParser(remove_comments=True, remove_pis=True, collect_ids=False)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import logging
+from typing import Any
 
 from lxml import etree  # type: ignore[import-untyped,unused-ignore]
 from lxml.html import HtmlElement  # type: ignore[import-untyped,unused-ignore]
@@ -13,17 +14,35 @@ from trafilatura.htmlprocessing import convert_to_html
 from aggregator.extract.clean import sanitize
 
 GENERIC = "generic"
+_SHORT = 1000  # characters: below this, the precision pass may have missed the story
+_WIDER = 1.5  # ... and a recall pass must find this much more to replace it
 _ARTICLE_MIN_TEXT = 400  # characters for an <article> to count as a full story
 logging.getLogger("trafilatura").setLevel(logging.CRITICAL)  # it logs every page at INFO/ERROR
 
 
 def generic_body(root: HtmlElement, url: str) -> str:
-    """Sanitized HTML of the main article, or "" when trafilatura finds none."""
+    """Sanitized HTML of the main article, or "" when trafilatura finds none.
+
+    Precision first; when that finds next to nothing, a recall pass that finds much more wins
+    (precision mode sometimes keeps a teaser block and drops the story).
+    """
     tree = only_first_article(root)
+    body = _trafilatura(tree, url, precision=True)
+    if _length(body) < _SHORT:
+        wider = _trafilatura(tree, url, precision=False)
+        if _length(wider) >= _WIDER * _length(body):
+            body = wider
+    if body is None or not len(body):
+        return ""
+    html = etree.tostring(convert_to_html(body), encoding="unicode", method="html")
+    return sanitize(html, url)
+
+
+def _trafilatura(tree: HtmlElement, url: str, *, precision: bool) -> Any:
     doc = bare_extraction(
         tree,
         url=url,
-        favor_precision=True,
+        favor_precision=precision,
         include_comments=False,
         include_tables=True,
         include_images=False,  # captions and alt texts cost precision (bench: F1 -0.006)
@@ -31,11 +50,11 @@ def generic_body(root: HtmlElement, url: str) -> str:
         include_formatting=True,
         with_metadata=False,
     )
-    body = getattr(doc, "body", None)
-    if body is None or not len(body):
-        return ""
-    html = etree.tostring(convert_to_html(body), encoding="unicode", method="html")
-    return sanitize(html, url)
+    return getattr(doc, "body", None)
+
+
+def _length(body: Any) -> int:
+    return 0 if body is None else sum(len(t.strip()) for t in body.itertext())
 
 
 def only_first_article(root: HtmlElement) -> HtmlElement:

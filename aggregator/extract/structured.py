@@ -152,17 +152,17 @@ def _add(found: list[Found], value: str, source: str) -> None:
 
 # ---------------------------------------------------------------- microdata
 def _read_microdata(root: HtmlElement, meta: PageMeta) -> None:
-    """Cheap microdata: the first itemprop of each kind, wherever it sits."""
+    """Cheap microdata: the first itemprop of each kind, wherever it sits (one tree walk)."""
+    props: dict[str, list[HtmlElement]] = {}
+    for node in root.xpath("//*[@itemprop]"):
+        props.setdefault(str(node.get("itemprop")), []).append(node)
     for prop, target in (("datePublished", meta.published), ("dateModified", meta.modified)):
-        node = root.find(f".//*[@itemprop='{prop}']")
-        if node is not None:
-            _add(target, _node_value(node), STRUCTURED)
-    if not meta.titles:
-        node = root.find(".//*[@itemprop='headline']")
-        if node is not None:
-            _add(meta.titles, _node_value(node), STRUCTURED)
-    if not meta.authors:
-        names = [clean_name(_node_value(n)) for n in root.iterfind(".//*[@itemprop='author']")][:10]
+        if prop in props:
+            _add(target, _node_value(props[prop][0]), STRUCTURED)
+    if not meta.titles and "headline" in props:
+        _add(meta.titles, _node_value(props["headline"][0]), STRUCTURED)
+    if not meta.authors and "author" in props:
+        names = [clean_name(_node_value(n)) for n in props["author"][:10]]
         people = tuple(dict.fromkeys(n for n in names if n and not _looks_like_url(n)))
         if people:
             meta.authors.append((people, STRUCTURED))
