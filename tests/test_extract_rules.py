@@ -36,6 +36,14 @@ def test_lookup_by_host_and_parent_domain() -> None:
     assert rules.for_url("http://[::1/") is None
 
 
+def test_amp_cache_urls_use_the_origin_site_rule() -> None:
+    rules = SiteRules.load()
+    cached = "https://www-inform-kz.cdn.ampproject.org/c/s/www.inform.kz/en/amp/x_a1"
+    assert rules.for_url(cached) is rules.for_url("https://www.inform.kz/en/x")
+    assert rules.for_url("https://x.cdn.ampproject.org/c/") is None
+    assert rules.for_url("https://x.cdn.ampproject.org/v/other") is None
+
+
 def test_most_specific_domain_wins() -> None:
     parent = SiteRule(domains=("example.com",), body=("main",))
     child = SiteRule(domains=("blog.example.com",), body=(".post",))

@@ -100,10 +100,7 @@ class SiteRules:
 
     def for_url(self, url: str) -> SiteRule | None:
         """The rule for the URL's host or its nearest parent domain."""
-        try:
-            host = (urlsplit(url).hostname or "").rstrip(".").lower()
-        except ValueError:
-            return None
+        host = _rule_host(url)
         labels = host.split(".")
         for i in range(len(labels)):
             rule = self._by_domain.get(".".join(labels[i:]))
@@ -113,6 +110,23 @@ class SiteRules:
 
     def __len__(self) -> int:
         return len(set(map(id, self._by_domain.values())))
+
+
+def _rule_host(url: str) -> str:
+    """The site a URL belongs to; a Google AMP cache URL belongs to the site it caches."""
+    try:
+        parts = urlsplit(url)
+        host = (parts.hostname or "").rstrip(".").lower()
+    except ValueError:
+        return ""
+    if host.endswith(".cdn.ampproject.org"):
+        # /c/s/www.example.com/path (https) or /c/www.example.com/path (http)
+        segments = [s for s in parts.path.split("/") if s]
+        if segments[:2] == ["c", "s"] and len(segments) > 2:
+            return segments[2].lower()
+        if segments[:1] == ["c"] and len(segments) > 1:
+            return segments[1].lower()
+    return host
 
 
 def load_presets() -> Iterable[SiteRule]:

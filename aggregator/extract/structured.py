@@ -246,8 +246,3 @@ def _link(root: HtmlElement, rel: str) -> str:
 def is_amp(root: HtmlElement) -> bool:
     """<html amp> or <html ⚡>: the page is an AMP page."""
     return "amp" in root.attrib or "⚡" in root.attrib
-
-
-def amp_link(root: HtmlElement) -> str:
-    """The page's AMP version, if it names one (rel=amphtml)."""
-    return _link(root, "amphtml")
