@@ -132,6 +132,9 @@ def poll(app: App, once: bool) -> None:
 @pass_app
 def run(app: App) -> None:
     """Run the service until SIGTERM or Ctrl-C; in-flight polls finish or are abandoned whole."""
+    # A stop during start-up (migrations, feed sync) is a clean stop too; the event loop takes over
+    # the signals once it runs.
+    signal.signal(signal.SIGTERM, _stop_during_startup)
     from aggregator.service import Service
 
     try:
@@ -142,6 +145,10 @@ def run(app: App) -> None:
     except ArchiverError as exc:
         fail(exc)
     log.info("stopped")
+
+
+def _stop_during_startup(signum: int, frame: object) -> None:
+    raise SystemExit(EXIT_OK)
 
 
 async def _serve(service: Any) -> None:

@@ -65,7 +65,7 @@ class Context:
     owner: str
     clock: Callable[[], datetime]
     rng: random.Random
-    parse: Callable[[bytes, str, dict[str, str]], ParsedFeed] = parse_feed
+    parse: Callable[[bytes, str, dict[str, str], datetime], ParsedFeed] = parse_feed
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,7 +92,7 @@ async def poll_feed(ctx: Context, feed: FeedState, config: FeedConfig) -> PollOu
         return await _finish(ctx, feed, policy, now, _observed(response), error, response)
     try:
         parsed = await asyncio.to_thread(ctx.parse, response.body, response.final_url,
-                                         dict(response.headers))
+                                         dict(response.headers), now)
     except ParseError as exc:
         return await _finish(ctx, feed, policy, now, _observed(response), str(exc), response)
     result = _decide(ctx, feed, policy, now, response, parsed, rate)

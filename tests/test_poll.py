@@ -79,7 +79,8 @@ def test_gzip_and_redirects_are_followed(http_server: TestServer, store: Store) 
 def test_one_failing_feed_never_stops_the_others(http_server: TestServer, store: Store) -> None:
     http_server.route("/good.xml", body=rss([Item(1, http_server.base_url)]))
     http_server.route("/broken.xml", status=500, body=b"oops")
-    http_server.route("/malformed.xml", body=b"<rss><channel><item><title>x</ti")
+    http_server.route("/malformed.xml", body=b"<?xml version='1.0'?><rss><<<\x00 not a feed",
+                      headers={"Content-Type": "application/rss+xml"})
     http_server.route("/slow.xml", body=rss([]), delay=10)
     http_server.route("/html.xml", body=b"<!doctype html><html><body><p>hi</p></body></html>",
                       headers={"Content-Type": "text/html"})

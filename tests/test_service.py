@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -39,10 +40,39 @@ def aggregator(*args: str) -> list[str]:
     return [sys.executable, "-m", "aggregator", *args]
 
 
-def start(config: Path) -> subprocess.Popen[str]:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    return subprocess.Popen(aggregator("--config", str(config), "run"), cwd=ROOT, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+class Running:
+    """The service in a subprocess; its stderr is collected by a thread as it comes."""
+
+    def __init__(self, config: Path) -> None:
+        env = {**os.environ, "PYTHONPATH": str(ROOT)}
+        self.proc = subprocess.Popen(aggregator("--config", str(config), "run"), cwd=ROOT,
+                                     env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                     text=True)
+        self.lines: list[str] = []
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+        wait_for(lambda: "service started" in self.stderr or self.proc.poll() is not None)
+
+    def _read(self) -> None:
+        assert self.proc.stderr is not None
+        for line in self.proc.stderr:
+            self.lines.append(line)
+
+    @property
+    def stderr(self) -> str:
+        return "".join(self.lines)
+
+    def stop(self) -> str:
+        self.proc.send_signal(signal.SIGTERM)
+        self.proc.wait(timeout=30)
+        self.reader.join(timeout=5)
+        assert self.proc.returncode == 0, self.stderr
+        assert "Traceback" not in self.stderr, self.stderr
+        return self.stderr
+
+
+def start(config: Path) -> Running:
+    return Running(config)
 
 
 def wait_for(condition: Callable[[], bool], timeout: float = 20.0) -> None:
@@ -53,12 +83,8 @@ def wait_for(condition: Callable[[], bool], timeout: float = 20.0) -> None:
         time.sleep(0.1)
 
 
-def stop(proc: subprocess.Popen[str]) -> str:
-    proc.send_signal(signal.SIGTERM)
-    _, stderr = proc.communicate(timeout=30)
-    assert proc.returncode == 0, stderr
-    assert "Traceback" not in stderr, stderr
-    return stderr
+def stop(service: Running) -> str:
+    return service.stop()
 
 
 def count_items(url: str) -> int:
