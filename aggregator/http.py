@@ -233,17 +233,23 @@ class _OriginPools:
     async def _entry(self, key: tuple[bytes, bytes, int | None]) -> _Pool:
         entry = self._pools.get(key)
         if entry is None:
-            if len(self._pools) >= self._sweep_at:
+            entry = self._pools[key] = _Pool(self._make(), used=time.monotonic())
+            if len(self._pools) > self._sweep_at:
                 await self._sweep()
-            entry = self._pools[key] = _Pool(self._make())
         return entry
 
     async def _sweep(self) -> None:
+        """Unhook idle pools first, then close them: no request can pick one up meanwhile."""
         horizon = time.monotonic() - _KEEPALIVE_EXPIRY
         idle = [k for k, e in self._pools.items() if e.active == 0 and e.used < horizon]
-        for key in idle:
-            await self._pools.pop(key).pool.aclose()
+        closing = [self._pools.pop(key) for key in idle]
         self._sweep_at = max(256, 2 * len(self._pools))
+        for entry in closing:
+            await entry.pool.aclose()
+
+    @property
+    def size(self) -> int:
+        return len(self._pools)
 
     async def aclose(self) -> None:
         pools, self._pools = list(self._pools.values()), {}

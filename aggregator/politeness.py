@@ -138,7 +138,7 @@ class RobotsCache:
         limiter: HostLimiter | None = None,
         ttl: float = ROBOTS_TTL,
         error_ttl: float = ROBOTS_ERROR_TTL,
-        max_sites: int = 2048,
+        max_sites: int = 1024,
         clock: Clock = time.monotonic,
     ) -> None:
         self._http = http
