@@ -33,9 +33,9 @@ from aggregator.response import (
     size_text,
 )
 
-__all__ = ["MAXREDIRECT_STATUSES", "HttpClient", "HttpSettingsLike", "Response"]
+__all__ = ["MAX_REDIRECTS", "HttpClient", "HttpSettingsLike", "Response"]
 
-MAXREDIRECT_STATUSES = 5
+MAX_REDIRECTS = 5
 MAX_IN_FLIGHT = 256  # requests at once per client; more wait (outside their deadline)
 _PER_ORIGIN_CONNECTIONS = 8
 _PER_ORIGIN_KEEPALIVE = 4
@@ -142,8 +142,8 @@ class HttpClient:
                     redirects=tuple(targets),
                     redirect_statuses=tuple(statuses),
                 )
-            if len(targets) >= MAXREDIRECT_STATUSES:
-                raise FetchError(f"too many redirects (more than {MAXREDIRECT_STATUSES}) for {url}")
+            if len(targets) >= MAX_REDIRECTS:
+                raise FetchError(f"too many redirects (more than {MAX_REDIRECTS}) for {url}")
             current = _next_url(current, location, url)
             if str(current) in seen:
                 raise FetchError(f"redirect loop at {current} for {url}")
