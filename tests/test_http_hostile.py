@@ -8,7 +8,7 @@ import socket
 import time
 import tracemalloc
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -159,3 +159,28 @@ def test_compression_bomb_stops_at_the_cap_with_bounded_memory(
             fetch(url, settings(max_body_bytes=MIB))
 
     assert _peak_while(attempt) < 8 * MIB  # the cap and its copies, nowhere near 64 MiB
+
+
+def _send_then_close(payload: bytes) -> Callable[[socket.socket], None]:
+    def fn(sock: socket.socket) -> None:
+        sock.sendall(payload)
+        sock.shutdown(socket.SHUT_WR)
+
+    return fn
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        b"HTTP/1.1 200 OK\r\n" + b"X-Junk: " + b"a" * 300_000 + b"\r\n\r\n",  # endless header
+        b"SSH-2.0-OpenSSH_9.6\r\n",  # not HTTP at all
+        b"",  # accepted, then closed without a word
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",  # bad chunk size
+    ],
+    ids=["huge-header", "not-http", "empty", "bad-chunk"],
+)
+def test_malformed_responses_are_network_errors(http_server: TestServer, payload: bytes) -> None:
+    http_server.raw("/bad", _send_then_close(payload))
+    message, elapsed = timed_failure(http_server.url("/bad"))
+    assert message.startswith("fetch: network error (")
+    assert message.endswith(f"for {http_server.url('/bad')}") and elapsed < 2
