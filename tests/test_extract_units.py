@@ -8,9 +8,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from aggregator.extract import titles
+from aggregator.extract import SiteRules, extract, titles
 from aggregator.extract.article import parse_page
-from aggregator.extract.dates import parse_date
+from aggregator.extract.dates import in_page_zone, parse_date
 from aggregator.extract.rules import parse_zone
 from aggregator.extract.structured import read_meta
 from aggregator.extract.text import html_to_text
@@ -127,3 +127,24 @@ def test_meta_reads_graph_lists_and_microdata() -> None:
     assert meta.article_count == 1
     assert {"Site", "Outlet"} <= set(meta.site_names)
     assert ("kk", "meta") in meta.language
+
+
+def test_utc_dates_move_to_the_pages_own_offset() -> None:
+    utc = datetime(2019, 11, 20, 5, 57, tzinfo=UTC)
+    minus8 = timezone(timedelta(hours=-8))
+    local = datetime(2019, 11, 19, 21, 57, tzinfo=minus8)
+    moved = in_page_zone(utc, [utc, local])
+    assert moved == utc and moved.utcoffset() == timedelta(hours=-8)
+    assert moved.date().isoformat() == "2019-11-19"
+    assert in_page_zone(utc, [utc]) is utc  # a UTC page stays UTC
+    assert in_page_zone(local, [utc]) is local  # a stated offset is kept
+
+
+def test_page_offset_from_time_elements() -> None:
+    html = ('<html><head><script type="application/ld+json">{"@type": "NewsArticle", '
+            '"headline": "Night story", "datePublished": "2019-11-20T05:57:50Z"}</script></head>'
+            '<body><h1>Night story</h1><time datetime="2019-11-19T21:57:00-08:00">Nov 19</time>'
+            "<p>" + "Words of the story go on for a while here. " * 20 + "</p></body></html>")
+    article = extract(html, "https://a.example/n", SiteRules())
+    assert article.published is not None
+    assert article.published.isoformat() == "2019-11-19T21:57:50-08:00"

@@ -16,7 +16,7 @@ from lxml.html import HtmlElement, HTMLParser, document_fromstring  # type: igno
 from aggregator.errors import ExtractError
 from aggregator.extract import titles
 from aggregator.extract.clean import clean_element, parse_soup, sanitize
-from aggregator.extract.dates import parse_date
+from aggregator.extract.dates import in_page_zone, parse_date
 from aggregator.extract.generic import GENERIC, generic_body
 from aggregator.extract.polish import drop_leading_title, drop_link_blocks
 from aggregator.extract.rules import SiteRule, SiteRules
@@ -151,8 +151,11 @@ def _apply_meta(
     if chosen:
         got.offer("title", chosen[0], chosen[1])
     tz = rule.tzinfo() if rule else None
-    got.offer(*_first_date(meta.published, tz, "published"))
-    got.offer(*_first_date(meta.modified, tz, "modified"))
+    stated = [d for v, _ in (*meta.published, *meta.modified) if (d := parse_date(v, tz))]
+    stated += [d for v in meta.times if (d := parse_date(v, tz))]
+    for name, found in (("published", meta.published), ("modified", meta.modified)):
+        _, when, source = _first_date(found, tz, name)
+        got.offer(name, in_page_zone(when, stated) if when else None, source)
     for names, source in meta.authors:
         got.offer("authors", names, source)
     for value, source in meta.language:

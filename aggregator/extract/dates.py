@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import re
 import warnings
-from datetime import UTC, datetime, timezone, tzinfo
+from collections import Counter
+from collections.abc import Iterable
+from datetime import UTC, datetime, timedelta, timezone, tzinfo
 
 from dateutil import parser as dateparser
 
@@ -61,3 +63,18 @@ def _human(text: str) -> datetime | None:
 def iso(value: datetime | None) -> str | None:
     """ISO 8601 with the offset, as the export writes it."""
     return value.isoformat() if value is not None else None
+
+
+def in_page_zone(value: datetime, stated: Iterable[datetime]) -> datetime:
+    """A UTC date moved to the offset the page uses elsewhere, so that its day is the page's.
+
+    Many sites write JSON-LD in UTC ("…Z") but their <time> and meta tags in local time: the
+    calendar day a reader sees is the local one. Dates already stated with an offset stay.
+    """
+    if value.utcoffset() != timedelta(0):
+        return value
+    offsets = Counter(o for d in stated if (o := d.utcoffset()) is not None and o != timedelta(0))
+    if not offsets:
+        return value
+    offset = offsets.most_common(1)[0][0]
+    return value.astimezone(timezone(offset))

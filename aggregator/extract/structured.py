@@ -33,6 +33,7 @@ class PageMeta:
     language: list[Found] = field(default_factory=list)
     canonical: list[Found] = field(default_factory=list)
     image: list[Found] = field(default_factory=list)
+    times: list[str] = field(default_factory=list)  # <time datetime> values: the page's offsets
     body: str | None = None  # JSON-LD articleBody
     article_count: int = 0  # how many article objects the JSON-LD holds (listing pages: several)
 
@@ -209,6 +210,7 @@ def _read_tags(root: HtmlElement, meta: PageMeta) -> None:
             break
     meta.site_names.extend(v[0] for k in _SITE_KEYS if (v := tags.get(k)) and v[0])
     _add(meta.image, tags.get("og:image", tags.get("twitter:image", [""]))[0], META)
+    meta.times.extend(str(t.get("datetime")) for t in root.xpath("//time[@datetime]")[:20])
     _add(meta.canonical, _link(root, "canonical"), META)
     _add(meta.canonical, tags.get("og:url", [""])[0], META)
     _add(meta.language, (root.get("lang") or root.get("xml:lang") or "").strip(), META)
