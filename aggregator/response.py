@@ -73,7 +73,8 @@ def request_headers(
 ) -> dict[str, str]:
     """Validators come from earlier responses (hostile input): unsendable ones are dropped."""
     wanted = {"If-None-Match": etag, "If-Modified-Since": last_modified, "Accept": accept}
-    return {k: v for k, v in wanted.items() if v and _sendable(v)}
+    stripped = {k: v.strip(" \t") for k, v in wanted.items() if v}
+    return {k: v for k, v in stripped.items() if v and _sendable(v)}
 
 
 def _sendable(value: str) -> bool:
