@@ -173,7 +173,7 @@ def feeds(ctx: click.Context, as_json: bool) -> None:
             rows = store.list_feeds()
     except ArchiverError as exc:
         fail(exc)
-    views.print_feeds(rows, as_json)
+    views.print_feeds(rows, as_json, datetime.now(UTC))
 
 
 @feeds.command("show")

@@ -32,22 +32,39 @@ def feed_dict(feed: FeedState) -> dict[str, Any]:
     return out
 
 
-def print_feeds(feeds: list[FeedState], as_json: bool) -> None:
+def print_feeds(feeds: list[FeedState], as_json: bool, now: datetime) -> None:
     if as_json:
         click.echo(json.dumps([feed_dict(f) for f in feeds], ensure_ascii=False, indent=2))
         return
     table = Table("feed", "last poll", "result", "next poll", "why", "items", "last error")
     for feed in feeds:
         table.add_row(
-            feed.title or feed.url if feed.active else f"{feed.url} (not in config)",
-            _short(feed.last_polled),
+            feed.url if feed.active else f"{feed.url} (not in config)",
+            ago(feed.last_polled, now),
             _result(feed),
-            "stopped" if feed.gone else _short(feed.next_check),
+            "stopped" if feed.gone else ago(feed.next_check, now),
             feed.next_reason,
             str(feed.item_count),
             (feed.last_error or "")[:80],
         )
     Console(soft_wrap=False).print(table)
+
+
+def ago(when: datetime | None, now: datetime) -> str:
+    """'5m ago', 'in 2h 10m', 'never': what an operator wants to read in a table."""
+    if when is None:
+        return "never"
+    seconds = int((when - now).total_seconds())
+    span = abs(seconds)
+    if span < 60:
+        text = f"{span}s"
+    elif span < 3600:
+        text = f"{span // 60}m"
+    elif span < 86400:
+        text = f"{span // 3600}h {span % 3600 // 60}m"
+    else:
+        text = f"{span // 86400}d {span % 86400 // 3600}h"
+    return f"in {text}" if seconds > 0 else f"{text} ago"
 
 
 def print_feed(feed: FeedState, as_json: bool) -> None:
@@ -58,10 +75,6 @@ def print_feed(feed: FeedState, as_json: bool) -> None:
     width = max(len(k) for k in data)
     for key, value in data.items():
         click.echo(f"{key:<{width}}  {'' if value is None else value}")
-
-
-def _short(value: datetime | None) -> str:
-    return value.strftime("%Y-%m-%d %H:%M:%S") if value else "never"
 
 
 def _result(feed: FeedState) -> str:
@@ -107,7 +120,8 @@ def print_article(article: Article) -> None:
             value = ", ".join(value)
         origin = f"  [{sources[name]}]" if name in sources else ""
         click.echo(f"{name:<14}{value if value not in (None, '') else '-'}{origin}")
-    click.echo(f"{'text':<14}[{sources.get('text', '?')}] {len(article.text)} characters")
+    body_source = sources.get("text") or sources.get("html") or "?"
+    click.echo(f"{'text':<14}{len(article.text)} characters  [{body_source}]")
     click.echo(f"{'extractor':<14}{article.extractor}\n")
     click.echo(article.text)
 
