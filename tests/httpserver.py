@@ -12,7 +12,11 @@ raw socket for hostile cases, and read back what the server received::
         assert http_server.hits("/feed.xml") == 1
 
 Routes are shared by every loopback address the server listens on, unless ``route(..., host=...)``
-scopes one to a single address. Unknown paths answer 404.
+scopes one to a single address. Unknown paths answer 404. ``gzip=True`` compresses whatever the
+client accepts (a test of a misbehaving server is the point). ``etag``/``last_modified`` answer
+304 to matching validators. Each ``RecordedRequest`` carries its arrival ``time`` (monotonic), for
+politeness tests. ``TestServer(tls=context)`` serves https. The hostile handlers for ``raw``:
+``slowloris``, ``accept_and_hang``, ``lying_content_length``, ``endless_chunked``.
 """
 
 from __future__ import annotations
