@@ -52,6 +52,9 @@ def test_settings_default_to_guarded() -> None:
         ("127.1", "127.0.0.1", "loopback"),
         ("2130706433", "127.0.0.1", "loopback"),
         ("0x7f000001", "127.0.0.1", "loopback"),
+        ("017700000001", "127.0.0.1", "loopback"),  # octal, read by inet_aton
+        ("0177.1", "127.0.0.1", "loopback"),
+        ("0x7f.0.0.1", "127.0.0.1", "loopback"),
         ("0.0.0.0", "0.0.0.0", "unspecified"),
         ("[::1]", "::1", "loopback"),
         ("[::ffff:127.0.0.1]", "::ffff:7f00:1", "IPv4-mapped loopback"),
@@ -64,6 +67,12 @@ def test_every_spelling_of_loopback_is_refused(
     http_server.route("/feed", body=b"secret")
     url = f"http://{host}:{http_server.port}/feed"
     assert refused(url) == f"fetch: blocked address {address} ({reason}) for {url}"
+    assert http_server.requests == []
+
+
+def test_octal_dotted_quad_is_refused_as_an_invalid_url(http_server: TestServer) -> None:
+    url = f"http://0177.0.0.1:{http_server.port}/feed"
+    assert refused(url).startswith("fetch: invalid URL")
     assert http_server.requests == []
 
 
