@@ -47,6 +47,13 @@ def test_host_names_without_public_suffix_list() -> None:
      ("The real headline", "meta")),
     # the <h1> is the site logo: it matches nothing, the stated title wins
     ([("Story title", "meta")], ["The Outlet"], ("Story title", "meta")),
+    # "<h1> – Unknown Outlet" in <title>: the <h1> is the headline
+    ([("Dare to play again / October pack – Some Studio Name", "meta")],
+     ["Dare to play again / October pack"], ("Dare to play again / October pack", "meta")),
+    # the same headline edited for the head and for the page: the page's wins
+    ([("HS Roundup: Viera defeats Rockledge to stay unbeaten", "meta")],
+     ["High School Roundup: Viera defeats Rockledge to stay unbeaten"],
+     ("High School Roundup: Viera defeats Rockledge to stay unbeaten", "meta")),
     ([], ["Only heading"], ("Only heading", "generic")),
     ([], ["One", "Two"], None),
 ])

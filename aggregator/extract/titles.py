@@ -10,6 +10,7 @@ GENERIC = "generic"
 MAX_TITLE = 1000  # a 64 KB <title> is an attack or an accident, never a headline
 _SEPARATORS = re.compile(r"\s+(?:[|•·»«/:]|::|-{1,2}|[–—])\s+|(?<=\w):\s+")
 _SPACE = re.compile(r"\s+")
+_SIMILAR = 0.6  # word-set Jaccard above which an <h1> and a stated title are one headline
 
 
 def normalize(text: str) -> str:
@@ -96,4 +97,16 @@ def _matching(heading: str, stated: Sequence[tuple[str, str]]) -> str | None:
             return source
         if any(normalize(part) == key for part in _SEPARATORS.split(title)):
             return source  # "Headline | Section | Outlet" with an unknown outlet name
+        if other.startswith(key + " ") and len(key.split()) >= 3:
+            return source  # "Headline – Unknown Outlet": the page's <h1> is the headline itself
+        if _similar(key, other):
+            return source  # "HS Roundup: …" stated, "High School Roundup: …" shown: show wins
     return None
+
+
+def _similar(a: str, b: str) -> bool:
+    """Most words shared: the same headline, edited for a different place."""
+    left, right = set(a.split()), set(b.split())
+    if len(left) < 4 or len(right) < 4:
+        return False
+    return len(left & right) / len(left | right) >= _SIMILAR
