@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import logging
 from typing import Any
 
 from lxml import etree  # type: ignore[import-untyped,unused-ignore]
@@ -17,7 +16,6 @@ GENERIC = "generic"
 _SHORT = 1000  # characters: below this, the precision pass may have missed the story
 _WIDER = 1.5  # ... and a recall pass must find this much more to replace it
 _ARTICLE_MIN_TEXT = 400  # characters for an <article> to count as a full story
-logging.getLogger("trafilatura").setLevel(logging.CRITICAL)  # it logs every page at INFO/ERROR
 
 
 def generic_body(root: HtmlElement, url: str) -> str:
