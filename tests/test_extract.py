@@ -165,3 +165,27 @@ def test_json_ld_article_body_is_the_last_resort() -> None:
     article = extract(html, "https://x.example/a", SiteRules())
     assert article.text == "First line.\n\nSecond line."
     assert dict(article.sources)["html"] == "structured_data"
+
+
+@pytest.mark.parametrize(("first", "dateline"), [
+    ("NUR-SULTAN. KAZINFORM – President of …", "NUR-SULTAN. KAZINFORM"),
+    ("АСТАНА. КАЗИНФОРМ – Глава государства …", "АСТАНА. КАЗИНФОРМ"),
+    ("АҚТӨБЕ. ҚАЗАҚПАРАТ – Облыс әкімі …", "АҚТӨБЕ. ҚАЗАҚПАРАТ"),
+])
+def test_kazinform_datelines_in_every_language(first: str, dateline: str) -> None:
+    html = page("kazinform-article").replace(
+        "NUR-SULTAN. KAZINFORM – President of", first.removesuffix(" …"), 1
+    )
+    article = extract(html, KAZ_URL, SiteRules.load())
+    assert article.dateline == dateline
+    assert dict(article.sources)["dateline"] == "site_rule"
+
+
+def test_rule_whose_body_is_missing_falls_back_to_the_cascade() -> None:
+    rules = SiteRules.load([{"domains": ["steppe-weekly.example"], "body": [".no-such-thing"],
+                             "authors": [".meta"]}])
+    article = extract(page("suffix-title"), "https://steppe-weekly.example/x", rules)
+    sources = dict(article.sources)
+    assert sources["html"] == "generic"
+    assert sources["authors"] == "site_rule"
+    assert article.text == golden_case("suffix-title")[2]
