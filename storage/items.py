@@ -17,6 +17,7 @@ from storage import captures, revisions
 from storage.identity import content_fingerprint, content_hash, item_uid, normalize_url
 from storage.records import ARTICLE_FAILED, ARTICLE_OK, Article, ArticleResult, Entry
 from storage.tables import items, strip_nul
+from storage.tables import revisions as revisions_t
 
 CONTENT_FIELDS = ("guid", "url", "title", "summary", "content_html", "authors", "published",
                   "published_offset", "updated", "updated_offset")  # fmt: skip
@@ -67,26 +68,35 @@ def fingerprint(entry: Entry) -> str | None:
     return content_fingerprint(entry.title, entry.content_html or entry.summary)
 
 
-def create(
-    conn: Connection, feed_id: int, feed_url: str, key: str, entry: Entry, now: datetime,
-    article_status: str,
-) -> int:  # fmt: skip
-    """A new item (and its first revision); an item already holding the uid is returned as is."""
-    uid = item_uid(feed_url, key)
-    found = conn.execute(select(items.c.id).where(items.c.uid == uid)).scalar()
-    if found is not None:
-        return int(found)
-    digest = content_hash(entry.title, entry.summary, None)
-    values = entry_values(entry) | {
-        "uid": uid, "feed_id": feed_id, "canonical_url": normalize_url(entry.url),
-        "fingerprint": fingerprint(entry), "first_seen": now, "last_seen": now,
-        "changed_at": now, "content_hash": digest, "article_status": article_status,
-        "article_attempts": 0,
+def new_row(
+    feed_id: int, feed_url: str, key: str, entry: Entry, now: datetime, article_status: str
+) -> dict[str, Any]:
+    """The items row for a story first seen as ``entry`` (uid from the feed and the key)."""
+    return entry_values(entry) | {
+        "uid": item_uid(feed_url, key), "feed_id": feed_id,
+        "canonical_url": normalize_url(entry.url), "fingerprint": fingerprint(entry),
+        "first_seen": now, "last_seen": now, "changed_at": now,
+        "content_hash": content_hash(entry.title, entry.summary, None),
+        "article_status": article_status, "article_attempts": 0, "article": None,
+        "article_error": None, "article_next_try": None, "fetched_at": None, "final_url": None,
+        "extractor": None,
     }  # fmt: skip
-    item_id = int(conn.execute(items.insert().values(**values).returning(items.c.id)).scalar_one())
-    version = revisions.Version(entry.title, entry.summary, None, digest)
-    revisions.record(conn, item_id, version, now)
-    return item_id
+
+
+def create_many(conn: Connection, rows: list[dict[str, Any]]) -> list[int]:
+    """Insert new items (one statement) and their first revisions; ids in the order given."""
+    if not rows:
+        return []
+    stmt = items.insert().returning(items.c.id, sort_by_parameter_order=True)
+    ids = [int(i) for i in conn.execute(stmt, rows).scalars()]
+    first = [
+        {"item_id": item_id, "seq": 1, "recorded_at": row["first_seen"], "title": row["title"],
+         "summary": row["summary"], "text": None, "content_hash": row["content_hash"],
+         "diff": None}
+        for item_id, row in zip(ids, rows, strict=True)
+    ]  # fmt: skip
+    conn.execute(revisions_t.insert(), first)
+    return ids
 
 
 def load(conn: Connection, item_id: int) -> Row[Any]:
@@ -98,8 +108,7 @@ def refresh(conn: Connection, row: Row[Any], entry: Entry, now: datetime) -> boo
     new = entry_values(entry)
     changed = {k: v for k, v in new.items() if _differs(getattr(row, k), v)}
     if not changed:
-        conn.execute(update(items).where(items.c.id == row.id).values(last_seen=now))
-        return False
+        return False  # last_seen is the caller's, in one statement for the whole poll
     digest = content_hash(entry.title, entry.summary, article_text(row.article))
     values = changed | {"last_seen": now, "changed_at": now, "content_hash": digest}
     conn.execute(update(items).where(items.c.id == row.id).values(**values))

@@ -16,15 +16,16 @@ from typing import Any
 from sqlalchemy import Connection, Row, select, update
 
 from storage import captures, items
-from storage.dialect import for_update, insert, lock_keys
+from storage.dialect import for_update, lock_keys
 from storage.errors import LeaseLost, StorageError
-from storage.identity import normalize_url
+from storage.identity import item_uid, normalize_url
 from storage.records import (
     ARTICLE_OFF,
     ARTICLE_OK,
     ARTICLE_PENDING,
     STATUS_NOT_MODIFIED,
     STATUS_OK,
+    ArticleResult,
     Entry,
     PollResult,
     PollSummary,
@@ -37,16 +38,27 @@ CHUNK = 500  # bound on bound parameters per IN (SQLite allows 32766)
 
 @dataclass
 class _Poll:
-    """What one apply_poll knows while it places entries."""
+    """What one apply_poll knows while it places entries; writes are batched where they can be."""
 
     conn: Connection
     result: PollResult
     feed_url: str
     link_keys: bool
-    by_key: dict[str, Row[Any]] = field(default_factory=dict)
-    owned: set[int] = field(default_factory=set)  # items the current document names
     doc_keys: set[str] = field(default_factory=set)
-    new_items: int = 0
+    by_key: dict[str, Row[Any]] = field(default_factory=dict)  # this feed's sightings
+    item_rows: dict[int, Row[Any]] = field(default_factory=dict)
+    by_link: dict[str, list[Row[Any]]] = field(default_factory=dict)
+    by_identity: dict[str, list[int]] = field(default_factory=dict)  # canonical URL, fingerprint
+    by_uid: dict[str, int] = field(default_factory=dict)
+    identities: dict[str, list[str]] = field(default_factory=dict)  # entry key -> _identities
+    owned: set[int] = field(default_factory=set)  # items the current document names
+    articles: dict[str, ArticleResult] = field(default_factory=dict)
+    seen_sightings: set[int] = field(default_factory=set)
+    seen_items: set[int] = field(default_factory=set)
+    folded_items: set[int] = field(default_factory=set)
+    relinked_ids: set[int] = field(default_factory=set)
+    new_rows: dict[str, tuple[Entry, dict[str, Any]]] = field(default_factory=dict)
+    sighting_rows: list[dict[str, Any]] = field(default_factory=list)
     new_sightings: int = 0
     revisions: int = 0
     folded: int = 0
@@ -66,13 +78,14 @@ def apply(conn: Connection, result: PollResult) -> PollSummary:
         holder = feed.lease_owner or "nobody"
         raise LeaseLost(f"poll of {feed.url} by {result.lease_owner}: lease now held by {holder}")
     link_keys = _link_keys(feed.link_keys, result)
-    poll = _Poll(conn, result, feed.url, link_keys)
+    poll = _Poll(conn, result, feed.url, link_keys, articles=dict(result.articles))
     if result.entries:
         _place_all(poll)
         if not link_keys and poll.relinked * 2 > len(result.entries):
             poll.link_keys = True  # guids change from poll to poll: key by link from now on
-    summary = PollSummary(poll.new_items, poll.new_sightings, poll.revisions, poll.folded)
-    if result.capture is not None and (poll.new_items or poll.revisions or poll.new_sightings):
+    new_items = len(poll.new_rows)
+    summary = PollSummary(new_items, poll.new_sightings, poll.revisions, poll.folded)
+    if result.capture is not None and (new_items or poll.revisions or poll.new_sightings):
         captures.add(conn, result.capture, None, result.feed_id)
     _update_feed(conn, feed, result, summary, poll.link_keys)
     return summary
@@ -101,23 +114,64 @@ def _link_keys(current: bool, result: PollResult) -> bool:
 def _place_all(poll: _Poll) -> None:
     entries = poll.result.entries
     poll.doc_keys = {poll.key_of(e) for e in entries}
-    _lock_identities(poll.conn, entries, poll.result.articles)
-    for chunk in _chunks(sorted(poll.doc_keys)):
-        query = select(sightings).where(
-            sightings.c.feed_id == poll.result.feed_id, sightings.c.key.in_(chunk)
-        )
-        poll.by_key.update({row.key: row for row in poll.conn.execute(query)})
-    poll.owned = {row.item_id for row in poll.by_key.values()}
+    _lock_identities(poll)
+    _preload(poll)
     for entry in entries:
         _place(poll, entry)
+    _create_items(poll)
+    _flush(poll)
 
 
-def _lock_identities(
-    conn: Connection, entries: Iterable[Entry], articles: Iterable[tuple[str, Any]]
-) -> None:
-    keys = [normalize_url(e.url) for e in entries] + [items.fingerprint(e) for e in entries]
-    keys += [normalize_url(a.article.canonical_url) for _, a in articles if a.article]
-    lock_keys(conn, [k for k in keys if k])
+def _identities(poll: _Poll, entry: Entry) -> list[str]:
+    """The canonical URLs and fingerprint an entry could be folded by (computed once)."""
+    cached = poll.identities.get(entry.key)
+    if cached is not None:
+        return cached
+    found = [normalize_url(entry.url), items.fingerprint(entry)]
+    article = poll.articles.get(entry.key)
+    if article is not None and article.article is not None:
+        found.append(normalize_url(article.article.canonical_url))
+    poll.identities[entry.key] = [k for k in found if k]
+    return poll.identities[entry.key]
+
+
+def _lock_identities(poll: _Poll) -> None:
+    lock_keys(poll.conn, [k for e in poll.result.entries for k in _identities(poll, e)])
+
+
+def _preload(poll: _Poll) -> None:
+    """Read in a few statements what placing the document's entries needs to know."""
+    feed_id, conn = poll.result.feed_id, poll.conn
+    for row in _select_in(conn, select(sightings).where(sightings.c.feed_id == feed_id),
+                          sightings.c.key, poll.doc_keys):  # fmt: skip
+        poll.by_key[row.key] = row
+    poll.owned = {row.item_id for row in poll.by_key.values()}
+    for row in _select_in(conn, select(items_t), items_t.c.id, poll.owned):
+        poll.item_rows[row.id] = row
+    unknown = [e for e in poll.result.entries if poll.key_of(e) not in poll.by_key]
+    if not unknown:
+        return
+    links = {e.url for e in unknown if e.url}
+    query = select(sightings).where(sightings.c.feed_id == feed_id).order_by(sightings.c.id)
+    for row in _select_in(conn, query, sightings.c.link, links):
+        poll.by_link.setdefault(row.link, []).append(row)
+    idents = {k for e in unknown for k in _identities(poll, e)}
+    cols = select(items_t.c.id, items_t.c.canonical_url, items_t.c.fingerprint)
+    for column in (items_t.c.canonical_url, items_t.c.fingerprint):
+        for row in _select_in(conn, cols.order_by(items_t.c.id), column, idents):
+            for ident in {row.canonical_url, row.fingerprint} & idents:
+                poll.by_identity.setdefault(ident, []).append(row.id)
+    uids = {item_uid(poll.feed_url, poll.key_of(e)) for e in unknown}
+    for row in _select_in(conn, select(items_t.c.id, items_t.c.uid), items_t.c.uid, uids):
+        poll.by_uid[row.uid] = row.id
+
+
+def _select_in(conn: Connection, query: Any, column: Any, values: Iterable[Any]) -> list[Any]:
+    ordered = sorted(values)
+    rows: list[Any] = []
+    for start in range(0, len(ordered), CHUNK):
+        rows += conn.execute(query.where(column.in_(ordered[start : start + CHUNK]))).all()
+    return rows
 
 
 def _place(poll: _Poll, entry: Entry) -> None:
@@ -126,94 +180,95 @@ def _place(poll: _Poll, entry: Entry) -> None:
     if known is not None:
         _seen_again(poll, known, entry)
         return
+    if key in poll.new_rows:
+        return  # the same entry twice in one document
     relink = _same_feed_link(poll, entry)
     if relink is not None:
         poll.relinked += 1
         poll.folded += 1
+        poll.relinked_ids.add(relink.id)
         poll.conn.execute(update(sightings).where(sightings.c.id == relink.id).values(key=key))
         poll.by_key[key] = relink
         _seen_again(poll, relink, entry)
         return
     target = _fold_target(poll, entry)
     if target is None:
-        target = _new_item(poll, key, entry)
-    else:
-        poll.folded += 1
-        poll.new_sightings += 1
-        update_values = {"last_seen": poll.result.polled_at, "changed_at": poll.result.polled_at}
-        poll.conn.execute(update(items_t).where(items_t.c.id == target).values(**update_values))
+        status = ARTICLE_PENDING if poll.result.fetch_articles and entry.url else ARTICLE_OFF
+        row = items.new_row(poll.result.feed_id, poll.feed_url, key, entry,
+                            poll.result.polled_at, status)  # fmt: skip
+        poll.new_rows[key] = (entry, row)
+        return
+    poll.folded += 1
+    poll.new_sightings += 1
+    poll.folded_items.add(target)
     poll.owned.add(target)
-    _add_sighting(poll, target, key, entry)
-    _maybe_article(poll, target, entry)
+    poll.sighting_rows.append(_sighting_row(poll, target, key, entry))
+    _maybe_article(poll, target, entry, None)
 
 
 def _seen_again(poll: _Poll, sighting: Row[Any], entry: Entry) -> None:
-    now = poll.result.polled_at
-    poll.conn.execute(
-        update(sightings)
-        .where(sightings.c.id == sighting.id)
-        .values(last_seen=now, guid=entry.guid, link=entry.url)
-    )
-    row = items.load(poll.conn, sighting.item_id)
+    poll.seen_sightings.add(sighting.id)
+    if (sighting.guid, sighting.link) != (entry.guid, entry.url):
+        poll.conn.execute(
+            update(sightings)
+            .where(sightings.c.id == sighting.id)
+            .values(guid=entry.guid, link=entry.url)
+        )
+    row = poll.item_rows.get(sighting.item_id) or items.load(poll.conn, sighting.item_id)
+    poll.seen_items.add(row.id)
     if row.feed_id == poll.result.feed_id:  # only the item's own feed rewrites its content
-        poll.revisions += items.refresh(poll.conn, row, entry, now)
-    else:
-        items.touch(poll.conn, row.id, now)
+        poll.revisions += items.refresh(poll.conn, row, entry, poll.result.polled_at)
     _maybe_article(poll, row.id, entry, row.article_status)
 
 
 def _same_feed_link(poll: _Poll, entry: Entry) -> Row[Any] | None:
-    if not entry.url:
-        return None
-    query = (
-        select(sightings)
-        .where(sightings.c.feed_id == poll.result.feed_id, sightings.c.link == entry.url)
-        .order_by(sightings.c.id)
-    )
-    for row in poll.conn.execute(query):
-        if row.key not in poll.doc_keys:
+    for row in poll.by_link.get(entry.url or "", []):
+        if row.key not in poll.doc_keys and row.id not in poll.relinked_ids:
             return row
     return None
 
 
 def _fold_target(poll: _Poll, entry: Entry) -> int | None:
-    """An existing item that is this entry's story: same canonical URL, else same fingerprint."""
-    canon = {normalize_url(entry.url)}
-    article = dict(poll.result.articles).get(entry.key)
-    if article is not None and article.article is not None:
-        canon.add(normalize_url(article.article.canonical_url))
-    canon.discard(None)
-    fingerprints = {items.fingerprint(entry)}
-    for column, values in ((items_t.c.canonical_url, canon), (items_t.c.fingerprint, fingerprints)):
-        values.discard(None)
-        if not values:
-            continue
-        query = select(items_t.c.id).where(column.in_(values)).order_by(items_t.c.id)
-        for item_id in poll.conn.execute(query).scalars():
-            if item_id not in poll.owned:
-                return int(item_id)
-    return None
+    """An existing item that is this entry's story: same uid, canonical URL or fingerprint."""
+    uid_match = poll.by_uid.get(item_uid(poll.feed_url, poll.key_of(entry)))
+    candidates = [] if uid_match is None else [uid_match]
+    for ident in _identities(poll, entry):
+        candidates += poll.by_identity.get(ident, [])
+    return next((c for c in candidates if c not in poll.owned), None)
 
 
-def _new_item(poll: _Poll, key: str, entry: Entry) -> int:
-    status = ARTICLE_PENDING if poll.result.fetch_articles and entry.url else ARTICLE_OFF
-    item_id = items.create(
-        poll.conn, poll.result.feed_id, poll.feed_url, key, entry, poll.result.polled_at, status
-    )
-    poll.new_items += 1
-    return item_id
+def _create_items(poll: _Poll) -> None:
+    ids = items.create_many(poll.conn, [row for _, row in poll.new_rows.values()])
+    for item_id, (key, (entry, _)) in zip(ids, poll.new_rows.items(), strict=True):
+        poll.owned.add(item_id)
+        poll.sighting_rows.append(_sighting_row(poll, item_id, key, entry))
+        _maybe_article(poll, item_id, entry, None)
 
 
-def _add_sighting(poll: _Poll, item_id: int, key: str, entry: Entry) -> None:
+def _sighting_row(poll: _Poll, item_id: int, key: str, entry: Entry) -> dict[str, Any]:
     now = poll.result.polled_at
-    row = {"item_id": item_id, "feed_id": poll.result.feed_id, "key": key, "guid": entry.guid,
-           "link": entry.url, "first_seen": now, "last_seen": now}  # fmt: skip
-    conn = poll.conn
-    conn.execute(insert(conn, sightings).values(**row).on_conflict_do_nothing())
+    return {"item_id": item_id, "feed_id": poll.result.feed_id, "key": key, "guid": entry.guid,
+            "link": entry.url, "first_seen": now, "last_seen": now}  # fmt: skip
 
 
-def _maybe_article(poll: _Poll, item_id: int, entry: Entry, status: str | None = None) -> None:
-    result = dict(poll.result.articles).get(entry.key)
+def _flush(poll: _Poll) -> None:
+    """The batched writes: new sightings, and last_seen / changed_at moves."""
+    conn, now = poll.conn, poll.result.polled_at
+    if poll.sighting_rows:
+        conn.execute(sightings.insert(), poll.sighting_rows)
+    for ids, table, values in (
+        (poll.seen_sightings, sightings, {"last_seen": now}),
+        (poll.seen_items | poll.folded_items, items_t, {"last_seen": now}),
+        (poll.folded_items, items_t, {"changed_at": now}),  # a new sighting changes the export
+    ):
+        ordered = sorted(ids)
+        for start in range(0, len(ordered), CHUNK):
+            chunk = ordered[start : start + CHUNK]
+            conn.execute(update(table).where(table.c.id.in_(chunk)).values(**values))
+
+
+def _maybe_article(poll: _Poll, item_id: int, entry: Entry, status: str | None) -> None:
+    result = poll.articles.get(entry.key)
     if result is None or status == ARTICLE_OK:
         return
     before = items.load(poll.conn, item_id).article_status if status is None else status
@@ -251,8 +306,3 @@ def _update_feed(
 
 def _url_taken(conn: Connection, url: str) -> bool:
     return conn.execute(select(feeds.c.id).where(feeds.c.url == url)).first() is not None
-
-
-def _chunks(values: list[str]) -> Iterable[list[str]]:
-    for start in range(0, len(values), CHUNK):
-        yield values[start : start + CHUNK]
