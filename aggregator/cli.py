@@ -88,7 +88,9 @@ def cli(ctx: click.Context, config: str | None, database: str | None, verbose: i
         level = min(level, logging.INFO)
     logging.basicConfig(level=level, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("httpx").setLevel(logging.WARNING)
+    # Libraries that narrate every page they read: their news reaches us as values or errors.
+    for noisy in ("httpx", "trafilatura", "htmldate", "charset_normalizer"):
+        logging.getLogger(noisy).setLevel(logging.WARNING if verbose >= 2 else logging.CRITICAL)
     ctx.obj = App(config, database)
 
 
@@ -204,7 +206,9 @@ def parse_time(value: str | None) -> datetime | None:
     try:
         when = datetime.fromisoformat(value)
     except ValueError:
-        raise click.BadParameter(f"{value!r}: use ISO 8601 (2024-05-01T12:00+02:00) or an age (7d)")
+        raise click.BadParameter(
+            f"{value!r}: use ISO 8601 (2024-05-01T12:00+02:00) or an age (7d)"
+        ) from None
     return when if when.tzinfo else when.replace(tzinfo=UTC)
 
 
@@ -266,7 +270,7 @@ def stats(app: App, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the article as the export has it.")
 @pass_app
 def extract(app: App, source: str, url: str | None, as_json: bool) -> None:
-    """Show what the extractor makes of one page (URL or saved FILE) and where each field came from."""
+    """Show what the extractor makes of one page (URL or saved FILE), and each field's source."""
     from aggregator.extract import SiteRules, article_to_dict
     from aggregator.tools import load_page
 

@@ -26,7 +26,8 @@ DEFAULT_USER_AGENT = (
 )
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*$")
-_SIZES = {"": 1, "b": 1, "kb": 1000, "kib": 1024, "mb": 10**6, "mib": 2**20, "gb": 10**9, "gib": 2**30}
+_SIZES = {"": 1, "b": 1, "kb": 1000, "kib": 1024, "mb": 10**6, "mib": 2**20, "gb": 10**9,
+          "gib": 2**30}
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([a-z]*)\s*$", re.IGNORECASE)
 
 
@@ -180,7 +181,8 @@ class Settings(_Strict):
 
 
 def load_settings(path: str | os.PathLike[str], env: Mapping[str, str] | None = None) -> Settings:
-    """Read and validate a config file. ``AGGREGATOR_DATABASE`` in ``env`` overrides ``database``."""
+    """Read and validate a config file; ``AGGREGATOR_DATABASE`` in ``env`` overrides ``database``
+    (so one file can serve a test database or a second instance)."""
     file = Path(path)
     try:
         text = file.read_text(encoding="utf-8")

@@ -18,7 +18,13 @@ from aggregator.errors import ExtractError, FetchError, ParseError
 from aggregator.extract import SiteRules, decode_html, extract
 from aggregator.feeds import ParsedFeed, parse_feed, rekey_by_link
 from aggregator.http import HttpClient, Response
-from aggregator.policy import Decision, Observation, PollPolicy, next_poll, should_poll_unconditionally
+from aggregator.policy import (
+    Decision,
+    Observation,
+    PollPolicy,
+    next_poll,
+    should_poll_unconditionally,
+)
 from aggregator.politeness import HostLimiter, RobotsCache
 from storage.records import (
     STATUS_ERROR,
@@ -245,7 +251,8 @@ async def fetch_article(ctx: Context, pending: PendingArticle) -> ArticleResult:
     """Fetch and clean one item's page. Failures come back as values: the item keeps its feed
     content and the page is tried again later, backing off."""
     now = ctx.clock()
-    retry = now + timedelta(seconds=min(ARTICLE_RETRY_CAP, ARTICLE_RETRY_BASE * 2**pending.attempts))
+    backoff = min(ARTICLE_RETRY_CAP, ARTICLE_RETRY_BASE * 2**pending.attempts)
+    retry = now + timedelta(seconds=backoff)
     delay = None
     if ctx.robots is not None:
         if not await ctx.robots.allowed(pending.url):
@@ -257,7 +264,8 @@ async def fetch_article(ctx: Context, pending: PendingArticle) -> ArticleResult:
     except FetchError as exc:
         return ArticleResult(error=str(exc), next_try=retry)
     if response.status != 200:
-        return ArticleResult(error=f"fetch: HTTP {response.status} for {pending.url}", next_try=retry)
+        error = f"fetch: HTTP {response.status} for {pending.url}"
+        return ArticleResult(error=error, next_try=retry)
     capture = capture_of("page", response, now)
     try:
         article = await asyncio.to_thread(_extract, response, ctx.rules)
@@ -269,5 +277,6 @@ async def fetch_article(ctx: Context, pending: PendingArticle) -> ArticleResult:
 def _extract(response: Response, rules: SiteRules) -> Article:
     content_type = response.header("content-type") or ""
     if content_type and "html" not in content_type.lower():
-        raise ExtractError(f"not an HTML page ({content_type.split(';')[0]}) at {response.final_url}")
+        kind = content_type.split(";")[0]
+        raise ExtractError(f"not an HTML page ({kind}) at {response.final_url}")
     return extract(decode_html(response.body, content_type), response.final_url, rules)

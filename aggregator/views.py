@@ -95,7 +95,9 @@ def summary(totals: Any) -> str:
 
 
 def import_summary(summary: Any) -> str:
-    fields = dataclasses.asdict(summary) if dataclasses.is_dataclass(summary) else dict(summary)
+    fields = (dataclasses.asdict(summary)
+              if dataclasses.is_dataclass(summary) and not isinstance(summary, type)
+              else dict(summary))
     return "imported: " + ", ".join(f"{v} {k.replace('_', ' ')}" for k, v in fields.items())
 
 

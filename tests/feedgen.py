@@ -55,4 +55,4 @@ def article_page(item: Item) -> bytes:
         "</head><body><nav><a href=\"/\">Home</a> <a href=\"/world\">World</a></nav>"
         f"<article><h1>{escape(item.title)}</h1>{paragraphs}</article>"
         "<footer>© Fixture News</footer></body></html>"
-    ).encode("utf-8")
+    ).encode()

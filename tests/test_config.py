@@ -81,7 +81,8 @@ def test_environment_overrides_database(tmp_path: Path) -> None:
         ("http:\n  timeout: soon\n", ":2: http.timeout: invalid duration 'soon'"),
         ("defaults:\n  fetch_articles: maybe\n", ":2: defaults.fetch_articles: Input should be"),
         ("feeds:\n  - url: ftp://a.example/feed\n", ":2: feeds[0].url: bad URL"),
-        ("feeds:\n  - url: https:///nohost\n", ":2: feeds[0].url: bad URL 'https:///nohost': no host"),
+        ("feeds:\n  - url: https:///nohost\n",
+         ":2: feeds[0].url: bad URL 'https:///nohost': no host"),
         ("feeds:\n  - title: no url\n", ":2: feeds[0].url: required key is missing"),
         ("feeds:\n  - url: https://a.example/f\n  - url: https://b.example/f\n"
          "  - url: https://a.example/f\n",

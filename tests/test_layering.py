@@ -18,7 +18,10 @@ def modules(*roots: str) -> list[Path]:
     found: list[Path] = []
     for root in roots:
         path = ROOT / root
-        found.extend(sorted(path.rglob("*.py")) if path.is_dir() else [path] if path.exists() else [])
+        if path.is_dir():
+            found.extend(sorted(path.rglob("*.py")))
+        elif path.exists():
+            found.append(path)
     return found
 
 

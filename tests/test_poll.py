@@ -1,4 +1,4 @@
-"""The poll path end to end: a real HTTP server on 127.0.0.1, a real database (SQLite and PostgreSQL)."""
+"""The poll path end to end: a real HTTP server on 127.0.0.1, real SQLite and PostgreSQL."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The service as users run it: a subprocess that polls, stops on SIGTERM, and resumes after restart."""
+"""The service as users run it: a subprocess that polls, stops on SIGTERM, resumes on restart."""
 
 from __future__ import annotations
 
