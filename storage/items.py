@@ -149,6 +149,8 @@ def attach_article(
 def _store_article(conn: Connection, row: Row[Any], result: ArticleResult, now: datetime) -> bool:
     assert result.article is not None
     art = article_json(result.article)
+    if result.capture is None and row.article == art and row.article_status == ARTICLE_OK:
+        return False  # a re-extraction that found the same article: nothing to write
     digest = content_hash(row.title, row.summary, art["text"])
     values: dict[str, Any] = {
         "article": art, "article_status": ARTICLE_OK, "article_error": None,

@@ -145,12 +145,13 @@ class Store:
             return articles.claim(conn, now, limit, lease_seconds)
 
     @guarded
-    def apply_article(self, item_id: int, result: ArticleResult, now: datetime) -> None:
+    def apply_article(self, item_id: int, result: ArticleResult, now: datetime) -> bool:
+        """Store an article outcome; True when the article changed (a new revision)."""
         with self.db.write() as conn:
             row = conn.execute(select(items_t.c.feed_id).where(items_t.c.id == item_id)).first()
             if row is None:
                 raise StorageError(f"apply_article: no item with id {item_id}")
-            items.attach_article(conn, item_id, row.feed_id, result, now)
+            return items.attach_article(conn, item_id, row.feed_id, result, now)
 
     @guarded_iter
     def iter_page_captures(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -138,3 +139,37 @@ def test_feeds_show_unknown_feed(tmp_path: Path) -> None:
     code, _, err = run("--database", f"sqlite:///{tmp_path / 'a.db'}", "feeds", "show",
                        "https://nowhere.example/feed")
     assert code == 2 and "no feed" in err
+
+
+def test_reextract_records_a_revision_only_where_the_result_changed(
+    http_server: TestServer, store_url: str, tmp_path: Path
+) -> None:
+    items = [Item(n, http_server.base_url) for n in (1, 2)]
+    http_server.route("/feed.xml", body=rss(items))
+    for item in items:
+        http_server.route(f"/news/{item.n}.html", body=article_page(item),
+                          headers={"Content-Type": "text/html; charset=utf-8"})
+    cfg = config(tmp_path, store_url, http_server.url("/feed.xml"))
+    assert run("--config", cfg, "poll", "--once")[0] == 0
+
+    def revisions() -> dict[str, int]:
+        out = run("--config", cfg, "export")[1]
+        return {i["guid"]: len(i["revisions"]) for i in map(json.loads, out.splitlines())}
+
+    before = revisions()
+    # A user rule for this site drops the last paragraph: both pages' articles change once.
+    with Path(cfg).open("a", encoding="utf-8") as file:
+        file.write('sites:\n  - domains: ["127.0.0.1"]\n    body: ["article"]\n'
+                   '    remove: ["p:nth-of-type(4)"]\n')
+    code, out, _ = run("--config", cfg, "reextract")
+    assert code == 0 and "re-extracted 2 pages: 2 changed, 0 failed" in out
+    after = revisions()
+    assert all(after[guid] == count + 1 for guid, count in before.items())
+    exported = [json.loads(line) for line in run("--config", cfg, "export")[1].splitlines()]
+    assert all("Paragraph 4" not in i["article"]["text"] for i in exported)
+    assert all(i["article"]["sources"]["html"] == "site_rule" for i in exported)
+    # Nothing changed since: a second run records nothing, and an incremental export is empty.
+    mark = datetime.now(UTC).isoformat()
+    assert "2 pages: 0 changed" in run("--config", cfg, "reextract")[1]
+    assert revisions() == after
+    assert run("--config", cfg, "export", "--since", mark)[1] == ""
