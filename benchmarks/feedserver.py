@@ -437,10 +437,9 @@ class FeedServer:
         if self.proc is None:
             return
         if self.proc.stdin:
-            self.proc.stdin.close()
-        self.proc.terminate()
+            self.proc.stdin.close()  # the server stops when its stdin closes
         try:
-            self.proc.wait(10)
+            self.proc.wait(5)
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()

@@ -20,7 +20,9 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
 import resource
+import signal
 import subprocess
 import sys
 import tempfile
@@ -82,25 +84,54 @@ def server_status(stats_url: str) -> dict[str, int]:
         return status
 
 
-def measure(run: Callable[[], tuple[int, int, int, int]], feeds: int, stats_url: str) -> PassResult:
-    """Time ``run`` (it returns new items, ok, not modified, failed); diff the server's counts."""
-    before, cpu0 = server_status(stats_url), cpu_seconds()
-    start = time.perf_counter()
-    new_items, ok, not_modified, failed = run()
-    wall = time.perf_counter() - start
-    cpu = cpu_seconds() - cpu0
-    after = server_status(stats_url)
-    delta = {k: v - before.get(k, 0) for k, v in after.items() if v - before.get(k, 0)}
-    return PassResult(wall, new_items, feeds, ok, not_modified, failed, cpu, peak_rss_mib(), delta)
+@contextlib.contextmanager
+def profiled(prefix: str | None) -> Iterator[None]:
+    """Sample this process with py-spy while the block runs (py-spy writes when interrupted)."""
+    if not prefix:
+        yield
+        return
+    cmd = ["py-spy", "record", "--pid", str(os.getpid()), "--rate", "200", "--gil", "--threads",
+           "--format", "raw", "--output", f"{prefix}.txt"]
+    spy = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(1.0)  # let it attach
+    try:
+        yield
+    finally:
+        spy.send_signal(signal.SIGINT)
+        spy.wait(60)
 
 
-def run_reader(
-    urls: list[str], workdir: Path, stats_url: str, workers: int
-) -> tuple[float, list[PassResult]]:
+@dataclass(frozen=True)
+class Job:
+    """What a system's subprocess is asked to do."""
+
+    urls: list[str]
+    stats_url: str
+    profile: str | None  # path prefix for py-spy output, or None
+
+    def passes(self, run: Callable[[], tuple[int, int, int, int]]) -> list[PassResult]:
+        return [self.measure(run, f"{self.profile}-{name}" if self.profile else None)
+                for name in PASSES]
+
+    def measure(self, run: Callable[[], tuple[int, int, int, int]], prof: str | None) -> PassResult:
+        """Time ``run`` (it returns new items, ok, not modified, failed); diff server counts."""
+        before, cpu0 = server_status(self.stats_url), cpu_seconds()
+        with profiled(prof):
+            start = time.perf_counter()
+            new_items, ok, not_modified, failed = run()
+            wall = time.perf_counter() - start
+        cpu = cpu_seconds() - cpu0
+        after = server_status(self.stats_url)
+        delta = {k: v - before.get(k, 0) for k, v in after.items() if v - before.get(k, 0)}
+        return PassResult(wall, new_items, len(self.urls), ok, not_modified, failed, cpu,
+                          peak_rss_mib(), delta)
+
+
+def run_reader(job: Job, workdir: Path, workers: int) -> tuple[float, list[PassResult]]:
     from reader import make_reader
 
     reader = make_reader(str(workdir / "reader.sqlite"))
-    for url in urls:
+    for url in job.urls:
         reader.add_feed(url)
 
     def one_pass() -> tuple[int, int, int, int]:
@@ -111,7 +142,7 @@ def run_reader(
         return new, -1, -1, broken  # reader does not say which feeds were 304: see server counts
 
     setup = peak_rss_mib()
-    results = [measure(one_pass, len(urls), stats_url) for _ in PASSES]
+    results = job.passes(one_pass)
     reader.close()
     return setup, results
 
@@ -137,9 +168,7 @@ def fresh_database(database: str | None, workdir: Path) -> Iterator[str]:
         engine.dispose()
 
 
-def run_ours(
-    urls: list[str], database: str, stats_url: str, concurrency: int
-) -> tuple[float, list[PassResult]]:
+def run_ours(job: Job, database: str, concurrency: int) -> tuple[float, list[PassResult]]:
     from aggregator.config import Settings
     from aggregator.service import Service
     from storage.store import Store
@@ -149,7 +178,7 @@ def run_ours(
         "http": {"allow_private_networks": True, "per_host_delay": 0, "respect_robots": False},
         "defaults": {"fetch_articles": False},
         "service": {"concurrency": concurrency},
-        "feeds": [{"url": url} for url in urls],
+        "feeds": [{"url": url} for url in job.urls],
     })
     store = Store.open(settings.database)
     store.sync_feeds(settings.feed_configs(), datetime.now(UTC))
@@ -161,19 +190,19 @@ def run_ours(
         return totals.new_items, totals.ok, totals.not_modified, totals.failed
 
     setup = peak_rss_mib()
-    return setup, [measure(one_pass, len(urls), stats_url) for _ in PASSES]
+    return setup, job.passes(one_pass)
 
 
 def worker_main(args: argparse.Namespace) -> None:
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
     logging.getLogger("reader").setLevel(logging.ERROR)  # it warns on every feed (bozo)
-    urls = json.loads(Path(args.urls).read_text())
+    job = Job(json.loads(Path(args.urls).read_text()), args.stats_url, args.profile)
     with tempfile.TemporaryDirectory(prefix="bench-poll-") as tmp:
         if args.run == "reader":
-            setup, results = run_reader(urls, Path(tmp), args.stats_url, args.workers)
+            setup, results = run_reader(job, Path(tmp), args.workers)
         else:
             with fresh_database(args.database, Path(tmp)) as url:
-                setup, results = run_ours(urls, url, args.stats_url, args.concurrency)
+                setup, results = run_ours(job, url, args.concurrency)
     print(json.dumps({"setup_rss_mib": setup, "passes": [asdict(r) for r in results]}))
 
 
@@ -186,18 +215,22 @@ class SystemRun:
     passes: list[PassResult]
 
 
-def run_system(name: str, argv: list[str], profile_dir: Path | None) -> SystemRun:
+def run_system(name: str, argv: list[str]) -> SystemRun:
     cmd = [sys.executable, "-m", "benchmarks.poll", *argv]
-    if profile_dir is not None and name.startswith("ours"):
-        out = profile_dir / f"{name}.speedscope.json"
-        cmd = ["py-spy", "record", "--rate", "250", "--threads", "--format", "speedscope",
-               "-o", str(out), "--", *cmd]
     proc = subprocess.run(cmd, cwd=ROOT, stdout=subprocess.PIPE, text=True, check=False)
-    lines = proc.stdout.strip().splitlines()
+    lines = [line for line in proc.stdout.splitlines() if line.startswith('{"setup_rss_mib"')]
     if proc.returncode != 0 or not lines:
         raise SystemExit(f"poll benchmark: {name} failed (exit {proc.returncode})")
     data = json.loads(lines[-1])
     return SystemRun(name, data["setup_rss_mib"], [PassResult(**p) for p in data["passes"]])
+
+
+def profile_argv(args: argparse.Namespace, name: str) -> list[str]:
+    if not args.profile:
+        return []
+    Path(args.profile).mkdir(parents=True, exist_ok=True)
+    stem = name.replace(" (", "-").replace(")", "").lower()
+    return ["--profile", str(Path(args.profile).resolve() / stem)]
 
 
 def systems_to_run(args: argparse.Namespace) -> list[tuple[str, list[str]]]:
@@ -241,21 +274,22 @@ def ratios(runs: list[SystemRun]) -> list[str]:
         first = run.passes[0].items_per_s / max(reader.passes[0].items_per_s, 1e-9)
         second = run.passes[1].feeds_per_s / max(reader.passes[1].feeds_per_s, 1e-9)
         mem = run.passes[1].peak_rss_mib / max(reader.passes[1].peak_rss_mib, 1e-9)
+        cpu = [r.cpu / max(o.cpu, 1e-9) for r, o in zip(run.passes, reader.passes, strict=True)]
         lines.append(f"ratio {run.name} / reader: first pass items/s ×{first:.2f}, "
-                     f"second pass feeds/s ×{second:.2f}, peak RSS ×{mem:.2f}")
+                     f"second pass feeds/s ×{second:.2f}, peak RSS ×{mem:.2f}; CPU seconds "
+                     f"×{cpu[0]:.2f} and ×{cpu[1]:.2f} (less sensitive to a busy machine)")
     return lines
 
 
 def main_parent(args: argparse.Namespace) -> None:
-    print(f"poll benchmark: {args.feeds} feeds × {args.entries} entries on {args.hosts} loopback "
+    hosts = min(args.hosts, args.feeds)
+    print(f"poll benchmark: {args.feeds} feeds × {args.entries} entries on {hosts} loopback "
           f"hosts, {args.latency * 1000:.0f} ms latency per response, gzip, ETag/Last-Modified")
     print(f"ours: concurrency {args.concurrency}, at most 2 requests in flight per host, per-host "
           f"delay 0 s (reader has no per-host gap), article fetching off; reader: workers "
           f"{args.workers}. Peak memory = getrusage ru_maxrss of each system's own process.")
-    profile_dir = Path(args.profile).resolve() if args.profile else None
-    if profile_dir:
-        profile_dir.mkdir(parents=True, exist_ok=True)
     runs = []
+    load_before = os.getloadavg()[0]
     with FeedServer(feeds=args.feeds, entries=args.entries, latency=args.latency,
                     hosts=args.hosts) as server, tempfile.TemporaryDirectory() as tmp:
         urls_file = Path(tmp) / "urls.json"
@@ -263,11 +297,13 @@ def main_parent(args: argparse.Namespace) -> None:
         stats_url = f"http://127.42.0.1:{server.port}/_stats"
         for name, argv in systems_to_run(args):
             runs.append(run_system(name, [*argv, "--urls", str(urls_file), "--stats-url",
-                                          stats_url], profile_dir))
+                                          stats_url, *profile_argv(args, name)]))
         server_cpu = server.stats().get("cpu", 0.0)
     setup = ", ".join(f"{r.name} {r.setup_rss_mib:.1f} MiB" for r in runs)
+    load = f"{load_before:.1f} before, {os.getloadavg()[0]:.1f} after"
     lines = [*table(runs), f"RSS before the first pass: {setup}", *ratios(runs),
-             f"feed server CPU (its own process): {server_cpu:.2f} s"]
+             f"feed server CPU (its own process): {server_cpu:.2f} s; load average {load} "
+             f"({os.cpu_count()} cores: above that, other work competed for the CPU)"]
     print("\n".join(lines))
     if args.json:
         Path(args.json).write_text(json.dumps(
@@ -285,7 +321,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--database", help="also run ours on this PostgreSQL (a fresh schema in it)")
     p.add_argument("--concurrency", type=int, default=64, help="ours: polls in flight")
     p.add_argument("--workers", type=int, default=16, help="reader: update_feeds workers")
-    p.add_argument("--profile", help="directory for py-spy speedscope profiles of ours")
+    p.add_argument("--profile", help="directory for py-spy profiles, one per system and pass "
+                   "(collapsed stacks of the thread holding the GIL; needs py-spy)")
     p.add_argument("--json", help="also write the figures to this file")
     # Internal: the per-system subprocess.
     p.add_argument("--run", choices=("ours", "reader"), help=argparse.SUPPRESS)
