@@ -116,20 +116,21 @@ def _dumps(value: Any) -> str:
 
 def read_export(path: Path) -> Iterator[dict[str, Any]]:
     """The file's items, validated. The whole file is checked before the first item is given."""
-    for _ in _records(path):
+    for _ in _records(path, validate=True):
         pass
-    for _line, item in _records(path):
+    for _line, item in _records(path, validate=False):  # parse errors would still raise
         yield item
 
 
-def _records(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+def _records(path: Path, validate: bool) -> Iterator[tuple[int, dict[str, Any]]]:
     try:
         with path.open("r", encoding="utf-8") as src:
             first = _first_line(src)
             src.seek(0)
             reader = _jsonl if _is_jsonl(first) else _document
             for index, (line, item) in enumerate(reader(path, src)):
-                _validate(path, line, index, item)
+                if validate:
+                    _validate(path, line, index, item)
                 yield line, item
     except UnicodeDecodeError as exc:
         raise ExportFormatError(f"{path}: not UTF-8 text ({exc.reason})") from exc

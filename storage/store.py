@@ -14,7 +14,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from storage import archive, articles, captures, feeds, items, maintenance, poll
+from storage import archive, articles, captures, feeds, importer, items, maintenance, poll
 from storage.engine import Database, boundary, describe, guarded, guarded_iter, migrate
 from storage.errors import StorageError
 from storage.identity import normalize_url
@@ -33,7 +33,7 @@ from storage.tables import feeds as feeds_t
 from storage.tables import items as items_t
 from storage.tables import sightings
 
-ImportSummary = archive.ImportSummary
+ImportSummary = importer.ImportSummary
 PAGE = 500
 
 
@@ -183,11 +183,11 @@ class Store:
 
     @guarded
     def import_items(self, records: Iterable[dict[str, Any]]) -> ImportSummary:
-        """Load export items, ``archive.BATCH`` per transaction; importing twice == once."""
-        total = archive.ImportSummary()
-        for batch in archive.batches(records):
+        """Load export items, ``importer.BATCH`` per transaction; importing twice == once."""
+        total = importer.ImportSummary()
+        for batch in importer.batches(records):
             with self.db.write() as conn:
-                total = total + archive.import_batch(conn, batch)
+                total = total + importer.import_batch(conn, batch)
         return total
 
     @guarded
