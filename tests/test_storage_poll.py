@@ -18,6 +18,7 @@ from storage.records import (
     Capture,
     ExportFilter,
     FeedConfig,
+    PollSummary,
 )
 from storage.revisions import FREE_REVISIONS, MAX_REVISIONS, MIN_GAP
 from storage.store import Store
@@ -66,30 +67,38 @@ def test_applying_the_same_result_twice_is_a_no_op(store: Store) -> None:
     assert items(store) == before
 
 
+DOCS = st.lists(
+    st.lists(st.tuples(st.integers(0, 6), st.integers(0, 2)), max_size=6).map(
+        lambda pairs: sorted(dict(pairs).items())  # one version of each entry per document
+    ),
+    min_size=1, max_size=4,
+)  # fmt: skip
+
+
 @settings(
     max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
-@given(
-    docs=st.lists(
-        st.lists(st.integers(0, 6), max_size=6).map(lambda ns: [entry(n) for n in sorted(set(ns))]),
-        min_size=1, max_size=3,
-    ),
-    example=st.runner(),
-)  # fmt: skip
-def test_repolling_the_same_documents_changes_nothing(
-    store: Store, docs: list[list[Any]], example: object
+@given(docs=DOCS)
+def test_applying_a_poll_twice_equals_applying_it_once(
+    store: Store, docs: list[list[tuple[int, int]]]
 ) -> None:
-    url = f"https://h{next(FEED_NUMBERS)}.example/feed"  # one fresh feed per example
+    no = next(FEED_NUMBERS)  # one fresh feed, with its own stories, per example
+    url = f"https://h{no}.example/feed"
     store.sync_feeds([FeedConfig(url)], T0)
     t = T0
     for doc in docs:
-        t += timedelta(hours=1)
-        poll(store, url, t, doc)
-    mine = [i for i in snapshot(store) if i["feed_url"] == url]
-    for doc in docs:
-        t += timedelta(hours=1)
-        assert poll(store, url, t, doc).new_items == 0
-    assert [i for i in snapshot(store) if i["feed_url"] == url] == mine
+        t += timedelta(hours=2)
+        entries = [entry(f"{no}-{n}", title=f"Story {n} v{v}") for n, v in doc]
+        result = poll_result(claim_one(store, url, t), t, entries)
+        store.apply_poll(result)
+        once = items(store)
+        assert store.apply_poll(result) == PollSummary()
+        assert items(store) == once
+    before = snapshot(store)
+    t += timedelta(hours=2)
+    again = poll(store, url, t, entries)
+    assert (again.new_items, again.revisions, again.new_sightings) == (0, 0, 0)
+    assert snapshot(store) == before
 
 
 def test_a_not_modified_poll_keeps_validators_and_items(store: Store) -> None:
