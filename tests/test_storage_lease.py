@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 
@@ -97,6 +98,39 @@ def test_postgres_concurrent_claims_skip_locked_rows(store_url_factory: object) 
             t.join()
         claimed = [fid for got in results.values() for fid in got]
         assert sorted(claimed) == sorted(set(claimed)) and len(claimed) == len(URLS)
+    finally:
+        for st in stores:
+            st.close()
+
+
+def test_sqlite_writers_in_threads_and_processes_wait_instead_of_failing(tmp_path: Path) -> None:
+    """BEGIN IMMEDIATE + busy timeout: concurrent read-then-write transactions never see
+    "database is locked"; the file is in WAL mode with foreign keys on."""
+    url = f"sqlite:///{tmp_path / 'sub' / 'dir' / 'a.db'}"  # the parent directories are created
+    stores = [Store.open(url) for _ in range(4)]
+    try:
+        stores[0].sync_feeds([FeedConfig(u) for u in URLS], T0)
+        errors: list[BaseException] = []
+
+        def worker(i: int) -> None:
+            try:
+                while batch := stores[i].claim_due(T0, 2, f"w{i}", 60):
+                    for feed in batch:
+                        entries = [entry(f"{feed.id}-{n}") for n in range(20)]
+                        stores[i].apply_poll(poll_result(feed, T0, entries, lease_owner=f"w{i}"))
+            except BaseException as exc:  # collected and asserted below
+                errors.append(exc)
+
+        threads = [threading.Thread(target=worker, args=(i,)) for i in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert errors == []
+        assert stores[0].stats()["items"] == 20 * len(URLS)
+        with stores[0].db.read() as conn:
+            assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+            assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
     finally:
         for st in stores:
             st.close()
