@@ -175,6 +175,7 @@ sightings = Table(
     Column("last_seen", UTCDateTime, nullable=False),
     UniqueConstraint("feed_id", "key"),
     Index(None, "feed_id", "link"),
+    Index(None, "feed_id", "first_seen"),  # the item rate of every poll; retention by count
     Index(None, "item_id"),
 )
 
