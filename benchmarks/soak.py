@@ -48,6 +48,9 @@ class Run:
     args: dict[str, Any]
     seconds: float = 0.0
     rss: list[tuple[float, float]] = field(default_factory=list)  # (seconds, MiB)
+    # (seconds, service CPU seconds, its open descriptors, the machine's 1-minute load average)
+    probes: list[tuple[float, float, int, float]] = field(default_factory=list)
+    started_at: float = 0.0  # unix time the service was started
     peak_hwm_mib: float = 0.0
     exit_code: int | None = None
     shutdown_seconds: float = 0.0
@@ -124,18 +127,32 @@ def rss_mib(pid: int) -> tuple[float, float]:
     return values.get("VmRSS", 0.0), values.get("VmHWM", 0.0)
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of ``pid`` (all its threads), from /proc/PID/stat."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def probe(pid: int, t: float) -> tuple[float, float, int, float]:
+    """(t, CPU seconds so far, open file descriptors, 1-minute load average of the machine)."""
+    fds = sum(1 for _ in Path(f"/proc/{pid}/fd").iterdir())
+    return round(t, 1), round(cpu_seconds(pid), 2), fds, os.getloadavg()[0]
+
+
 def run_service(config: Path, args: argparse.Namespace, workdir: Path, run: Run) -> None:
     """Start the service, sample its memory until the time is up, stop it with SIGTERM."""
     logfile = (workdir / "service.log").open("wb")
     proc = subprocess.Popen([sys.executable, "-m", "aggregator", "--config", str(config), "run"],
                             cwd=ROOT, stdout=logfile, stderr=subprocess.STDOUT)
     started = time.monotonic()
+    run.started_at = time.time()
     end = started + args.minutes * 60
     try:
         while (now := time.monotonic()) < end and proc.poll() is None:
             rss, hwm = rss_mib(proc.pid)
             if rss:  # 0 while the interpreter is still being exec'd
                 run.rss.append((round(now - started, 1), round(rss, 1)))
+                run.probes.append(probe(proc.pid, now - started))
             run.peak_hwm_mib = max(run.peak_hwm_mib, hwm)
             if not args.quiet:
                 print(f"  t={now - started:6.0f}s  RSS {rss:7.1f} MiB", flush=True)
@@ -193,6 +210,18 @@ def gaps(times: list[float]) -> list[float]:
     return [b - a for a, b in itertools.pairwise(ordered)]
 
 
+def lateness_by_minute(times: dict[str, list[float]], modes: list[str], bound: float,
+                       tolerance: float, start: float) -> list[tuple[int, int, float, float]]:
+    """Per minute of the run (by the later request): (minute, gaps, on-time fraction, max late)."""
+    buckets: dict[int, list[float]] = {}
+    for i, mode in enumerate(modes):
+        ordered = sorted(times.get(str(i), [])) if mode == "ok" else []
+        for a, b in itertools.pairwise(ordered):
+            buckets.setdefault(int((b - start) // 60), []).append(b - a - bound)
+    return [(m, len(v), round(sum(x <= tolerance for x in v) / len(v), 3), round(max(v), 1))
+            for m, v in sorted(buckets.items())]
+
+
 def schedule_report(times: dict[str, list[float]], modes: list[str], interval: float,
                     tick: float) -> dict[str, Any]:
     """Healthy feeds: each gap against interval × (1 + jitter); on time: late by ≤ a tick + 1 s."""
@@ -239,8 +268,22 @@ def misbehaving_report(times: dict[str, list[float]], modes: list[str],
     return report
 
 
+def machine_report(run: Run) -> dict[str, Any]:
+    """The service's CPU use, its open descriptors, and how busy the machine was."""
+    if len(run.probes) < 2:
+        return {}
+    (t0, c0, _, _), (t1, c1, _, _) = run.probes[0], run.probes[-1]
+    fds = [p[2] for p in run.probes]
+    load = [p[3] for p in run.probes]
+    return {"service_cpu_percent": round(100 * (c1 - c0) / max(t1 - t0, 1e-9), 1),
+            "service_cpu_seconds": c1, "fds_min": min(fds), "fds_max": max(fds),
+            "fds_last": fds[-1], "load1_mean": round(statistics.fmean(load), 2),
+            "load1_max": round(max(load), 2), "cpus": os.cpu_count()}
+
+
 def summarize(run: Run, modes: list[str], args: argparse.Namespace) -> dict[str, Any]:
     times: dict[str, list[float]] = run.log.get("times", {})
+    bound = args.interval * (1 + JITTER)
     return {
         "args": run.args, "seconds": round(run.seconds, 1), "exit_code": run.exit_code,
         "shutdown_seconds": round(run.shutdown_seconds, 1),
@@ -248,6 +291,9 @@ def summarize(run: Run, modes: list[str], args: argparse.Namespace) -> dict[str,
         "server_status": run.log.get("status", {}),
         "memory": memory_report(run), "rss_series": run.rss,
         "schedule": schedule_report(times, modes, args.interval, args.tick),
+        "schedule_by_minute": lateness_by_minute(times, modes, bound, args.tick + 1,
+                                                 run.started_at),
+        "machine": machine_report(run), "probes": run.probes,
         "misbehaving": misbehaving_report(times, modes, run.feeds),
         "healthy_items_stored": sum(f["items"] for f, m in zip(run.feeds, modes, strict=True)
                                     if m == "ok"),
@@ -272,6 +318,8 @@ def soak(args: argparse.Namespace) -> dict[str, Any]:
         finally:
             server.stop()
         run.feeds = stored_feeds(database, server.urls)
+        if args.keep_times:
+            Path(args.keep_times).write_text(json.dumps(run.log))
         if args.keep_log:
             Path(args.keep_log).write_bytes((workdir / "service.log").read_bytes())
         return summarize(run, server.modes, args)
@@ -287,6 +335,9 @@ def print_report(result: dict[str, Any]) -> None:
           f"{mem['steady_min_mib']}–{mem['steady_max_mib']} MiB, slope "
           f"{mem['steady_slope_mib_per_hour']} MiB/h")
     print(f"schedule: {json.dumps(sched)}")
+    print("by minute (minute, gaps, on time, max late s): "
+          + " ".join(str(list(row)) for row in result["schedule_by_minute"]))
+    print(f"machine: {json.dumps(result['machine'])}")
     print(f"healthy items stored: {result['healthy_items_stored']}")
     for mode, row in result["misbehaving"].items():
         print(f"  {mode:9} {json.dumps(row)}")
@@ -313,6 +364,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--database", help="a fresh, empty database URL (default: temporary SQLite)")
     p.add_argument("--json", help="write the full result here")
     p.add_argument("--keep-log", help="copy the service's log here")
+    p.add_argument("--keep-times", help="write the server's request log (JSON) here")
     p.add_argument("--quiet", action="store_true")
     return p.parse_args(argv)
 
