@@ -187,12 +187,13 @@ def feeds_show(app: App, url: str, as_json: bool) -> None:
     try:
         with app.store() as store:
             feed = store.get_feed(url)
+            history = store.poll_history(feed.id) if feed else []
     except ArchiverError as exc:
         fail(exc)
     if feed is None:
         click.echo(f"feeds: no feed {url} in the archive", err=True)
         sys.exit(EXIT_USAGE)
-    views.print_feed(feed, as_json)
+    views.print_feed(feed, history, as_json, datetime.now(UTC))
 
 
 def parse_time(value: str | None) -> datetime | None:

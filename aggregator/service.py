@@ -108,7 +108,7 @@ class Worker:
         return max(0, self.settings.service.concurrency - len(self.tasks))
 
     def config_for(self, feed: FeedState) -> FeedConfig:
-        known = self.configs.get(feed.url)
+        known = self.configs.get(feed.config_url or feed.url)
         if known is not None:
             return known
         d = self.settings.defaults

@@ -67,14 +67,35 @@ def ago(when: datetime | None, now: datetime) -> str:
     return f"in {text}" if seconds > 0 else f"{text} ago"
 
 
-def print_feed(feed: FeedState, as_json: bool) -> None:
+def print_feed(
+    feed: FeedState, history: list[dict[str, Any]], as_json: bool, now: datetime
+) -> None:
     data = feed_dict(feed)
     if as_json:
+        data["history"] = [
+            {k: iso(v) if isinstance(v, datetime) else v for k, v in poll.items()}
+            for poll in history
+        ]
         click.echo(json.dumps(data, ensure_ascii=False, indent=2))
         return
-    width = max(len(k) for k in data)
-    for key, value in data.items():
-        click.echo(f"{key:<{width}}  {'' if value is None else value}")
+    click.echo(f"{feed.url}  ({feed.title or 'untitled'})")
+    if feed.gone:
+        click.echo(f"  polling stopped: {feed.next_reason}")
+    else:
+        click.echo(f"  next poll      {ago(feed.next_check, now)} ({iso(feed.next_check)}): "
+                   f"{feed.next_reason}")
+    click.echo(f"  interval       {feed.interval:.0f}s; {feed.error_count} errors in a row")
+    click.echo(f"  validators     etag {feed.etag or '-'}; last-modified {feed.last_modified or '-'}")
+    click.echo(f"  items          {feed.item_count}")
+    if feed.redirect_url:
+        click.echo(f"  moving to      {feed.redirect_url} (seen {feed.redirect_count} times)")
+    table = Table("polled", "result", "new", "error", "next poll: why", box=None)
+    for poll in history:
+        code = f" {poll['http_status']}" if poll["http_status"] else ""
+        table.add_row(ago(poll["polled_at"], now), f"{poll['status']}{code}",
+                      str(poll["new_items"]), (poll["error"] or "")[:70], poll["next_reason"])
+    click.echo("  last results:")
+    Console(soft_wrap=False).print(table)
 
 
 def _result(feed: FeedState) -> str:

@@ -14,7 +14,7 @@ from sqlalchemy import Connection, Row, and_, func, or_, select, update
 
 from storage.dialect import for_update_skip_locked
 from storage.records import FeedConfig, FeedState
-from storage.tables import feeds, items, sightings
+from storage.tables import feeds, items, polls, sightings
 
 MIN_RATE_HISTORY = timedelta(days=1)  # a rate over a shorter span is noise
 
@@ -44,20 +44,30 @@ def new_feed_values(url: str, now: datetime, reason: str) -> dict[str, Any]:
 
 
 def sync(conn: Connection, configs: Sequence[FeedConfig], now: datetime) -> None:
-    """Upsert the configured feeds by URL; the others stay (with their items) but go inactive."""
-    existing = {r.url: r.id for r in conn.execute(select(feeds.c.url, feeds.c.id))}
-    wanted = {cfg.url: cfg for cfg in configs}
-    for url, cfg in wanted.items():
-        values = config_values(cfg)
-        if url in existing:
-            conn.execute(update(feeds).where(feeds.c.id == existing[url]).values(**values))
+    """Upsert the configured feeds; the others stay (with their items) but go inactive.
+
+    A feed is found by the URL the configuration gave it, which a permanent redirect does not
+    change, or by its current URL (a user who updated the file after the move).
+    """
+    rows = conn.execute(select(feeds.c.id, feeds.c.url, feeds.c.config_url)).all()
+    by_config = {r.config_url: r.id for r in rows if r.config_url}
+    by_url = {r.url: r.id for r in rows}
+    kept: set[int] = set()
+    for cfg in {cfg.url: cfg for cfg in configs}.values():
+        values = config_values(cfg) | {"config_url": cfg.url}
+        fid = by_config.get(cfg.url, by_url.get(cfg.url))
+        if fid is not None and fid not in kept:
+            conn.execute(update(feeds).where(feeds.c.config_url == cfg.url, feeds.c.id != fid)
+                         .values(config_url=None))
+            conn.execute(update(feeds).where(feeds.c.id == fid).values(**values))
         else:
-            row = new_feed_values(url, now, "new feed") | values
+            row = new_feed_values(cfg.url, now, "new feed") | values
             row["interval"] = cfg.interval
-            conn.execute(feeds.insert().values(**row))
-    gone = [fid for url, fid in existing.items() if url not in wanted]
-    if gone:
-        conn.execute(update(feeds).where(feeds.c.id.in_(gone)).values(active=False))
+            fid = conn.execute(feeds.insert().values(**row).returning(feeds.c.id)).scalar_one()
+        kept.add(fid)
+    retired = [r.id for r in rows if r.id not in kept]
+    if retired:
+        conn.execute(update(feeds).where(feeds.c.id.in_(retired)).values(active=False))
 
 
 def claim(
@@ -118,7 +128,7 @@ def listing(conn: Connection, url: str | None = None) -> list[FeedState]:
         .order_by(feeds.c.url)
     )
     if url is not None:
-        query = query.where(feeds.c.url == url)
+        query = query.where(or_(feeds.c.url == url, feeds.c.config_url == url))
     return [to_state(r, r.item_count) for r in conn.execute(query)]
 
 
@@ -156,6 +166,7 @@ def to_state(row: Row[Any], item_count: int = 0) -> FeedState:
         last_new_items=m["last_new_items"], last_unconditional=m["last_unconditional"],
         gone=m["gone"], redirect_url=m["redirect_url"], redirect_count=m["redirect_count"],
         link_keys=m["link_keys"], item_count=int(item_count), active=m["active"],
+        config_url=m["config_url"],
     )  # fmt: skip
 
 
@@ -167,3 +178,12 @@ def feed_items_count(conn: Connection, feed_id: int) -> int:
             .where(sightings.c.feed_id == feed_id)
         ).scalar_one()
     )
+
+
+def history(conn: Connection, feed_id: int, limit: int) -> list[dict[str, Any]]:
+    query = (
+        select(polls.c.polled_at, polls.c.status, polls.c.http_status, polls.c.new_items,
+               polls.c.error, polls.c.next_check, polls.c.next_reason)
+        .where(polls.c.feed_id == feed_id).order_by(polls.c.id.desc()).limit(limit)
+    )  # fmt: skip
+    return [dict(row._mapping) for row in conn.execute(query)]

@@ -65,6 +65,7 @@ class FeedState:
     link_keys: bool = False  # guids found broken: entries are keyed by link
     item_count: int = 0  # filled by listings only
     active: bool = True  # still in the configuration
+    config_url: str | None = None  # the URL as configured; ``url`` moves on permanent redirects
 
 
 @dataclass(frozen=True, slots=True)

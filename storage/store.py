@@ -110,6 +110,12 @@ class Store:
         return found[0] if found else None
 
     @guarded
+    def poll_history(self, feed_id: int, limit: int = 20) -> list[dict[str, Any]]:
+        """The feed's last polls, newest first: when, result, new items, error, next poll, why."""
+        with self.db.read() as conn:
+            return feeds.history(conn, feed_id, limit)
+
+    @guarded
     def recent_item_rate(self, feed_id: int, now: datetime, days: float = 14) -> float | None:
         with self.db.read() as conn:
             return feeds.item_rate(conn, feed_id, now, days)

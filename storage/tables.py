@@ -123,7 +123,25 @@ feeds = Table(
     Column("lease_owner", CleanText),
     Column("lease_until", UTCDateTime),
     Column("created_at", UTCDateTime, nullable=False),
+    # the URL as the configuration names it; ``url`` follows permanent redirects (migration 0003)
+    Column("config_url", CleanText, unique=True),
     Index(None, "next_check"),
+)
+
+# The last polls of each feed (``feeds show``): bounded, the oldest pruned as new ones come.
+polls = Table(
+    "polls",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("feed_id", Integer, ForeignKey("feeds.id", ondelete="CASCADE"), nullable=False),
+    Column("polled_at", UTCDateTime, nullable=False),
+    Column("status", CleanText, nullable=False),
+    Column("http_status", Integer),
+    Column("new_items", Integer, nullable=False),
+    Column("error", CleanText),
+    Column("next_check", UTCDateTime, nullable=False),
+    Column("next_reason", CleanText, nullable=False),
+    Index(None, "feed_id", "id"),
 )
 
 items = Table(

@@ -1,0 +1,52 @@
+"""config URL of a moved feed, and a bounded poll history
+
+Revision ID: 0003
+Revises: 0002
+Create Date: 2026-11-25
+
+Why: a permanent redirect changes a feed's ``url``; the configuration still names the old URL, so
+the sync at start must match on the URL as configured (``config_url``), or a restart would add the
+old URL as a new feed and retire the moved one. ``polls`` keeps each feed's last results so that
+``aggregator feeds show`` can explain them.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0003"
+down_revision = "0002"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table("feeds") as batch:
+        batch.add_column(sa.Column("config_url", sa.Text(), nullable=True))
+        batch.create_unique_constraint(op.f("uq_feeds_config_url"), ["config_url"])
+    op.execute("UPDATE feeds SET config_url = url")
+    op.create_table(
+        "polls",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("feed_id", sa.Integer(), nullable=False),
+        sa.Column("polled_at", sa.DateTime(), nullable=False),
+        sa.Column("status", sa.Text(), nullable=False),
+        sa.Column("http_status", sa.Integer(), nullable=True),
+        sa.Column("new_items", sa.Integer(), nullable=False),
+        sa.Column("error", sa.Text(), nullable=True),
+        sa.Column("next_check", sa.DateTime(), nullable=False),
+        sa.Column("next_reason", sa.Text(), nullable=False),
+        sa.ForeignKeyConstraint(["feed_id"], ["feeds.id"], name=op.f("fk_polls_feed_id_feeds"),
+                                ondelete="CASCADE"),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_polls")),
+    )
+    op.create_index(op.f("ix_polls_feed_id_id"), "polls", ["feed_id", "id"])
+
+
+def downgrade() -> None:
+    op.drop_index(op.f("ix_polls_feed_id_id"), table_name="polls")
+    op.drop_table("polls")
+    with op.batch_alter_table("feeds") as batch:
+        batch.drop_constraint(op.f("uq_feeds_config_url"), type_="unique")
+        batch.drop_column("config_url")
