@@ -85,7 +85,8 @@ def print_feed(
         click.echo(f"  next poll      {ago(feed.next_check, now)} ({iso(feed.next_check)}): "
                    f"{feed.next_reason}")
     click.echo(f"  interval       {feed.interval:.0f}s; {feed.error_count} errors in a row")
-    click.echo(f"  validators     etag {feed.etag or '-'}; last-modified {feed.last_modified or '-'}")
+    validators = f"etag {feed.etag or '-'}; last-modified {feed.last_modified or '-'}"
+    click.echo(f"  validators     {validators}")
     click.echo(f"  items          {feed.item_count}")
     if feed.redirect_url:
         click.echo(f"  moving to      {feed.redirect_url} (seen {feed.redirect_count} times)")
