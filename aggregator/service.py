@@ -14,7 +14,7 @@ import os
 import random
 import socket
 import uuid
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -22,6 +22,7 @@ from typing import Any
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from aggregator.config import Settings
+from aggregator.errors import ArchiverError, StorageError
 from aggregator.extract import SiteRules
 from aggregator.http import HttpClient
 from aggregator.pipeline import Context, PollOutcome, fetch_article, poll_feed
@@ -92,6 +93,15 @@ async def open_context(
         await http.aclose()
 
 
+@contextlib.contextmanager
+def _logged(job: str) -> Iterator[None]:
+    """Housekeeping that fails is retried at its next run; one line says why."""
+    try:
+        yield
+    except StorageError as exc:
+        log.warning("%s: %s", job, exc)
+
+
 class Worker:
     """Runs polls and article fetches as tasks, at most ``capacity`` at once."""
 
@@ -156,6 +166,10 @@ class Worker:
             await coro
         except asyncio.CancelledError:
             raise
+        except ArchiverError as exc:  # e.g. the database was unreachable: the lease will expire
+            log.warning("%s: %s", name, exc)
+            self.totals.failed += 1
+            self.totals.errors.append(str(exc))
         except Exception:
             log.exception("%s failed unexpectedly", name)
             self.totals.failed += 1
@@ -209,6 +223,12 @@ class Service:
 
     async def _dispatch(self, worker: Worker) -> None:
         """Claim what is due, up to the free capacity; polls come before article fetches."""
+        try:
+            await self._claim_and_start(worker)
+        except StorageError as exc:  # the database is down or busy: try again next tick
+            log.warning("dispatch: %s", exc)
+
+    async def _claim_and_start(self, worker: Worker) -> None:
         now = self.clock()
         if worker.free:
             feeds = await asyncio.to_thread(self.store.claim_due, now, worker.free,
@@ -225,14 +245,16 @@ class Service:
                                        self.settings.service.lease)
 
     async def _sweep(self) -> None:
-        swept = await asyncio.to_thread(self.store.sweep_leases, self.clock())
-        if swept:
-            log.warning("released %d expired leases (a worker died mid-poll)", swept)
+        with _logged("lease sweep"):
+            swept = await asyncio.to_thread(self.store.sweep_leases, self.clock())
+            if swept:
+                log.warning("released %d expired leases (a worker died mid-poll)", swept)
 
     async def _retention(self) -> None:
-        removed = await asyncio.to_thread(self.store.apply_retention, self.clock())
-        if removed:
-            log.info("retention removed %d items", removed)
+        with _logged("retention"):
+            removed = await asyncio.to_thread(self.store.apply_retention, self.clock())
+            if removed:
+                log.info("retention removed %d items", removed)
 
     async def poll_once(
         self, progress: Callable[[int, int], None] = lambda done, total: None
