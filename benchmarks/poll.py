@@ -19,15 +19,18 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import itertools
 import json
 import logging
 import os
 import re
 import resource
+import shlex
 import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 import uuid
@@ -74,7 +77,7 @@ def live_children() -> tuple[float, float]:
     """CPU seconds and summed peak RSS (MiB) of this process's live children, from /proc.
 
     Worker processes (a parse or writer pool) do the measured system's work too; getrusage sees
-    them only once they have exited and been waited for. py-spy (``--profile``) is left out.
+    them only once they have exited and been waited for.
     """
     cpu = rss = 0.0
     tick = os.sysconf("SC_CLK_TCK")
@@ -86,7 +89,7 @@ def live_children() -> tuple[float, float]:
             continue  # it exited meanwhile
         name_end = text.rindex(")")
         fields = text[name_end + 2 :].split()
-        if int(fields[1]) != os.getpid() or "py-spy" in text[:name_end]:
+        if int(fields[1]) != os.getpid():
             continue
         cpu += (int(fields[11]) + int(fields[12])) / tick  # utime, stime
         peak = re.search(r"VmHWM:\s+(\d+) kB", status)
@@ -95,10 +98,36 @@ def live_children() -> tuple[float, float]:
 
 
 def peak_rss_mib() -> float:
-    """This process's peak RSS plus its children's (live ones summed, else the largest reaped)."""
-    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
-    reaped = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-    return own + max(live_children()[1], reaped)
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+
+
+class ChildPeak:
+    """The largest summed peak RSS of this process's live children, sampled once a second.
+
+    Not getrusage(RUSAGE_CHILDREN): it gives only the largest reaped child, and counts a
+    short-lived forked helper at its parent's size.
+    """
+
+    def __init__(self, every: float = 1.0) -> None:
+        self.peak = 0.0
+        self.every = every
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def _sample(self) -> None:
+        while True:
+            self.peak = max(self.peak, live_children()[1])
+            if self._stop.wait(self.every):
+                self.peak = max(self.peak, live_children()[1])
+                return
+
+    def __enter__(self) -> ChildPeak:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
 
 
 def cpu_seconds() -> float:
@@ -119,19 +148,38 @@ def server_status(stats_url: str) -> dict[str, int]:
 
 @contextlib.contextmanager
 def profiled(prefix: str | None) -> Iterator[None]:
-    """Sample this process with py-spy while the block runs (py-spy writes when interrupted)."""
+    """Sample this process with py-spy while the block runs (py-spy writes when interrupted).
+
+    py-spy is started detached (by a shell that exits at once), so that it is not our child and
+    its CPU and memory stay out of the figures.
+    """
     if not prefix:
         yield
         return
-    cmd = ["py-spy", "record", "--pid", str(os.getpid()), "--rate", "200", "--gil", "--threads",
-           "--format", "raw", "--output", f"{prefix}.txt"]
-    spy = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    spy = (f"py-spy record --pid {os.getpid()} --rate 200 --gil --threads --format raw "
+           f"--output {shlex.quote(prefix + '.txt')}")
+    started = subprocess.run(["sh", "-c", f"{spy} >/dev/null 2>&1 & echo $!"], check=True,
+                             capture_output=True, text=True)
+    pid = int(started.stdout)
     time.sleep(1.0)  # let it attach
     try:
         yield
     finally:
-        spy.send_signal(signal.SIGINT)
-        spy.wait(60)
+        os.kill(pid, signal.SIGINT)
+        wait_gone(pid, 60.0)
+
+
+def wait_gone(pid: int, timeout: float) -> None:
+    """Wait for a process that is not our child to exit (gone, or a zombie nobody reaps yet)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
+            return
+        if stat[stat.rindex(")") + 2] == "Z":
+            return
+        time.sleep(0.1)
 
 
 @dataclass(frozen=True)
@@ -143,13 +191,16 @@ class Job:
     profile: str | None  # path prefix for py-spy output, or None
 
     def passes(self, run: Callable[[], tuple[int, int, int, int]]) -> list[PassResult]:
-        return [self.measure(run, f"{self.profile}-{name}" if self.profile else None)
-                for name in PASSES]
+        results = [self.measure(run, f"{self.profile}-{name}" if self.profile else None)
+                   for name in PASSES]
+        for earlier, later in itertools.pairwise(results):  # a running peak, like ru_maxrss
+            later.peak_rss_mib = max(later.peak_rss_mib, earlier.peak_rss_mib)
+        return results
 
     def measure(self, run: Callable[[], tuple[int, int, int, int]], prof: str | None) -> PassResult:
         """Time ``run`` (it returns new items, ok, not modified, failed); diff server counts."""
         before, cpu0 = server_status(self.stats_url), cpu_seconds()
-        with profiled(prof):
+        with profiled(prof), ChildPeak() as children:
             start = time.perf_counter()
             new_items, ok, not_modified, failed = run()
             wall = time.perf_counter() - start
@@ -157,7 +208,7 @@ class Job:
         after = server_status(self.stats_url)
         delta = {k: v - before.get(k, 0) for k, v in after.items() if v - before.get(k, 0)}
         return PassResult(wall, new_items, len(self.urls), ok, not_modified, failed, cpu,
-                          peak_rss_mib(), delta)
+                          peak_rss_mib() + children.peak, delta)
 
 
 def run_reader(job: Job, workdir: Path, workers: int) -> tuple[float, list[PassResult]]:
