@@ -185,12 +185,12 @@ def script_documents(server: TestServer, tmp_path: Path) -> None:
     server.route("/future.xml", **feed(item(1, guid="f1", pubDate=future)))
 
 
-def settings_for(urls: list[str], **http: Any) -> Settings:
+def settings_for(urls: list[str]) -> Settings:
     """The guard ON, with only 127.0.0.1 allowed; small timeout and body cap."""
     return Settings.model_validate({
         "http": {"allow_private_networks": False, "allowed_networks": ["127.0.0.1/32"],
                  "timeout": TIMEOUT, "connect_timeout": TIMEOUT, "max_body_size": CAP,
-                 "per_host_delay": 0, "per_host_concurrency": 16, "respect_robots": False, **http},
+                 "per_host_delay": 0, "per_host_concurrency": 16, "respect_robots": False},
         "service": {"concurrency": 64},
         "defaults": {"interval": INTERVAL, "min_interval": 10, "fetch_articles": False},
         "feeds": [{"url": url} for url in urls],
