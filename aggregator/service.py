@@ -193,6 +193,11 @@ class Service:
         self.store = store
         self.clock = clock
         self.totals = Totals()
+        # A claim runs in a thread and commits even if the job awaiting it is cancelled (the
+        # scheduler's shutdown cancels running jobs), so it runs as its own task that shutdown
+        # waits for: its feeds then get polled or released. No claim starts once stopping.
+        self._claiming: asyncio.Task[None] | None = None
+        self._stopping = False
 
     async def run(self, stop: asyncio.Event) -> Totals:
         async with open_context(self.settings, self.store, clock=self.clock) as ctx:
@@ -204,9 +209,12 @@ class Service:
             try:
                 await stop.wait()
             finally:
+                self._stopping = True
+                scheduler.shutdown(wait=False)
+                if self._claiming is not None:  # a claim in flight lands in worker.tasks
+                    await asyncio.wait([self._claiming])
                 log.info("stopping: no new polls; waiting up to %.0fs for %d in flight",
                          SHUTDOWN_GRACE, len(worker.tasks))
-                scheduler.shutdown(wait=False)
                 await worker.drain(SHUTDOWN_GRACE)
         return self.totals
 
@@ -223,12 +231,18 @@ class Service:
 
     async def _dispatch(self, worker: Worker) -> None:
         """Claim what is due, up to the free capacity; polls come before article fetches."""
+        if self._stopping or (self._claiming is not None and not self._claiming.done()):
+            return
+        self._claiming = asyncio.create_task(self._claim_and_start(worker))
+        await asyncio.shield(self._claiming)
+
+    async def _claim_and_start(self, worker: Worker) -> None:
         try:
-            await self._claim_and_start(worker)
+            await self._claim_due_work(worker)
         except StorageError as exc:  # the database is down or busy: try again next tick
             log.warning("dispatch: %s", exc)
 
-    async def _claim_and_start(self, worker: Worker) -> None:
+    async def _claim_due_work(self, worker: Worker) -> None:
         now = self.clock()
         if worker.free:
             feeds = await asyncio.to_thread(self.store.claim_due, now, worker.free,
