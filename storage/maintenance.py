@@ -15,7 +15,18 @@ from sqlalchemy import Connection, and_, delete, func, or_, select
 
 from storage import captures as captures_mod
 from storage.dialect import integrity_errors
-from storage.tables import blobs, captures, feeds, items, revisions, sightings
+from storage.tables import blobs, captures, feeds, items, polls, revisions, sightings
+
+HISTORY = 20  # polls kept per feed for ``feeds show``
+
+
+def prune_polls(conn: Connection, keep: int = HISTORY) -> int:
+    """Drop each feed's polls beyond its last ``keep``: pruned in bulk by housekeeping rather
+    than on every poll, where it cost an eighth of an unchanged feed's poll."""
+    rank = func.row_number().over(partition_by=polls.c.feed_id, order_by=polls.c.id.desc())
+    ranked = select(polls.c.id, rank.label("rank")).subquery()
+    old = select(ranked.c.id).where(ranked.c.rank > keep)
+    return int(conn.execute(delete(polls).where(polls.c.id.in_(old))).rowcount or 0)
 
 
 def retention(conn: Connection, now: datetime) -> int:

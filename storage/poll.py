@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Connection, Row, delete, select, update
+from sqlalchemy import Connection, Row, select, update
 
 from storage import captures, items
 from storage.dialect import for_update, lock_keys
@@ -34,7 +34,6 @@ from storage.tables import feeds, polls, sightings
 from storage.tables import items as items_t
 
 CHUNK = 500  # bound on bound parameters per IN (SQLite allows 32766)
-HISTORY = 20  # polls kept per feed for ``feeds show``
 
 
 @dataclass
@@ -307,17 +306,12 @@ def _update_feed(
 
 
 def _log_poll(conn: Connection, feed_id: int, result: PollResult, summary: PollSummary) -> None:
-    """Append to the feed's poll history and drop what falls out of its last HISTORY polls."""
+    """Append to the feed's poll history (housekeeping prunes it: maintenance.prune_polls)."""
     conn.execute(polls.insert().values(
         feed_id=feed_id, polled_at=result.polled_at, status=result.status,
         http_status=result.http_status, new_items=summary.new_items, error=result.error,
         next_check=result.next_check, next_reason=result.next_reason,
     ))  # fmt: skip
-    oldest_kept = (
-        select(polls.c.id).where(polls.c.feed_id == feed_id)
-        .order_by(polls.c.id.desc()).offset(HISTORY - 1).limit(1).scalar_subquery()
-    )  # fmt: skip
-    conn.execute(delete(polls).where(polls.c.feed_id == feed_id, polls.c.id < oldest_kept))
 
 
 def _url_taken(conn: Connection, url: str) -> bool:

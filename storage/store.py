@@ -110,7 +110,7 @@ class Store:
         return found[0] if found else None
 
     @guarded
-    def poll_history(self, feed_id: int, limit: int = 20) -> list[dict[str, Any]]:
+    def poll_history(self, feed_id: int, limit: int = maintenance.HISTORY) -> list[dict[str, Any]]:
         """The feed's last polls, newest first: when, result, new items, error, next poll, why."""
         with self.db.read() as conn:
             return feeds.history(conn, feed_id, limit)
@@ -203,7 +203,9 @@ class Store:
 
     @guarded
     def apply_retention(self, now: datetime) -> int:
+        """Retention of items (per feed, from the config) and of the poll history."""
         with self.db.write() as conn:
+            maintenance.prune_polls(conn)
             return maintenance.retention(conn, now)
 
     @guarded

@@ -54,8 +54,10 @@ def test_poll_history_keeps_the_last_twenty(store: Store) -> None:
             next_check=now, next_reason=f"poll {n}", interval=60, error_count=n + 1,
             http_status=500, error=f"fetch: HTTP 500 for {feed.url}",
         ))
+    assert len(store.poll_history(feed.id, limit=100)) == 25
+    store.apply_retention(T0 + timedelta(hours=1))  # housekeeping prunes the history
+    assert len(store.poll_history(feed.id, limit=100)) == 20
     history = store.poll_history(feed.id)
-    assert len(history) == 20
     assert [h["next_reason"] for h in history] == [f"poll {n}" for n in range(24, 4, -1)]
     assert history[0]["polled_at"] == T0 + timedelta(minutes=24)
     assert history[0]["http_status"] == 500 and history[0]["status"] == "error"
