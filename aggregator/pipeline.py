@@ -11,6 +11,7 @@ import asyncio
 import logging
 import random
 from collections.abc import Callable
+from concurrent.futures import Executor
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
@@ -72,6 +73,7 @@ class Context:
     clock: Callable[[], datetime]
     rng: random.Random
     parse: Callable[[bytes, str, dict[str, str], datetime], ParsedFeed] = parse_feed
+    parse_pool: Executor | None = None  # None: the loop's threads; a process pool uses more cores
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,8 +99,10 @@ async def poll_feed(ctx: Context, feed: FeedState, config: FeedConfig) -> PollOu
         error = f"fetch: HTTP {response.status} for {feed.url}"
         return await _finish(ctx, feed, policy, now, _observed(response), error, response)
     try:
-        parsed = await asyncio.to_thread(ctx.parse, response.body, response.final_url,
-                                         dict(response.headers), now)
+        headers = dict(response.headers)
+        parsed = await asyncio.get_running_loop().run_in_executor(
+            ctx.parse_pool, ctx.parse, response.body, response.final_url, headers, now
+        )
     except ParseError as exc:
         return await _finish(ctx, feed, policy, now, _observed(response), str(exc), response)
     result = _decide(ctx, feed, policy, now, response, parsed, rate)

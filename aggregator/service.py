@@ -10,11 +10,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import multiprocessing
 import os
 import random
 import socket
 import uuid
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -78,6 +80,10 @@ async def open_context(
     limiter = HostLimiter(settings.http.per_host_concurrency, settings.http.per_host_delay)
     robots = (RobotsCache(http, settings.http.user_agent, limiter=limiter)
               if settings.http.respect_robots else None)
+    workers = settings.service.parse_workers
+    # "spawn": the service has threads already, and forking a threaded process is unsafe.
+    pool = (ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
+            if workers else None)
     try:
         yield Context(
             store=store,
@@ -88,9 +94,12 @@ async def open_context(
             owner=make_owner(),
             clock=clock,
             rng=random.Random(),
+            parse_pool=pool,
         )
     finally:
         await http.aclose()
+        if pool is not None:
+            pool.shutdown(wait=False, cancel_futures=True)
 
 
 @contextlib.contextmanager

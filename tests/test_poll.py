@@ -140,3 +140,15 @@ def test_polling_twice_is_idempotent(http_server: TestServer, store: Store,
     assert poll(settings, store).new_items == 5
     assert poll(settings, store).new_items == 0
     assert len(items_of(store)) == 5
+
+
+def test_parsing_in_worker_processes(http_server: TestServer, store: Store) -> None:
+    http_server.route("/feed.xml", body=rss([Item(n, http_server.base_url) for n in range(3)]))
+    http_server.route("/bad.xml", body=b"<html><body>not a feed</body></html>")
+    settings = settings_for(http_server.url("/feed.xml"), http_server.url("/bad.xml"),
+                            service={"parse_workers": 1})
+    totals = poll(settings, store)
+    assert (totals.ok, totals.failed, totals.new_items) == (1, 1, 3)
+    bad = store.get_feed(http_server.url("/bad.xml"))
+    assert bad is not None and (bad.last_error or "").startswith("parse: not a feed")
+    assert {i["published"] for i in items_of(store)} == {"2021-04-20T17:05:00+06:00"}
