@@ -252,7 +252,9 @@ def fresh_database(database: str | None, workdir: Path) -> Iterator[str]:
         engine.dispose()
 
 
-def run_ours(job: Job, database: str, concurrency: int) -> tuple[float, list[PassResult]]:
+def run_ours(
+    job: Job, database: str, concurrency: int, parse_workers: int
+) -> tuple[float, list[PassResult]]:
     from aggregator.config import Settings
     from aggregator.service import Service
     from storage.store import Store
@@ -261,7 +263,7 @@ def run_ours(job: Job, database: str, concurrency: int) -> tuple[float, list[Pas
         "database": database,
         "http": {"allow_private_networks": True, "per_host_delay": 0, "respect_robots": False},
         "defaults": {"fetch_articles": False},
-        "service": {"concurrency": concurrency},
+        "service": {"concurrency": concurrency, "parse_workers": parse_workers},
         "feeds": [{"url": url} for url in job.urls],
     })
     store = Store.open(settings.database)
@@ -286,7 +288,7 @@ def worker_main(args: argparse.Namespace) -> None:
             setup, results = run_reader(job, Path(tmp), args.workers)
         else:
             with fresh_database(args.database, Path(tmp)) as url:
-                setup, results = run_ours(job, url, args.concurrency)
+                setup, results = run_ours(job, url, args.concurrency, args.parse_workers)
     print(json.dumps({"setup_rss_mib": setup, "passes": [asdict(r) for r in results]}))
 
 
@@ -323,7 +325,8 @@ def systems_to_run(args: argparse.Namespace) -> list[tuple[str, list[str]]]:
         if system == "reader":
             runs.append(("reader", ["--run", "reader", "--workers", str(args.workers)]))
         elif system == "ours":
-            common = ["--run", "ours", "--concurrency", str(args.concurrency)]
+            common = ["--run", "ours", "--concurrency", str(args.concurrency),
+                      "--parse-workers", str(args.parse_workers)]
             runs.append(("ours (SQLite)", common))
             if args.database:
                 runs.append(("ours (PostgreSQL)", [*common, "--database", args.database]))
@@ -369,7 +372,8 @@ def main_parent(args: argparse.Namespace) -> None:
     hosts = min(args.hosts, args.feeds)
     print(f"poll benchmark: {args.feeds} feeds × {args.entries} entries on {hosts} loopback "
           f"hosts, {args.latency * 1000:.0f} ms latency per response, gzip, ETag/Last-Modified")
-    print(f"ours: concurrency {args.concurrency}, at most 2 requests in flight per host, per-host "
+    print(f"ours: concurrency {args.concurrency}, parse workers {args.parse_workers}, at most 2 "
+          f"requests in flight per host, per-host "
           f"delay 0 s (reader has no per-host gap), article fetching off; reader: workers "
           f"{args.workers}. Peak memory = getrusage ru_maxrss of each system's own process "
           "(+ its child processes, if any).")
@@ -405,6 +409,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--systems", default="ours,reader", help="comma-separated: ours, reader")
     p.add_argument("--database", help="also run ours on this PostgreSQL (a fresh schema in it)")
     p.add_argument("--concurrency", type=int, default=64, help="ours: polls in flight")
+    p.add_argument("--parse-workers", type=int, default=0,
+                   help="ours: service.parse_workers (0: parse in threads; N: N processes)")
     p.add_argument("--workers", type=int, default=16, help="reader: update_feeds workers")
     p.add_argument("--profile", help="directory for py-spy profiles, one per system and pass "
                    "(collapsed stacks of the thread holding the GIL; needs py-spy)")
