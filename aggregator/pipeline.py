@@ -92,7 +92,7 @@ async def poll_feed(ctx: Context, feed: FeedState, config: FeedConfig) -> PollOu
         response = await _get_feed(ctx, feed, unconditional)
     except FetchError as exc:
         return await _finish(ctx, feed, policy, now, _failure(exc), str(exc))
-    rate = await asyncio.to_thread(ctx.store.recent_item_rate, feed.id, now)
+    rate = feed.items_per_day
     if response.status == 304:
         return await _apply(ctx, feed, _decide(ctx, feed, policy, now, response, None, rate))
     if response.status >= 300:

@@ -98,11 +98,31 @@ def alembic_config(conn: Connection | None = None) -> Config:
     return cfg
 
 
+@contextmanager
+def _migration_transaction(db: Database) -> Iterator[Connection]:
+    """A write transaction for migrations; on SQLite with foreign keys off (Alembic's advice):
+    a migration that rebuilds a table drops it, and with them on the drop cascades."""
+    with db.engine.connect() as conn:
+        sqlite = conn.dialect.name == "sqlite"
+        raw = conn.connection.driver_connection
+        if sqlite and raw is not None:
+            raw.execute("PRAGMA foreign_keys=OFF")  # outside any transaction, as SQLite requires
+        try:
+            conn.execution_options(**{WRITE_OPTION: True})
+            with conn.begin():
+                yield conn
+                if sqlite and conn.exec_driver_sql("PRAGMA foreign_key_check").first():
+                    raise StorageError("migration left rows that break a foreign key")
+        finally:
+            if sqlite and raw is not None:
+                raw.execute("PRAGMA foreign_keys=ON")
+
+
 def migrate(db: Database) -> None:
     """Bring the schema to head in one transaction; refuse a database newer than this code."""
     script = ScriptDirectory.from_config(alembic_config())
     known = {rev.revision for rev in script.walk_revisions()}
-    with db.write() as conn:
+    with _migration_transaction(db) as conn:
         lock_migrations(conn)
         current = MigrationContext.configure(conn).get_current_heads()
         newer = [rev for rev in current if rev not in known]

@@ -166,7 +166,7 @@ def to_state(row: Row[Any], item_count: int = 0) -> FeedState:
         last_new_items=m["last_new_items"], last_unconditional=m["last_unconditional"],
         gone=m["gone"], redirect_url=m["redirect_url"], redirect_count=m["redirect_count"],
         link_keys=m["link_keys"], item_count=int(item_count), active=m["active"],
-        config_url=m["config_url"],
+        config_url=m["config_url"], items_per_day=m["items_per_day"],
     )  # fmt: skip
 
 

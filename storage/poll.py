@@ -18,6 +18,7 @@ from sqlalchemy import Connection, Row, select, update
 from storage import captures, items
 from storage.dialect import for_update, lock_keys
 from storage.errors import LeaseLost, StorageError
+from storage.feeds import item_rate
 from storage.identity import item_uid, normalize_url
 from storage.records import (
     ARTICLE_OFF,
@@ -34,6 +35,7 @@ from storage.tables import feeds, polls, sightings
 from storage.tables import items as items_t
 
 CHUNK = 500  # bound on bound parameters per IN (SQLite allows 32766)
+RATE_WINDOW_DAYS = 14.0  # the publishing rate behind the adaptive interval
 
 
 @dataclass
@@ -301,6 +303,8 @@ def _update_feed(
         values["title"] = result.title
     if result.url and result.url != feed.url and not _url_taken(conn, result.url):
         values["url"] = result.url
+    # Every poll, 304s included: a feed that goes quiet must see its rate fall.
+    values["items_per_day"] = item_rate(conn, feed.id, result.polled_at, RATE_WINDOW_DAYS)
     conn.execute(update(feeds).where(feeds.c.id == feed.id).values(**values))
     _log_poll(conn, feed.id, result, summary)
 

@@ -66,6 +66,7 @@ class FeedState:
     item_count: int = 0  # filled by listings only
     active: bool = True  # still in the configuration
     config_url: str | None = None  # the URL as configured; ``url`` moves on permanent redirects
+    items_per_day: float | None = None  # new items a day over the last weeks, as of the last poll
 
 
 @dataclass(frozen=True, slots=True)

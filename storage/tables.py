@@ -124,8 +124,11 @@ feeds = Table(
     Column("lease_until", UTCDateTime),
     Column("created_at", UTCDateTime, nullable=False),
     # the URL as the configuration names it; ``url`` follows permanent redirects (migration 0003)
-    Column("config_url", CleanText, unique=True),
+    Column("config_url", CleanText),
+    # new items per day as of the last poll (migration 0004): the next poll's adaptive interval
+    Column("items_per_day", Float),
     Index(None, "next_check"),
+    Index("ix_feeds_config_url", "config_url", unique=True),
 )
 
 # The last polls of each feed (``feeds show``): bounded, the oldest pruned as new ones come.

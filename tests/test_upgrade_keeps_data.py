@@ -53,19 +53,8 @@ def downgrade(url: str, revision: str) -> None:
         engine.dispose()
 
 
-XFAIL_SQLITE = pytest.mark.xfail(
-    strict=True,
-    reason="migration 0003 rebuilds the feeds table (batch_alter_table) while SQLite's foreign "
-    "keys are ON: DROP TABLE feeds cascades and deletes every item, sighting, revision, capture",
-)
-
-
 @pytest.mark.parametrize("revision", earlier_revisions())
-def test_upgrade_from_an_earlier_revision_keeps_every_row(
-    store_url: str, revision: str, request: pytest.FixtureRequest
-) -> None:
-    if store_url.startswith("sqlite") and revision < "0003":
-        request.applymarker(XFAIL_SQLITE)
+def test_upgrade_from_an_earlier_revision_keeps_every_row(store_url: str, revision: str) -> None:
     with Store.open(store_url) as store:
         before = fill(store)
     assert before["items"] == 3 and before["sightings"] == 4 and before["captures"] == 1

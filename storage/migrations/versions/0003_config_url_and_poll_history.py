@@ -22,10 +22,11 @@ depends_on = None
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("feeds") as batch:
-        batch.add_column(sa.Column("config_url", sa.Text(), nullable=True))
-        batch.create_unique_constraint(op.f("uq_feeds_config_url"), ["config_url"])
+    # A plain ADD COLUMN and a unique index: no table rebuild (a rebuild of feeds on SQLite
+    # would drop the table its items refer to).
+    op.add_column("feeds", sa.Column("config_url", sa.Text(), nullable=True))
     op.execute("UPDATE feeds SET config_url = url")
+    op.create_index("ix_feeds_config_url", "feeds", ["config_url"], unique=True)
     op.create_table(
         "polls",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -47,6 +48,6 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_index(op.f("ix_polls_feed_id_id"), table_name="polls")
     op.drop_table("polls")
+    op.drop_index("ix_feeds_config_url", table_name="feeds")
     with op.batch_alter_table("feeds") as batch:
-        batch.drop_constraint(op.f("uq_feeds_config_url"), type_="unique")
         batch.drop_column("config_url")
