@@ -73,28 +73,43 @@ class PassResult:
 
 # ---------------------------------------------------------------- inside a system's subprocess
 
-def live_children() -> tuple[float, float]:
-    """CPU seconds and summed peak RSS (MiB) of this process's live children, from /proc.
+def live_children() -> tuple[int, float, float]:
+    """How many children this process has, their CPU seconds and summed peak RSS (MiB), from /proc.
 
     Worker processes (a parse or writer pool) do the measured system's work too; getrusage sees
     them only once they have exited and been waited for.
     """
-    cpu = rss = 0.0
+    count, cpu, rss = 0, 0.0, 0.0
     tick = os.sysconf("SC_CLK_TCK")
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
             text = stat.read_text()
+            name_end = text.rindex(")")
+            fields = text[name_end + 2 :].split()
+            if int(fields[1]) != os.getpid():
+                continue
+            cmdline = (stat.parent / "cmdline").read_bytes()
+            if b"resource_tracker" in cmdline or b"forkserver" in cmdline:
+                continue  # multiprocessing's helpers live as long as we do; they do no work
             status = (stat.parent / "status").read_text()
         except OSError:
             continue  # it exited meanwhile
-        name_end = text.rindex(")")
-        fields = text[name_end + 2 :].split()
-        if int(fields[1]) != os.getpid():
-            continue
+        count += 1
         cpu += (int(fields[11]) + int(fields[12])) / tick  # utime, stime
         peak = re.search(r"VmHWM:\s+(\d+) kB", status)
         rss += int(peak[1]) / 1024 if peak else 0.0
-    return cpu, rss
+    return count, cpu, rss
+
+
+def settle_children(timeout: float = 15.0) -> None:
+    """Wait until worker processes that a pass shut down have exited and been reaped.
+
+    A pool closed with ``shutdown(wait=False)`` finishes after the pass returns; without this,
+    its CPU would land in the next pass's figures.
+    """
+    deadline = time.monotonic() + timeout
+    while live_children()[0] and time.monotonic() < deadline:
+        time.sleep(0.1)
 
 
 def peak_rss_mib() -> float:
@@ -102,13 +117,13 @@ def peak_rss_mib() -> float:
 
 
 class ChildPeak:
-    """The largest summed peak RSS of this process's live children, sampled once a second.
+    """The largest summed peak RSS of this process's live children, sampled 4 times a second.
 
     Not getrusage(RUSAGE_CHILDREN): it gives only the largest reaped child, and counts a
     short-lived forked helper at its parent's size.
     """
 
-    def __init__(self, every: float = 1.0) -> None:
+    def __init__(self, every: float = 0.25) -> None:
         self.peak = 0.0
         self.every = every
         self._stop = threading.Event()
@@ -116,9 +131,9 @@ class ChildPeak:
 
     def _sample(self) -> None:
         while True:
-            self.peak = max(self.peak, live_children()[1])
+            self.peak = max(self.peak, live_children()[2])
             if self._stop.wait(self.every):
-                self.peak = max(self.peak, live_children()[1])
+                self.peak = max(self.peak, live_children()[2])
                 return
 
     def __enter__(self) -> ChildPeak:
@@ -136,7 +151,7 @@ def cpu_seconds() -> float:
     for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN):
         usage = resource.getrusage(who)
         total += usage.ru_utime + usage.ru_stime
-    return total + live_children()[0]
+    return total + live_children()[1]
 
 
 def server_status(stats_url: str) -> dict[str, int]:
@@ -204,6 +219,7 @@ class Job:
             start = time.perf_counter()
             new_items, ok, not_modified, failed = run()
             wall = time.perf_counter() - start
+        settle_children()  # (not timed) the pass's worker processes: their CPU belongs to it
         cpu = cpu_seconds() - cpu0
         after = server_status(self.stats_url)
         delta = {k: v - before.get(k, 0) for k, v in after.items() if v - before.get(k, 0)}
