@@ -32,6 +32,16 @@ def config(tmp_path: Path, database: str, *urls: str, fetch_articles: bool = Tru
     return str(path)
 
 
+def serve_two_stories(http_server: TestServer) -> str:
+    """A feed of two items whose article pages are served: the feed's URL."""
+    items = [Item(n, http_server.base_url) for n in (1, 2)]
+    http_server.route("/feed.xml", body=rss(items))
+    for item in items:
+        http_server.route(f"/news/{item.n}.html", body=article_page(item),
+                          headers={"Content-Type": "text/html; charset=utf-8"})
+    return http_server.url("/feed.xml")
+
+
 def test_check_config_ok_and_error_statuses(tmp_path: Path) -> None:
     good = config(tmp_path, "sqlite:///x.db", "https://example.com/feed")
     code, out, _ = run("--config", good, "check-config")
@@ -56,12 +66,7 @@ def test_config_from_the_environment(tmp_path: Path, monkeypatch: pytest.MonkeyP
 def test_poll_export_import_stats_round_trip(
     http_server: TestServer, store_url: str, tmp_path: Path
 ) -> None:
-    items = [Item(n, http_server.base_url) for n in (1, 2)]
-    http_server.route("/feed.xml", body=rss(items))
-    for item in items:
-        http_server.route(f"/news/{item.n}.html", body=article_page(item),
-                          headers={"Content-Type": "text/html; charset=utf-8"})
-    cfg = config(tmp_path, store_url, http_server.url("/feed.xml"))
+    cfg = config(tmp_path, store_url, serve_two_stories(http_server))
     code, out, _ = run("--config", cfg, "poll", "--once")
     assert code == 0, out
     assert "1 ok, 0 not modified, 0 failed; 2 new items; articles: 2 fetched, 0 failed" in out
@@ -144,12 +149,7 @@ def test_feeds_show_unknown_feed(tmp_path: Path) -> None:
 def test_reextract_records_a_revision_only_where_the_result_changed(
     http_server: TestServer, store_url: str, tmp_path: Path
 ) -> None:
-    items = [Item(n, http_server.base_url) for n in (1, 2)]
-    http_server.route("/feed.xml", body=rss(items))
-    for item in items:
-        http_server.route(f"/news/{item.n}.html", body=article_page(item),
-                          headers={"Content-Type": "text/html; charset=utf-8"})
-    cfg = config(tmp_path, store_url, http_server.url("/feed.xml"))
+    cfg = config(tmp_path, store_url, serve_two_stories(http_server))
     assert run("--config", cfg, "poll", "--once")[0] == 0
 
     def revisions() -> dict[str, int]:
