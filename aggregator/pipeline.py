@@ -55,9 +55,11 @@ KEPT_HEADERS = frozenset(
     {"content-type", "etag", "last-modified", "cache-control", "expires", "date", "retry-after",
      "content-language", "link"}
 )
-# Article retries back off from 15 minutes up to a day; the item itself is never lost.
+# Article retries back off from 15 minutes up to a day, ARTICLE_ATTEMPTS fetches in all (about
+# four days); then the item keeps its feed content for good. The item itself is never lost.
 ARTICLE_RETRY_BASE = 900.0
 ARTICLE_RETRY_CAP = 86400.0
+ARTICLE_ATTEMPTS = 10
 
 
 @dataclass(frozen=True, slots=True)
@@ -256,7 +258,7 @@ async def fetch_article(ctx: Context, pending: PendingArticle) -> ArticleResult:
     content and the page is tried again later, backing off."""
     now = ctx.clock()
     backoff = min(ARTICLE_RETRY_CAP, ARTICLE_RETRY_BASE * 2**pending.attempts)
-    retry = now + timedelta(seconds=backoff)
+    retry = now + timedelta(seconds=backoff) if pending.attempts + 1 < ARTICLE_ATTEMPTS else None
     delay = None
     if ctx.robots is not None:
         if not await ctx.robots.allowed(pending.url):

@@ -152,3 +152,34 @@ def test_parsing_in_worker_processes(http_server: TestServer, store: Store) -> N
     bad = store.get_feed(http_server.url("/bad.xml"))
     assert bad is not None and (bad.last_error or "").startswith("parse: not a feed")
     assert {i["published"] for i in items_of(store)} == {"2021-04-20T17:05:00+06:00"}
+
+
+def test_failed_articles_are_retried_after_their_back_off_then_given_up(
+    http_server: TestServer, store: Store
+) -> None:
+    from datetime import timedelta
+
+    from aggregator.pipeline import ARTICLE_ATTEMPTS
+
+    item = Item(1, http_server.base_url)
+    http_server.route("/feed.xml", body=rss([item]))
+    settings = settings_for(http_server.url("/feed.xml"), fetch_articles=True)
+    store.sync_feeds(settings.feed_configs(), _now())
+    start = _now()
+
+    def poll_at(offset: timedelta) -> Totals:
+        return asyncio.run(Service(settings, store, clock=lambda: start + offset).poll_once())
+
+    assert poll_at(timedelta(0)).articles_failed == 1  # the page is a 404
+    http_server.route("/news/1.html", body=article_page(item),
+                      headers={"Content-Type": "text/html; charset=utf-8"})
+    assert poll_at(timedelta(minutes=5)).articles_ok == 0  # backing off: 15 minutes
+    assert poll_at(timedelta(minutes=20)).articles_ok == 1
+    (exported,) = items_of(store)
+    assert exported["article"]["title"] == "Story number 1"
+
+    http_server.route("/feed.xml", body=rss([Item(2, http_server.base_url)]))
+    fetched = [poll_at(timedelta(days=2 * n + 1)).articles_failed for n in range(ARTICLE_ATTEMPTS)]
+    assert fetched == [1] * ARTICLE_ATTEMPTS  # /news/2.html stays a 404 ...
+    assert poll_at(timedelta(days=2 * ARTICLE_ATTEMPTS + 1)).articles_failed == 0  # ... given up
+    assert http_server.hits("/news/2.html") == ARTICLE_ATTEMPTS
