@@ -104,11 +104,14 @@ async def open_context(
 
 @contextlib.contextmanager
 def _logged(job: str) -> Iterator[None]:
-    """Housekeeping that fails is retried at its next run; one line says why."""
+    """Housekeeping that fails is retried at its next run; one line says why. Cancelled by the
+    scheduler's shutdown, its statement still finishes in its thread: nothing to report."""
     try:
         yield
     except StorageError as exc:
         log.warning("%s: %s", job, exc)
+    except asyncio.CancelledError:
+        log.debug("%s: cancelled by shutdown", job)
 
 
 class Worker:
@@ -218,10 +221,12 @@ class Service:
             try:
                 await stop.wait()
             finally:
+                # No new claims; a claim in flight lands in worker.tasks, and its job ends
+                # before the scheduler's shutdown could cancel it.
                 self._stopping = True
-                scheduler.shutdown(wait=False)
-                if self._claiming is not None:  # a claim in flight lands in worker.tasks
+                if self._claiming is not None:
                     await asyncio.wait([self._claiming])
+                scheduler.shutdown(wait=False)
                 log.info("stopping: no new polls; waiting up to %.0fs for %d in flight",
                          SHUTDOWN_GRACE, len(worker.tasks))
                 await worker.drain(SHUTDOWN_GRACE)
@@ -243,7 +248,10 @@ class Service:
         if self._stopping or (self._claiming is not None and not self._claiming.done()):
             return
         self._claiming = asyncio.create_task(self._claim_and_start(worker))
-        await asyncio.shield(self._claiming)
+        try:
+            await asyncio.shield(self._claiming)
+        except asyncio.CancelledError:  # shutdown: run() waits for the claim itself
+            log.debug("dispatch: cancelled by shutdown")
 
     async def _claim_and_start(self, worker: Worker) -> None:
         try:
