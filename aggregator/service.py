@@ -15,6 +15,7 @@ import os
 import random
 import socket
 import uuid
+from collections import deque
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -57,7 +58,8 @@ class Totals:
     new_items: int = 0
     articles_ok: int = 0
     articles_failed: int = 0
-    errors: list[str] = field(default_factory=list)
+    # The latest errors only: the service runs for months and must not accumulate them.
+    errors: deque[str] = field(default_factory=lambda: deque(maxlen=100))
 
     def add(self, outcome: PollOutcome) -> None:
         status = outcome.result.status
