@@ -93,7 +93,7 @@ async def poll_feed(ctx: Context, feed: FeedState, config: FeedConfig) -> PollOu
     try:
         response = await _get_feed(ctx, feed, unconditional)
     except FetchError as exc:
-        return await _finish(ctx, feed, policy, now, _failure(exc), str(exc))
+        return await _finish(ctx, feed, policy, now, NO_RESPONSE, str(exc))
     rate = feed.items_per_day
     if response.status == 304:
         return await _apply(ctx, feed, _decide(ctx, feed, policy, now, response, None, rate))
@@ -221,24 +221,14 @@ def _observed(response: Response, ttl: float | None = None) -> Observation:
     return Observation(
         http_status=response.status,
         error=response.status >= 400,
-        new_items=0,
-        items_per_day=None,
         ttl=ttl,
         headers=dict(response.headers),
         permanent_redirect_to=redirect,
     )
 
 
-def _failure(exc: FetchError) -> Observation:
-    return Observation(
-        http_status=None,
-        error=True,
-        new_items=0,
-        items_per_day=None,
-        ttl=None,
-        headers={},
-        permanent_redirect_to=None,
-    )
+# No response at all (network, deadline, size cap, SSRF guard): the policy backs off.
+NO_RESPONSE = Observation(http_status=None, error=True)
 
 
 def capture_of(kind: str, response: Response, now: datetime) -> Capture:
