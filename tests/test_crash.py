@@ -19,9 +19,7 @@ import json
 import os
 import random
 import signal
-import subprocess
 import sys
-import threading
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -38,6 +36,7 @@ from storage.store import Store
 from storage.tables import feeds as feeds_t
 from tests.crashrunner import ENV, POINTS
 from tests.growingserver import GrowingFeeds
+from tests.serviceproc import ServiceProcess
 
 ROOT = Path(__file__).parent.parent
 KILLS = 50
@@ -58,49 +57,12 @@ def write_config(path: Path, database: str, urls: list[str]) -> Path:
     return path
 
 
-class Service:
-    """One service process; its standard error is collected by a thread as it comes."""
+class Service(ServiceProcess):
+    """One service process, optionally set to kill itself at a point of the write path."""
 
     def __init__(self, argv: list[str], crash_at: str | None = None) -> None:
         self.crash_at = crash_at
-        env = {**os.environ, "PYTHONPATH": str(ROOT)}
-        env.pop(ENV, None)
-        if crash_at:
-            env[ENV] = crash_at
-        self.proc = subprocess.Popen(argv, cwd=ROOT, env=env, stdin=subprocess.PIPE,
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-        self.lines: list[str] = []
-        self.reader = threading.Thread(target=self._read, daemon=True)
-        self.reader.start()
-
-    def _read(self) -> None:
-        assert self.proc.stderr is not None
-        for line in self.proc.stderr:
-            self.lines.append(line)
-
-    @property
-    def stderr(self) -> str:
-        return "".join(self.lines)
-
-    def go(self) -> None:
-        """Let a pre-warmed crashrunner start the service."""
-        assert self.proc.stdin is not None
-        self.proc.stdin.write("go\n")
-        self.proc.stdin.flush()
-
-    def started(self) -> bool:
-        return "service started" in self.stderr or self.proc.poll() is not None
-
-    def kill(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(timeout=30)
-        self.reader.join(timeout=5)
-
-    def terminate(self) -> None:
-        self.proc.send_signal(signal.SIGTERM)
-        self.proc.wait(timeout=60)
-        self.reader.join(timeout=5)
+        super().__init__(argv, env={ENV: crash_at})
 
 
 def plain(config: Path) -> list[str]:

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -18,6 +16,7 @@ from storage.records import ExportFilter
 from storage.store import Store
 from tests.feedgen import Item, rss
 from tests.httpserver import TestServer
+from tests.serviceproc import ServiceProcess
 
 ROOT = Path(__file__).parent.parent
 
@@ -40,33 +39,16 @@ def aggregator(*args: str) -> list[str]:
     return [sys.executable, "-m", "aggregator", *args]
 
 
-class Running:
-    """The service in a subprocess; its stderr is collected by a thread as it comes."""
+class Running(ServiceProcess):
+    """``aggregator run`` on ``config``, once it has said it started."""
 
     def __init__(self, config: Path) -> None:
-        env = {**os.environ, "PYTHONPATH": str(ROOT)}
-        self.proc = subprocess.Popen(aggregator("--config", str(config), "run"), cwd=ROOT,
-                                     env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                                     text=True)
-        self.lines: list[str] = []
-        self.reader = threading.Thread(target=self._read, daemon=True)
-        self.reader.start()
-        wait_for(lambda: "service started" in self.stderr or self.proc.poll() is not None)
-
-    def _read(self) -> None:
-        assert self.proc.stderr is not None
-        for line in self.proc.stderr:
-            self.lines.append(line)
-
-    @property
-    def stderr(self) -> str:
-        return "".join(self.lines)
+        super().__init__(aggregator("--config", str(config), "run"))
+        wait_for(self.started)
 
     def stop(self) -> str:
-        self.proc.send_signal(signal.SIGTERM)
-        self.proc.wait(timeout=30)
-        self.reader.join(timeout=5)
-        assert self.proc.returncode == 0, self.stderr
+        code = self.terminate(timeout=30)
+        assert code == 0, self.stderr
         assert "Traceback" not in self.stderr, self.stderr
         return self.stderr
 
