@@ -11,12 +11,14 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
-from sqlalchemy import Connection, Row, select, update
+from sqlalchemy import Connection, Row, delete, select, update
 
 from storage import captures, revisions
+from storage.dialect import lock_keys
 from storage.identity import content_fingerprint, content_hash, item_uid, normalize_url
 from storage.records import ARTICLE_FAILED, ARTICLE_OK, Article, ArticleResult, Entry
-from storage.tables import items, strip_nul
+from storage.tables import captures as captures_t
+from storage.tables import items, sightings, strip_nul
 from storage.tables import revisions as revisions_t
 
 CONTENT_FIELDS = ("guid", "url", "title", "summary", "content_html", "authors", "published",
@@ -146,6 +148,31 @@ def attach_article(
     return _store_article(conn, row, result, now)
 
 
+def _item_with_canonical(conn: Connection, canonical: str, other_than: int) -> int | None:
+    query = (select(items.c.id).where(items.c.canonical_url == canonical, items.c.id != other_than)
+             .order_by(items.c.id).limit(1))  # fmt: skip
+    found: int | None = conn.execute(query).scalar()
+    return found
+
+
+def _share_a_feed(conn: Connection, one: int, other: int) -> bool:
+    """A feed that lists both as entries of its own says they are two stories."""
+    feeds_of = select(sightings.c.feed_id).where(sightings.c.item_id == one)
+    both = select(sightings.c.id).where(sightings.c.item_id == other,
+                                        sightings.c.feed_id.in_(feeds_of)).limit(1)  # fmt: skip
+    return conn.execute(both).first() is not None
+
+
+def fold_into(conn: Connection, item_id: int, twin: int, now: datetime) -> None:
+    """One story, one item (issue 5): an item found to be ``twin`` (the same canonical URL, known
+    only once its page was read) gives it its sightings and captures and goes; its own
+    revisions go with it, the twin's history stays whole."""
+    for table in (sightings, captures_t):
+        conn.execute(update(table).where(table.c.item_id == item_id).values(item_id=twin))
+    conn.execute(delete(items).where(items.c.id == item_id))
+    conn.execute(update(items).where(items.c.id == twin).values(changed_at=now))
+
+
 def _store_article(conn: Connection, row: Row[Any], result: ArticleResult, now: datetime) -> bool:
     assert result.article is not None
     art = article_json(result.article)
@@ -159,6 +186,14 @@ def _store_article(conn: Connection, row: Row[Any], result: ArticleResult, now: 
     }  # fmt: skip
     canonical = normalize_url(result.article.canonical_url)
     if canonical:
+        lock_keys(conn, [canonical])  # two pages of one story, applied at once on PostgreSQL
+        twin = _item_with_canonical(conn, canonical, row.id)
+        if twin is not None and not _share_a_feed(conn, row.id, twin):
+            # the page says this is a story the archive already holds
+            fold_into(conn, row.id, twin, now)
+            if load(conn, twin).article_status == ARTICLE_OK:
+                return False
+            return _store_article(conn, load(conn, twin), result, now)
         values["canonical_url"] = canonical
     if result.capture is not None:
         values |= {"fetched_at": result.capture.fetched_at, "final_url": result.capture.final_url}
