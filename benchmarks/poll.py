@@ -287,7 +287,7 @@ def run_ours(
 
     def one_pass() -> tuple[int, int, int, int]:
         totals = asyncio.run(Service(settings, store).poll_once())
-        for error in totals.errors[:5]:
+        for error in list(totals.errors)[:5]:
             print(f"ours: {error}", file=sys.stderr)
         return totals.new_items, totals.ok, totals.not_modified, totals.failed
 
