@@ -57,7 +57,7 @@ def start(config: Path) -> Running:
     return Running(config)
 
 
-def wait_for(condition: Callable[[], bool], timeout: float = 20.0) -> None:
+def wait_for(condition: Callable[[], bool], timeout: float = 60.0) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
         if time.monotonic() > deadline:
@@ -77,7 +77,7 @@ def count_items(url: str) -> int:
         store.close()
 
 
-@pytest.mark.timeout(90)
+@pytest.mark.timeout(180)
 def test_service_polls_stops_cleanly_and_resumes(
     http_server: TestServer, store_url: str, tmp_path: Path
 ) -> None:
@@ -106,7 +106,7 @@ def test_service_polls_stops_cleanly_and_resumes(
     assert count_items(store_url) == 3
 
 
-@pytest.mark.timeout(60)
+@pytest.mark.timeout(120)
 def test_sigterm_during_slow_polls_leaves_no_partial_write(
     http_server: TestServer, store_url: str, tmp_path: Path
 ) -> None:
