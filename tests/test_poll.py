@@ -86,7 +86,7 @@ def test_one_failing_feed_never_stops_the_others(http_server: TestServer, store:
                       headers={"Content-Type": "text/html"})
     urls = [http_server.url(p) for p in
             ("/good.xml", "/broken.xml", "/malformed.xml", "/slow.xml", "/html.xml")]
-    totals = poll(settings_for(*urls, http={"timeout": 1}), store)
+    totals = poll(settings_for(*urls, http={"timeout": 3}), store)
     assert (totals.ok, totals.failed, totals.new_items) == (1, 4, 1)
     states = {f.url: f for f in store.list_feeds()}
     assert states[urls[0]].last_status == "ok" and states[urls[0]].error_count == 0
