@@ -14,7 +14,7 @@ from sqlalchemy import Connection, Row, and_, func, or_, select, update
 
 from storage.dialect import for_update_skip_locked
 from storage.records import FeedConfig, FeedState
-from storage.tables import feeds, items, polls, sightings
+from storage.tables import feeds, polls, sightings
 
 MIN_RATE_HISTORY = timedelta(days=1)  # a rate over a shorter span is noise
 
@@ -168,16 +168,6 @@ def to_state(row: Row[Any], item_count: int = 0) -> FeedState:
         link_keys=m["link_keys"], item_count=int(item_count), active=m["active"],
         config_url=m["config_url"], items_per_day=m["items_per_day"],
     )  # fmt: skip
-
-
-def feed_items_count(conn: Connection, feed_id: int) -> int:
-    return int(
-        conn.execute(
-            select(func.count(func.distinct(items.c.id)))
-            .select_from(items.join(sightings, sightings.c.item_id == items.c.id))
-            .where(sightings.c.feed_id == feed_id)
-        ).scalar_one()
-    )
 
 
 def history(conn: Connection, feed_id: int, limit: int) -> list[dict[str, Any]]:
