@@ -122,8 +122,12 @@ def poll(app: App, once: bool) -> None:
         settings = app.require_config()
         with app.store() as store:
             store.sync_feeds(settings.feed_configs(), datetime.now(UTC))
-            with views.progress(sys.stderr.isatty()) as report:
-                totals = asyncio.run(Service(settings, store).poll_once(report))
+            service = Service(settings, store)
+            try:
+                with views.progress(sys.stderr.isatty()) as report:
+                    totals = asyncio.run(service.poll_once(report))
+            finally:
+                service.close()
     except ArchiverError as exc:
         fail(exc)
     click.echo(views.summary(totals))

@@ -147,6 +147,7 @@ class ServiceSettings(_Strict):
     lease: Duration = 300.0
     article_batch: int = Field(default=50, ge=1)
     parse_workers: int = Field(default=0, ge=0, le=64)  # 0: parse in threads, N: processes
+    processes: int = Field(default=1, ge=1, le=64)  # polling processes: 1 per core to use
 
 
 class Settings(_Strict):

@@ -1,8 +1,8 @@
 """One poll of one feed, and one fetch of one article page, top-down as DESIGN.md draws the flow.
 
 Fetch → decide → parse → apply. Every outcome, failures included, becomes one ``PollResult`` that
-the store writes in one transaction; nothing here writes anything else, so a poll that is
-cancelled before its ``apply_poll`` leaves no trace but a lease that expires.
+the store writes in one transaction (batched with other polls' by the ``PollWriter``); nothing
+here writes anything else, so a poll cancelled before its write leaves no trace but a lease.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from aggregator.policy import (
     should_poll_unconditionally,
 )
 from aggregator.politeness import HostLimiter, RobotsCache
+from aggregator.writer import PollWriter
 from storage.records import (
     STATUS_ERROR,
     STATUS_GONE,
@@ -67,6 +68,7 @@ class Context:
     """What a poll needs, passed in: nothing here reads a global or the clock by itself."""
 
     store: Store
+    writer: PollWriter  # poll outcomes go through it: group commit
     http: HttpClient
     limiter: HostLimiter
     robots: RobotsCache | None
@@ -86,7 +88,7 @@ class PollOutcome:
 
 
 async def poll_feed(ctx: Context, feed: FeedState, config: FeedConfig) -> PollOutcome:
-    """Poll one claimed feed and write the outcome; the lease is released by ``apply_poll``."""
+    """Poll one claimed feed and write the outcome; the lease is released by that write."""
     now = ctx.clock()
     policy = policy_for(config)
     unconditional = should_poll_unconditionally(now, feed, policy)
@@ -210,7 +212,7 @@ async def _finish(
 
 
 async def _apply(ctx: Context, feed: FeedState, result: PollResult) -> PollOutcome:
-    summary = await asyncio.to_thread(ctx.store.apply_poll, result)
+    summary = await ctx.writer.write(result)
     if result.error:
         log.warning("%s", result.error)
     return PollOutcome(feed, result, summary)

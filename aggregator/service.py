@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import logging
 import multiprocessing
 import os
@@ -18,7 +19,7 @@ import uuid
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -30,6 +31,8 @@ from aggregator.extract import SiteRules
 from aggregator.http import HttpClient
 from aggregator.pipeline import Context, PollOutcome, fetch_article, poll_feed
 from aggregator.politeness import HostLimiter, RobotsCache
+from aggregator.processes import RESTART_DELAY, Crew, ServeHelpers, next_hand
+from aggregator.writer import poll_writer
 from storage.records import STATUS_ERROR, STATUS_NOT_MODIFIED, FeedConfig, FeedState, PendingArticle
 from storage.store import Store
 
@@ -72,10 +75,29 @@ class Totals:
             self.ok += 1
         self.new_items += outcome.summary.new_items
 
+    def take(self) -> Totals:
+        """What was counted since the last call, and start again from zero."""
+        taken = copy.copy(self)
+        fresh = Totals()
+        for f in fields(self):
+            setattr(self, f.name, getattr(fresh, f.name))
+        return taken
+
+    def merge(self, other: Totals) -> None:
+        """Add a helper process's totals (``service.processes``)."""
+        self.ok += other.ok
+        self.not_modified += other.not_modified
+        self.failed += other.failed
+        self.new_items += other.new_items
+        self.articles_ok += other.articles_ok
+        self.articles_failed += other.articles_failed
+        self.errors.extend(other.errors)
+
 
 @contextlib.asynccontextmanager
 async def open_context(
-    settings: Settings, store: Store, *, clock: Callable[[], datetime] = utcnow
+    settings: Settings, store: Store, *, clock: Callable[[], datetime] = utcnow,
+    owner: str | None = None,
 ) -> AsyncIterator[Context]:
     """The clients a poll needs, closed on exit."""
     http = HttpClient(settings.http)
@@ -87,17 +109,19 @@ async def open_context(
     pool = (ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
             if workers else None)
     try:
-        yield Context(
-            store=store,
-            http=http,
-            limiter=limiter,
-            robots=robots,
-            rules=SiteRules.load(settings.sites),
-            owner=make_owner(),
-            clock=clock,
-            rng=random.Random(),
-            parse_pool=pool,
-        )
+        async with poll_writer(store) as writer:
+            yield Context(
+                store=store,
+                writer=writer,
+                http=http,
+                limiter=limiter,
+                robots=robots,
+                rules=SiteRules.load(settings.sites),
+                owner=owner or make_owner(),
+                clock=clock,
+                rng=random.Random(),
+                parse_pool=pool,
+            )
     finally:
         await http.aclose()
         if pool is not None:
@@ -202,10 +226,15 @@ class Worker:
 class Service:
     """The background service: ``run`` until ``stop`` is set."""
 
-    def __init__(self, settings: Settings, store: Store, *, clock: Callable[[], datetime] = utcnow):
+    def __init__(self, settings: Settings, store: Store, *, clock: Callable[[], datetime] = utcnow,
+                 housekeeping: bool = True):  # fmt: skip
         self.settings = settings
         self.store = store
         self.clock = clock
+        # Helper instances (service.processes) leave lease sweeps and retention to the main one.
+        self.housekeeping = housekeeping
+        self.owner = make_owner()
+        self._crew: Crew | None = None  # poll_once's helper processes, kept until close()
         self.totals = Totals()
         # A claim runs in a thread and commits even if the job awaiting it is cancelled (the
         # scheduler's shutdown cancels running jobs), so it runs as its own task that shutdown
@@ -214,10 +243,14 @@ class Service:
         self._stopping = False
 
     async def run(self, stop: asyncio.Event) -> Totals:
+        helpers = (ServeHelpers(self.settings, self.settings.service.processes - 1)
+                   if self.housekeeping and self.settings.service.processes > 1 else None)
         async with open_context(self.settings, self.store, clock=self.clock) as ctx:
             worker = Worker(ctx, self.settings, self.totals)
-            scheduler = self._scheduler(worker)
+            scheduler = self._scheduler(worker, helpers)
             scheduler.start()
+            if helpers is not None:
+                helpers.start()
             log.info("service started as %s: %d feeds, database %s", ctx.owner,
                      len(worker.configs), self.store.describe())
             try:
@@ -231,18 +264,26 @@ class Service:
                 scheduler.shutdown(wait=False)
                 log.info("stopping: no new polls; waiting up to %.0fs for %d in flight",
                          SHUTDOWN_GRACE, len(worker.tasks))
+                stopped = (asyncio.create_task(asyncio.to_thread(helpers.stop))
+                           if helpers is not None else None)
                 await worker.drain(SHUTDOWN_GRACE)
+                if stopped is not None:
+                    await stopped
         return self.totals
 
-    def _scheduler(self, worker: Worker) -> AsyncIOScheduler:
+    def _scheduler(self, worker: Worker, helpers: ServeHelpers | None) -> AsyncIOScheduler:
         tick = self.settings.service.tick
         scheduler = AsyncIOScheduler(timezone=UTC)
         every = {"max_instances": 1, "coalesce": True, "misfire_grace_time": max(1, int(tick))}
         scheduler.add_job(self._dispatch, "interval", args=[worker], seconds=tick,
                           next_run_time=self.clock(), id="dispatch", **every)
-        scheduler.add_job(self._sweep, "interval", seconds=self.settings.service.lease / 2,
-                          id="sweep-leases", **every)
-        scheduler.add_job(self._retention, "interval", hours=1, id="retention", **every)
+        if self.housekeeping:
+            scheduler.add_job(self._sweep, "interval", seconds=self.settings.service.lease / 2,
+                              id="sweep-leases", **every)
+            scheduler.add_job(self._retention, "interval", hours=1, id="retention", **every)
+        if helpers is not None:
+            scheduler.add_job(helpers.check, "interval", seconds=RESTART_DELAY, id="helpers",
+                              **every)
         return scheduler
 
     async def _dispatch(self, worker: Worker) -> None:
@@ -293,16 +334,110 @@ class Service:
         self, progress: Callable[[int, int], None] = lambda done, total: None
     ) -> Totals:
         """Poll every active feed once, now, then fetch the articles they brought."""
-        async with open_context(self.settings, self.store, clock=self.clock) as ctx:
+        async with open_context(self.settings, self.store, clock=self.clock,
+                                owner=self.owner) as ctx:  # fmt: skip
             worker = Worker(ctx, self.settings, self.totals)
             now = self.clock()
             far = now + timedelta(days=36500)
             feeds = await asyncio.to_thread(self.store.claim_due, now, 1_000_000, ctx.owner,
                                             self.settings.service.lease, far)
-            await self._run_all(worker, feeds, worker.start_poll, progress)
+            await self._phase(worker, feeds, worker.start_poll, progress)
             while pending := await self._claim_articles(worker, self.clock()):
-                await self._run_all(worker, pending, worker.start_article, progress)
+                await self._phase(worker, pending, worker.start_article, progress)
         return self.totals
+
+    def close(self) -> None:
+        """Stop poll_once's helper processes, if it started any."""
+        if self._crew is not None:
+            self._crew.finish()
+            self._crew = None
+
+    def _team(self, jobs: int) -> Crew | None:
+        """The helper processes for a phase of ``jobs`` (started on first use), or None."""
+        if self.settings.service.processes <= 1 or jobs < 2:
+            return None
+        if self._crew is not None and not self._crew.intact():
+            self.close()
+        if self._crew is None:
+            self._crew = Crew(self.settings, self.owner, self.settings.service.processes - 1)
+            self._crew.start()
+        return self._crew
+
+    async def _phase(self, worker: Worker, jobs: list[Any], start: Callable[[Any], None],
+                     progress: Callable[[int, int], None]) -> None:
+        """Run ``jobs`` here, or dealt between this process and its helpers."""
+        team = self._team(len(jobs))
+        if team is None:
+            await self._run_all(worker, jobs, start, progress)
+            return
+        team.deal(jobs)
+        done_before = team.done
+        own = 0
+        wake = asyncio.Event()
+        loop = asyncio.get_running_loop()
+
+        def finished() -> None:
+            nonlocal own
+            own += 1
+            wake.set()
+
+        def notify() -> None:
+            loop.call_soon_threadsafe(wake.set)
+
+        def count() -> int:
+            for delta in team.collect():
+                self.totals.merge(delta)
+            return own + team.done - done_before
+
+        worker.on_done = finished
+        team.notify = notify
+        try:
+            while (finished_jobs := count()) < len(jobs):
+                progress(finished_jobs, len(jobs))
+                if not team.intact():
+                    await worker.drain(None)
+                    self._lost(len(jobs) - count())
+                    self.close()
+                    break
+                if worker.free:
+                    hand = await asyncio.to_thread(team.take, 0.02)
+                    for job in hand or ():
+                        start(job)
+                    if hand:
+                        continue
+                wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(wake.wait(), 0.1)
+            progress(count(), len(jobs))
+        finally:
+            team.notify = lambda: None
+
+    def _lost(self, count: int) -> None:
+        message = (f"a helper process died: {count} jobs it held are not done; their feeds "
+                   "are polled again once their leases expire")
+        log.error("%s", message)
+        self.totals.failed += count
+        self.totals.errors.append(message)
+
+    async def take_hands(self, jobs: Any, owner: str, done: Callable[[Totals], None]) -> None:
+        """A helper process's part of ``poll_once``: run the hands dealt until told to stop,
+        reporting what each job added to the totals."""
+        async with open_context(self.settings, self.store, clock=self.clock, owner=owner) as ctx:
+            worker = Worker(ctx, self.settings, self.totals)
+            room = asyncio.Event()
+
+            def finished() -> None:
+                done(self.totals.take())
+                room.set()
+
+            worker.on_done = finished
+            while hand := await asyncio.to_thread(next_hand, jobs):
+                for job in hand:
+                    (worker.start_poll if isinstance(job, FeedState) else worker.start_article)(job)
+                while not worker.free:
+                    room.clear()
+                    await room.wait()
+            await worker.drain(None)
 
     async def _run_all(self, worker: Worker, jobs: list[Any], start: Callable[[Any], None],
                        progress: Callable[[int, int], None]) -> None:

@@ -269,30 +269,39 @@ def fresh_database(database: str | None, workdir: Path) -> Iterator[str]:
 
 
 def run_ours(
-    job: Job, database: str, concurrency: int, parse_workers: int
+    job: Job, database: str, concurrency: int, parse_workers: int, processes: int
 ) -> tuple[float, list[PassResult]]:
     from aggregator.config import Settings
-    from aggregator.service import Service
+    from aggregator.service import Service, Totals
     from storage.store import Store
 
     settings = Settings.model_validate({
         "database": database,
         "http": {"allow_private_networks": True, "per_host_delay": 0, "respect_robots": False},
         "defaults": {"fetch_articles": False},
-        "service": {"concurrency": concurrency, "parse_workers": parse_workers},
+        "service": {"concurrency": concurrency, "parse_workers": parse_workers,
+                    "processes": processes},
         "feeds": [{"url": url} for url in job.urls],
     })
     store = Store.open(settings.database)
     store.sync_feeds(settings.feed_configs(), datetime.now(UTC))
 
+    # One service object for both passes, as a long-running service is: helper processes
+    # (service.processes) start during the first pass, which pays for their start-up.
+    service = Service(settings, store)
+
     def one_pass() -> tuple[int, int, int, int]:
-        totals = asyncio.run(Service(settings, store).poll_once())
+        service.totals = Totals()
+        totals = asyncio.run(service.poll_once())
         for error in list(totals.errors)[:5]:
             print(f"ours: {error}", file=sys.stderr)
         return totals.new_items, totals.ok, totals.not_modified, totals.failed
 
     setup = peak_rss_mib()
-    return setup, job.passes(one_pass)
+    try:
+        return setup, job.passes(one_pass)
+    finally:
+        service.close()
 
 
 def worker_main(args: argparse.Namespace) -> None:
@@ -304,7 +313,8 @@ def worker_main(args: argparse.Namespace) -> None:
             setup, results = run_reader(job, Path(tmp), args.workers)
         else:
             with fresh_database(args.database, Path(tmp)) as url:
-                setup, results = run_ours(job, url, args.concurrency, args.parse_workers)
+                setup, results = run_ours(job, url, args.concurrency, args.parse_workers,
+                                         args.processes)
     print(json.dumps({"setup_rss_mib": setup, "passes": [asdict(r) for r in results]}))
 
 
@@ -342,7 +352,8 @@ def systems_to_run(args: argparse.Namespace) -> list[tuple[str, list[str]]]:
             runs.append(("reader", ["--run", "reader", "--workers", str(args.workers)]))
         elif system == "ours":
             common = ["--run", "ours", "--concurrency", str(args.concurrency),
-                      "--parse-workers", str(args.parse_workers)]
+                      "--parse-workers", str(args.parse_workers),
+                      "--processes", str(args.processes)]
             runs.append(("ours (SQLite)", common))
             if args.database:
                 runs.append(("ours (PostgreSQL)", [*common, "--database", args.database]))
@@ -388,7 +399,8 @@ def main_parent(args: argparse.Namespace) -> None:
     hosts = min(args.hosts, args.feeds)
     print(f"poll benchmark: {args.feeds} feeds × {args.entries} entries on {hosts} loopback "
           f"hosts, {args.latency * 1000:.0f} ms latency per response, gzip, ETag/Last-Modified")
-    print(f"ours: concurrency {args.concurrency}, parse workers {args.parse_workers}, at most 2 "
+    print(f"ours: {args.processes} processes × concurrency {args.concurrency}, parse workers "
+          f"{args.parse_workers}, at most 2 "
           f"requests in flight per host, per-host "
           f"delay 0 s (reader has no per-host gap), article fetching off; reader: workers "
           f"{args.workers}. Peak memory = getrusage ru_maxrss of each system's own process "
@@ -425,6 +437,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--systems", default="ours,reader", help="comma-separated: ours, reader")
     p.add_argument("--database", help="also run ours on this PostgreSQL (a fresh schema in it)")
     p.add_argument("--concurrency", type=int, default=64, help="ours: polls in flight")
+    p.add_argument("--processes", type=int, default=os.cpu_count() or 1,
+                   help="ours: service.processes (default: one per core)")
     p.add_argument("--parse-workers", type=int, default=0,
                    help="ours: service.parse_workers (0: parse in threads; N: N processes)")
     p.add_argument("--workers", type=int, default=16, help="reader: update_feeds workers")

@@ -6,10 +6,12 @@ It runs no query of its own beyond the migration check: the other storage module
 
 from __future__ import annotations
 
+import contextlib
 import functools
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from importlib.resources import files
+from pathlib import Path
 from typing import ParamSpec, TypeVar
 
 from alembic import command
@@ -22,9 +24,18 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from storage.dialect import WRITE_OPTION, lock_migrations, make_engine
 from storage.errors import StorageError
+from storage.turn import WriteTurn
 
 P = ParamSpec("P")
 T = TypeVar("T")
+
+
+def sqlite_file(url: str) -> str | None:
+    """The file of a SQLite URL; None for other databases and in-memory ones."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return None
+    return str(Path(parsed.database).expanduser())
 
 
 def describe(url: str) -> str:
@@ -72,14 +83,20 @@ class Database:
     def __init__(self, url: str) -> None:
         self.url = url
         self.engine: Engine = make_engine(url)
+        # SQLite files: writers of every process take turns (None: the database arbitrates).
+        path = sqlite_file(url)
+        self.turn = WriteTurn(f"{path}-writer.lock") if path else None
 
     @contextmanager
     def write(self) -> Iterator[Connection]:
         """A write transaction (BEGIN IMMEDIATE on SQLite): commits, or rolls back on error."""
-        with self.engine.connect() as conn:
+        with self.writer_turn(), self.engine.connect() as conn:
             conn.execution_options(**{WRITE_OPTION: True})
             with conn.begin():
                 yield conn
+
+    def writer_turn(self) -> contextlib.AbstractContextManager[None]:
+        return self.turn.held() if self.turn is not None else contextlib.nullcontext()
 
     @contextmanager
     def read(self) -> Iterator[Connection]:
@@ -102,7 +119,7 @@ def alembic_config(conn: Connection | None = None) -> Config:
 def _migration_transaction(db: Database) -> Iterator[Connection]:
     """A write transaction for migrations; on SQLite with foreign keys off (Alembic's advice):
     a migration that rebuilds a table drops it, and with them on the drop cascades."""
-    with db.engine.connect() as conn:
+    with db.writer_turn(), db.engine.connect() as conn:
         sqlite = conn.dialect.name == "sqlite"
         raw = conn.connection.driver_connection
         if sqlite and raw is not None:

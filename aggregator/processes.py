@@ -1,0 +1,239 @@
+"""More than one core: helper processes beside the service's own (``service.processes``).
+
+One Python process polls on one core: parsing and writing hold the GIL. Past a few hundred
+feeds a minute, more processes poll more. Two shapes, both sharing the one database:
+
+- ``run``: each helper is a whole service instance of its own (its own dispatch ticks, claims
+  and leases, exactly as several machines sharing one PostgreSQL would be); the main process
+  keeps the housekeeping, forwards SIGTERM and restarts a helper that died.
+- ``poll --once``: the main process claims every feed once, under one lease owner, and deals
+  the claimed feeds (then the articles they brought) out through a queue, a few at a time, so a
+  slow process takes fewer. Helpers write with that owner, report each finished job, and hand
+  their totals back at the end.
+
+Helpers are spawned, never forked: the parent has threads (the database pool, the executor).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import multiprocessing
+import queue
+import signal
+import sys
+import threading
+from collections.abc import Callable, Sequence
+from multiprocessing.process import BaseProcess
+from typing import Any
+
+from aggregator.config import Settings
+from aggregator.errors import ArchiverError
+from storage.store import Store
+
+log = logging.getLogger(__name__)
+
+CONTEXT = multiprocessing.get_context("spawn")
+# How long a stopping helper may take before it is killed: the service's own grace, and some.
+STOP_TIMEOUT = 20.0
+RESTART_DELAY = 5.0
+
+
+def _log_level() -> int:
+    return logging.getLogger().getEffectiveLevel()
+
+
+def _configure_logging(level: int, name: str) -> None:
+    logging.basicConfig(level=level, stream=sys.stderr,
+                        format=f"%(asctime)s %(levelname)s [{name}] %(name)s: %(message)s")
+    for noisy in ("httpx", "trafilatura", "htmldate", "charset_normalizer"):
+        logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
+
+
+# -- run: helper service instances --------------------------------------------------------------
+
+
+def _serve_main(settings: Settings, level: int, name: str) -> None:
+    """A helper process of ``run``: a service instance without the housekeeping."""
+    _configure_logging(level, name)
+    from aggregator.service import Service
+
+    async def serve() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        with Store.open(settings.database) as store:
+            await Service(settings, store, housekeeping=False).run(stop)
+
+    try:
+        asyncio.run(serve())
+    except ArchiverError as exc:
+        log.error("%s", exc)
+        sys.exit(3)
+
+
+class ServeHelpers:
+    """The helper instances of ``run``: started together, restarted if one dies, stopped on exit."""
+
+    def __init__(self, settings: Settings, count: int) -> None:
+        self.settings = settings
+        self.procs: list[BaseProcess | None] = [None] * count
+        self.stopping = False
+
+    def start(self) -> None:
+        for index in range(len(self.procs)):
+            self._start(index)
+
+    def _start(self, index: int) -> None:
+        name = f"helper-{index + 1}"
+        proc = CONTEXT.Process(target=_serve_main, args=(self.settings, _log_level(), name),
+                               name=name, daemon=False)
+        proc.start()
+        self.procs[index] = proc
+        log.info("started %s (pid %s)", name, proc.pid)
+
+    def check(self) -> None:
+        """Restart a helper that exited while the service runs (a crash, the OOM killer)."""
+        for index, proc in enumerate(self.procs):
+            if self.stopping or proc is None or proc.is_alive():
+                continue
+            log.error("%s exited with status %s; restarting it", proc.name, proc.exitcode)
+            self._start(index)
+
+    def stop(self) -> None:
+        """SIGTERM every helper, wait for them to drain, kill what outlives the timeout."""
+        self.stopping = True
+        live = [p for p in self.procs if p is not None and p.is_alive()]
+        for proc in live:
+            proc.terminate()
+        for proc in live:
+            proc.join(STOP_TIMEOUT)
+            if proc.is_alive():
+                log.error("%s did not stop in %.0fs; killing it", proc.name, STOP_TIMEOUT)
+                proc.kill()
+                proc.join()
+
+
+# -- poll --once: helpers that take jobs from a queue --------------------------------------------
+
+
+class Crew:
+    """The helpers of ``poll --once`` and their two queues; the main process deals and plays.
+
+    ``jobs`` carries hands (lists of ``FeedState`` or ``PendingArticle``, ``None`` to stop);
+    ``reports`` carries ``("done", Totals)`` as a helper finishes a job (what that job added)
+    and ``("bye", None)`` as it leaves. One thread reads the reports for the crew's whole life,
+    so none is lost. Helpers stay up between calls (a service object polls again and again).
+    """
+
+    def __init__(self, settings: Settings, owner: str, count: int) -> None:
+        self.settings = settings
+        self.owner = owner
+        self.jobs: Any = CONTEXT.Queue()
+        self.reports: Any = CONTEXT.Queue()
+        self.procs: list[BaseProcess] = []
+        self.count = count
+        self.done = 0  # jobs the helpers finished, as reported so far
+        self.notify: Callable[[], None] = lambda: None  # called from the reader thread
+        self._deltas: list[Any] = []
+        self._gone = 0
+        self._changed = threading.Condition()
+        self._reader = threading.Thread(target=self._read, name="crew reports", daemon=True)
+
+    def start(self) -> None:
+        for index in range(self.count):
+            name = f"helper-{index + 1}"
+            proc = CONTEXT.Process(
+                target=_crew_main, name=name, daemon=True,
+                args=(self.settings, self.owner, self.jobs, self.reports, _log_level(), name),
+            )  # fmt: skip
+            proc.start()
+            self.procs.append(proc)
+        self._reader.start()
+
+    def deal(self, jobs: Sequence[Any]) -> None:
+        """Queue ``jobs`` in small hands: few enough messages, and a slow process takes fewer."""
+        size = max(1, min(16, len(jobs) // ((self.count + 1) * 8)))
+        for i in range(0, len(jobs), size):
+            self.jobs.put(list(jobs[i : i + size]))
+
+    def take(self, timeout: float) -> list[Any] | None:
+        """A hand for the main process, or None if none came within ``timeout`` (blocking)."""
+        try:
+            hand: list[Any] | None = self.jobs.get(timeout=timeout)
+        except queue.Empty:
+            return None
+        return hand
+
+    def collect(self) -> list[Any]:
+        """The totals of the jobs helpers finished since the last call."""
+        with self._changed:
+            deltas, self._deltas = self._deltas, []
+        return deltas
+
+    def intact(self) -> bool:
+        """False once a helper has died: the jobs it held are lost until their leases expire."""
+        return all(p.is_alive() for p in self.procs)
+
+    def _read(self) -> None:
+        while (report := self.reports.get()) is not None:
+            kind, value = report
+            with self._changed:
+                if kind == "done":
+                    self.done += 1
+                    self._deltas.append(value)
+                else:
+                    self._gone += 1
+                self._changed.notify_all()
+            self.notify()
+
+    def finish(self) -> None:
+        """Stop every helper (each finishes the hand it holds) and the reader thread."""
+        for _ in self.procs:
+            self.jobs.put(None)
+        with self._changed:
+            while self._gone < len(self.procs) and any(p.is_alive() for p in self.procs):
+                self._changed.wait(1.0)
+        for proc in self.procs:
+            proc.join(STOP_TIMEOUT)
+            if proc.is_alive():
+                log.error("%s did not stop in %.0fs; killing it", proc.name, STOP_TIMEOUT)
+                proc.kill()
+                proc.join()
+            elif proc.exitcode:
+                log.error("%s exited with status %s", proc.name, proc.exitcode)
+        if self._reader.is_alive():
+            self.reports.put(None)
+            self._reader.join()
+
+
+def _crew_main(settings: Settings, owner: str, jobs: Any, reports: Any, level: int,
+               name: str) -> None:  # fmt: skip
+    """A helper process of ``poll --once``: poll what the queue deals until told to stop."""
+    _configure_logging(level, name)
+    # Ctrl-C reaches the whole process group: the main process decides, helpers finish hands.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    from aggregator.service import Service
+
+    def done(delta: Any) -> None:
+        reports.put(("done", delta))
+
+    try:
+        with Store.open(settings.database) as store:
+            asyncio.run(Service(settings, store).take_hands(jobs, owner, done))
+    finally:
+        reports.put(("bye", None))
+
+
+def next_hand(jobs: Any) -> list[Any] | None:
+    """The next hand for a helper; None to stop, also when the main process is gone."""
+    parent = multiprocessing.parent_process()
+    while True:
+        try:
+            hand: list[Any] | None = jobs.get(timeout=1.0)
+        except queue.Empty:
+            if parent is not None and not parent.is_alive():
+                return None
+            continue
+        return hand

@@ -1,0 +1,107 @@
+"""Group commit of poll outcomes: one write transaction for whatever polls finished meanwhile.
+
+A poll's writes are small (a 304 is one feed row and one history row), so a transaction, a
+thread hop and, on SQLite, the write lock per poll cost more than the writes themselves. Polls
+hand their ``PollResult`` to one ``PollWriter``; it writes every result queued since its last
+transaction in one ``Store.apply_polls`` call, in a thread, while the event loop goes on
+fetching (on SQLite the batch is written from the loop itself, once the write lock is ours:
+see ``storage.turn``). Each result still commits whole (its entries, validators and next poll
+together), and a result that cannot be written fails alone: the store isolates it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+from collections.abc import AsyncIterator
+
+from storage.errors import StorageError
+from storage.records import PollResult, PollSummary
+from storage.store import Store
+
+# Results per transaction: large enough that a burst of polls costs a few transactions, small
+# enough that one transaction never holds SQLite's write lock for long.
+MAX_BATCH = 64
+
+
+class PollWriter:
+    """Queues results and writes them in batches; ``write`` returns once its result committed."""
+
+    def __init__(self, store: Store, max_batch: int = MAX_BATCH) -> None:
+        self.store = store
+        self.max_batch = max_batch
+        self._queue: list[tuple[PollResult, asyncio.Future[PollSummary]]] = []
+        self._task: asyncio.Task[None] | None = None
+
+    async def write(self, result: PollResult) -> PollSummary:
+        """Write ``result``; raises its ``StorageError`` (``LeaseLost`` among them) if it fails.
+
+        Cancelled while still queued, the result is withdrawn and nothing of it is written, as
+        a cancelled poll must leave no trace; once its batch has started, it commits regardless.
+        """
+        future: asyncio.Future[PollSummary] = asyncio.get_running_loop().create_future()
+        entry = (result, future)
+        self._queue.append(entry)
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._drain(), name="poll writer")
+        try:
+            return await asyncio.shield(future)
+        except asyncio.CancelledError:
+            with contextlib.suppress(ValueError):
+                self._queue.remove(entry)
+            # Nobody awaits it any more: retrieve its outcome so asyncio does not warn.
+            future.add_done_callback(lambda f: f.cancelled() or f.exception())
+            raise
+
+    async def _drain(self) -> None:
+        while self._queue:
+            batch = self._queue[: self.max_batch]
+            del self._queue[: self.max_batch]
+            try:
+                outcomes = await self._apply([r for r, _ in batch])
+            except Exception as exc:  # not expected: apply_polls reports per result
+                outcomes = [StorageError(f"apply_polls: {exc!r}")] * len(batch)
+            except BaseException:  # the loop is going away; the batch may still commit
+                _settle(batch, [StorageError("poll writer stopped")] * len(batch))
+                raise
+            _settle(batch, outcomes)
+
+    async def _apply(self, results: list[PollResult]) -> list[PollSummary | StorageError]:
+        turn = self.store.db.turn
+        if turn is None:  # the database arbitrates writers: write from a thread
+            return await asyncio.to_thread(self.store.apply_polls, results)
+        # SQLite: wait for the write lock in a thread, then write from the loop: while the
+        # lock is held, no other thread of this process competes for the GIL.
+        await asyncio.to_thread(turn.acquire, threading.get_ident())
+        try:
+            return self.store.apply_polls(results)
+        finally:
+            turn.release()
+
+    async def aclose(self) -> None:
+        """Wait until every queued result is written."""
+        if self._task is not None:
+            await asyncio.wait([self._task])
+
+
+def _settle(
+    batch: list[tuple[PollResult, asyncio.Future[PollSummary]]],
+    outcomes: list[PollSummary | StorageError],
+) -> None:
+    for (_, future), outcome in zip(batch, outcomes, strict=True):
+        if future.done():
+            continue
+        if isinstance(outcome, StorageError):
+            future.set_exception(outcome)
+        else:
+            future.set_result(outcome)
+
+
+@contextlib.asynccontextmanager
+async def poll_writer(store: Store) -> AsyncIterator[PollWriter]:
+    writer = PollWriter(store)
+    try:
+        yield writer
+    finally:
+        await writer.aclose()

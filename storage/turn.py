@@ -1,0 +1,66 @@
+"""Whose turn it is to write a SQLite archive: writers queue here, not in SQLite's busy handler.
+
+SQLite allows one writer at a time. A writer that finds the lock taken sleeps in SQLite's busy
+handler in steps of up to 100 ms, so with several processes writing (``service.processes``) the
+lock sits idle while they sleep. Here writers wait on an ``flock`` of a file beside the database
+instead: the kernel wakes the next one the moment the lock is free. A thread-level lock comes
+first (``flock`` locks belong to open files, not threads), and the turn can be handed to
+another thread: the service waits for its turn in a worker thread, then writes from its event
+loop, where no thread of its own competes for the GIL while the lock is held.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+
+class WriteTurn:
+    """An exclusive turn across threads and processes; re-entered freely by its holder."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._lock = threading.Lock()
+        self._fd: int | None = None
+        self._holder: int | None = None
+
+    def acquire(self, holder: int | None = None) -> None:
+        """Block until it is our turn; ``holder`` is the thread that will write (default: us)."""
+        self._lock.acquire()
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+            except BaseException:
+                os.close(fd)
+                raise
+        except BaseException:
+            self._lock.release()
+            raise
+        self._fd = fd
+        self._holder = threading.get_ident() if holder is None else holder
+
+    def release(self) -> None:
+        fd, self._fd, self._holder = self._fd, None, None
+        if fd is not None:
+            os.close(fd)  # closing the file releases the flock
+        self._lock.release()
+
+    @property
+    def held_here(self) -> bool:
+        return self._holder == threading.get_ident()
+
+    @contextmanager
+    def held(self) -> Iterator[None]:
+        """The turn for one transaction; a no-op for the thread that holds it already."""
+        if self.held_here:
+            yield
+            return
+        self.acquire()
+        try:
+            yield
+        finally:
+            self.release()
