@@ -396,8 +396,8 @@ class Service:
                 progress(finished_jobs, len(jobs))
                 if not team.intact():
                     await worker.drain(None)
-                    self._lost(len(jobs) - count())
-                    self.close()
+                    await asyncio.to_thread(self.close)  # the others finish their hands
+                    await asyncio.to_thread(self._lost, len(jobs) - count(), jobs)
                     break
                 if worker.free:
                     hand = await asyncio.to_thread(team.take, 0.02)
@@ -412,12 +412,17 @@ class Service:
         finally:
             team.notify = lambda: None
 
-    def _lost(self, count: int) -> None:
-        message = (f"a helper process died: {count} jobs it held are not done; their feeds "
-                   "are polled again once their leases expire")
+    def _lost(self, count: int, jobs: list[Any]) -> None:
+        """A helper died holding jobs: count them failed, and free the feeds it held now
+        rather than when their leases expire (feeds already written hold no lease)."""
+        message = (f"a helper process died: {count} jobs were not done; their feeds are due "
+                   "again at the next poll")
         log.error("%s", message)
         self.totals.failed += count
         self.totals.errors.append(message)
+        for job in jobs:
+            if isinstance(job, FeedState):
+                self.store.release(job.id, self.owner)
 
     async def take_hands(self, jobs: Any, owner: str, done: Callable[[Totals], None]) -> None:
         """A helper process's part of ``poll_once``: run the hands dealt until told to stop,

@@ -1,0 +1,106 @@
+"""PollWriter: polls that finish together share one transaction, and each still fails alone."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Sequence
+
+import pytest
+
+from aggregator.writer import PollWriter
+from storage.errors import LeaseLost, StorageError
+from storage.records import FeedConfig, PollResult, PollSummary
+from storage.store import Store
+from tests.dbfixtures import T0, entry, poll_result
+
+
+class CountingStore:
+    """The real store, with its batches counted (and optionally held up)."""
+
+    def __init__(self, store: Store, gate: threading.Event | None = None) -> None:
+        self.store = store
+        self.db = store.db
+        self.batches: list[int] = []
+        self.gate = gate
+
+    def apply_polls(self, results: Sequence[PollResult]) -> list[PollSummary | StorageError]:
+        self.batches.append(len(results))
+        if self.gate is not None:
+            self.gate.wait(10)
+        return self.store.apply_polls(results)
+
+
+def claimed(store: Store, count: int) -> list:  # type: ignore[type-arg]
+    urls = [f"https://feeds.example/{n}.xml" for n in range(count)]
+    store.sync_feeds([FeedConfig(url=u) for u in urls], T0)
+    feeds = store.claim_due(T0, count, "w1", 300)
+    assert len(feeds) == count
+    return sorted(feeds, key=lambda f: f.url)
+
+
+def test_concurrent_polls_share_transactions(store: Store) -> None:
+    feeds = claimed(store, 30)
+    counting = CountingStore(store)
+
+    async def main() -> list[PollSummary]:
+        writer = PollWriter(counting, max_batch=8)  # type: ignore[arg-type]
+        results = [poll_result(f, T0, [entry(f"{f.id}-{n}") for n in range(3)]) for f in feeds]
+        summaries = await asyncio.gather(*(writer.write(r) for r in results))
+        await writer.aclose()
+        return summaries
+
+    summaries = asyncio.run(main())
+    assert [s.new_items for s in summaries] == [3] * 30
+    assert sum(counting.batches) == 30
+    assert len(counting.batches) < 30 and max(counting.batches) <= 8
+    assert all(f.last_polled == T0 for f in store.list_feeds())
+
+
+def test_a_lost_lease_fails_only_its_own_write(store: Store) -> None:
+    feeds = claimed(store, 3)
+
+    async def main() -> list[PollSummary | BaseException]:
+        writer = PollWriter(store)
+        results = [poll_result(f, T0, [entry(f.id)]) for f in feeds]
+        results[1] = poll_result(feeds[1], T0, [entry("x")], lease_owner="someone-else")
+        out = await asyncio.gather(*(writer.write(r) for r in results), return_exceptions=True)
+        await writer.aclose()
+        return out
+
+    first, lost, third = asyncio.run(main())
+    assert isinstance(first, PollSummary) and first.new_items == 1
+    assert isinstance(lost, LeaseLost)
+    assert isinstance(third, PollSummary) and third.new_items == 1
+
+
+def test_a_poll_cancelled_while_queued_writes_nothing(store: Store) -> None:
+    feeds = claimed(store, 2)
+    gate = threading.Event()
+    # The first batch is held: on SQLite waiting for its turn to write (taken by this test),
+    # on PostgreSQL inside the store's thread.
+    turn = store.db.turn
+    if turn is not None:
+        turn.acquire()
+    counting = CountingStore(store, None if turn is not None else gate)
+
+    async def main() -> None:
+        writer = PollWriter(counting)  # type: ignore[arg-type]
+        busy = asyncio.create_task(writer.write(poll_result(feeds[0], T0, [entry(1)])))
+        await asyncio.sleep(0.2)
+        assert not busy.done()
+        queued = asyncio.create_task(writer.write(poll_result(feeds[1], T0, [entry(2)])))
+        await asyncio.sleep(0.05)
+        queued.cancel()
+        gate.set()
+        if turn is not None:
+            await asyncio.to_thread(turn.release)
+        assert (await busy).new_items == 1
+        with pytest.raises(asyncio.CancelledError):
+            await queued
+        await writer.aclose()
+
+    asyncio.run(main())
+    assert counting.batches == [1]
+    polled = {f.url: f.last_polled for f in store.list_feeds()}
+    assert polled[feeds[0].url] is not None and polled[feeds[1].url] is None
