@@ -71,7 +71,11 @@ def for_update_skip_locked(conn: Connection, query: Select[Any]) -> Select[Any]:
 
 
 def for_update(conn: Connection, query: Select[Any]) -> Select[Any]:
-    return query.with_for_update() if is_postgres(conn) else query
+    """Lock rows that will be updated but keep their keys: ``FOR NO KEY UPDATE``, which lets
+    another transaction's foreign-key check (``FOR KEY SHARE``) through. With ``FOR UPDATE`` a
+    poll holding its feed row and another touching an item of that feed deadlock (the second
+    update of a row in one transaction re-runs the item's foreign-key check on its feed)."""
+    return query.with_for_update(key_share=True) if is_postgres(conn) else query
 
 
 def lock_keys(conn: Connection, keys: Iterable[str]) -> None:

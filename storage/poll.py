@@ -1,4 +1,4 @@
-"""The writes of one poll, in the caller's transaction: lease check, entry matching, feed state.
+"""The writes of polls, in the caller's transaction: lease check, entry matching, feed state.
 
 Matching an entry, in order (issue 5): its own feed's sighting by key; else a sighting of the
 same feed with the same link whose key left the document (the feed changed its guid: relink);
@@ -9,7 +9,7 @@ of the *current* document is never a fold target: the feed itself says they are 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -52,9 +52,9 @@ class _Poll:
     by_link: dict[str, list[Row[Any]]] = field(default_factory=dict)
     by_identity: dict[str, list[int]] = field(default_factory=dict)  # canonical URL, fingerprint
     by_uid: dict[str, int] = field(default_factory=dict)
-    identities: dict[str, list[str]] = field(default_factory=dict)  # entry key -> _identities
+    identities: dict[str, list[str]] = field(default_factory=dict)  # entry key -> identities
     owned: set[int] = field(default_factory=set)  # items the current document names
-    articles: dict[str, ArticleResult] = field(default_factory=dict)
+    articles: dict[str, ArticleResult] = field(init=False)
     seen_sightings: set[int] = field(default_factory=set)
     seen_items: set[int] = field(default_factory=set)
     folded_items: set[int] = field(default_factory=set)
@@ -66,21 +66,60 @@ class _Poll:
     folded: int = 0
     relinked: int = 0
 
+    def __post_init__(self) -> None:
+        self.articles = dict(self.result.articles)
+
     def key_of(self, entry: Entry) -> str:
         if self.link_keys and entry.url:
             return "link:" + (normalize_url(entry.url) or entry.url)
         return entry.key
 
 
-def apply(conn: Connection, result: PollResult) -> PollSummary:
-    feed = _locked_feed(conn, result)
+def apply_batch(conn: Connection, results: Sequence[PollResult]) -> list[PollSummary | LeaseLost]:
+    """Apply polls of several feeds in one transaction; a lost lease only loses its own slot.
+
+    Locks first, all of them, in one global order (feed rows by id, then advisory keys sorted),
+    so that concurrent batches on PostgreSQL never wait on each other in a cycle. Any other
+    error propagates: the caller rolls the batch back and retries its results one by one.
+    """
+    locked = _lock_feeds(conn, {r.feed_id for r in results})
+    idents = [identities(r) for r in results]
+    lock_keys(conn, [k for found in idents for keys in found.values() for k in keys])
+    out: list[PollSummary | LeaseLost] = []
+    for result, found in zip(results, idents, strict=True):
+        try:  # a feed listed twice is read again, so its second result sees the first
+            out.append(apply(conn, result, locked.pop(result.feed_id, None), found))
+        except LeaseLost as exc:  # raised before the result wrote anything
+            out.append(exc)
+    return out
+
+
+def _lock_feeds(conn: Connection, ids: set[int]) -> dict[int, Row[Any]]:
+    query = for_update(conn, select(feeds).order_by(feeds.c.id))
+    return {row.id: row for row in _select_in(conn, query, feeds.c.id, ids)}
+
+
+def apply(
+    conn: Connection,
+    result: PollResult,
+    feed: Row[Any] | None = None,
+    locked_identities: dict[str, list[str]] | None = None,
+) -> PollSummary:
+    """Apply one poll. A batch passes the feed row it locked and the identities whose advisory
+    keys it took (``identities(result)``)."""
+    feed = feed if feed is not None else _locked_feed(conn, result)
     if feed.last_polled == result.polled_at and feed.lease_owner != result.lease_owner:
         return PollSummary()  # this very result was applied already: idempotent replay
     if feed.lease_owner != result.lease_owner:
         holder = feed.lease_owner or "nobody"
         raise LeaseLost(f"poll of {feed.url} by {result.lease_owner}: lease now held by {holder}")
     link_keys = _link_keys(feed.link_keys, result)
-    poll = _Poll(conn, result, feed.url, link_keys, articles=dict(result.articles))
+    poll = _Poll(conn, result, feed.url, link_keys)
+    if locked_identities is None:
+        poll.identities = identities(result)
+        lock_keys(conn, [k for keys in poll.identities.values() for k in keys])
+    else:
+        poll.identities = locked_identities
     if result.entries:
         _place_all(poll)
         if not link_keys and poll.relinked * 2 > len(result.entries):
@@ -116,7 +155,6 @@ def _link_keys(current: bool, result: PollResult) -> bool:
 def _place_all(poll: _Poll) -> None:
     entries = poll.result.entries
     poll.doc_keys = {poll.key_of(e) for e in entries}
-    _lock_identities(poll)
     _preload(poll)
     for entry in entries:
         _place(poll, entry)
@@ -124,21 +162,20 @@ def _place_all(poll: _Poll) -> None:
     _flush(poll)
 
 
-def _identities(poll: _Poll, entry: Entry) -> list[str]:
-    """The canonical URLs and fingerprint an entry could be folded by (computed once)."""
-    cached = poll.identities.get(entry.key)
-    if cached is not None:
-        return cached
-    found = [normalize_url(entry.url), items.fingerprint(entry)]
-    article = poll.articles.get(entry.key)
-    if article is not None and article.article is not None:
-        found.append(normalize_url(article.article.canonical_url))
-    poll.identities[entry.key] = [k for k in found if k]
-    return poll.identities[entry.key]
-
-
-def _lock_identities(poll: _Poll) -> None:
-    lock_keys(poll.conn, [k for e in poll.result.entries for k in _identities(poll, e)])
+def identities(result: PollResult) -> dict[str, list[str]]:
+    """Entry key -> the canonical URLs and fingerprint the entry could be folded by; their
+    advisory keys serialize transactions that could create the same story (PostgreSQL)."""
+    articles = dict(result.articles)
+    out: dict[str, list[str]] = {}
+    for entry in result.entries:
+        if entry.key in out:
+            continue  # keyed by the entry's own key, the first entry with it decides
+        found = [normalize_url(entry.url), items.fingerprint(entry)]
+        article = articles.get(entry.key)
+        if article is not None and article.article is not None:
+            found.append(normalize_url(article.article.canonical_url))
+        out[entry.key] = [k for k in found if k]
+    return out
 
 
 def _preload(poll: _Poll) -> None:
@@ -157,7 +194,7 @@ def _preload(poll: _Poll) -> None:
     query = select(sightings).where(sightings.c.feed_id == feed_id).order_by(sightings.c.id)
     for row in _select_in(conn, query, sightings.c.link, links):
         poll.by_link.setdefault(row.link, []).append(row)
-    idents = {k for e in unknown for k in _identities(poll, e)}
+    idents = {k for e in unknown for k in poll.identities[e.key]}
     cols = select(items_t.c.id, items_t.c.canonical_url, items_t.c.fingerprint)
     for column in (items_t.c.canonical_url, items_t.c.fingerprint):
         for row in _select_in(conn, cols.order_by(items_t.c.id), column, idents):
@@ -234,7 +271,7 @@ def _fold_target(poll: _Poll, entry: Entry) -> int | None:
     """An existing item that is this entry's story: same uid, canonical URL or fingerprint."""
     uid_match = poll.by_uid.get(item_uid(poll.feed_url, poll.key_of(entry)))
     candidates = [] if uid_match is None else [uid_match]
-    for ident in _identities(poll, entry):
+    for ident in poll.identities[entry.key]:
         candidates += poll.by_identity.get(ident, [])
     return next((c for c in candidates if c not in poll.owned), None)
 

@@ -8,6 +8,7 @@ exception, and nothing is swallowed.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
 from typing import Any
@@ -33,8 +34,18 @@ from storage.tables import feeds as feeds_t
 from storage.tables import items as items_t
 from storage.tables import sightings
 
+log = logging.getLogger(__name__)
 ImportSummary = importer.ImportSummary
 PAGE = 500
+
+
+def _as_storage_error(exc: Exception, what: str) -> StorageError:
+    """Ours as they are; anything else (a bug met on one hostile result) named and chained."""
+    if isinstance(exc, StorageError):
+        return exc
+    error = StorageError(f"{what} failed: {type(exc).__name__}: {exc}")
+    error.__cause__ = exc
+    return error
 
 
 class Store:
@@ -132,6 +143,40 @@ class Store:
     def apply_poll(self, result: PollResult) -> PollSummary:
         with self.db.write() as conn:
             return poll.apply(conn, result)
+
+    def apply_polls(self, results: Sequence[PollResult]) -> list[PollSummary | StorageError]:
+        """Write polls of several feeds in one transaction (group commit); never raises.
+
+        Slot ``i`` holds what ``apply_poll(results[i])`` would have returned or raised: each
+        result is still all-or-nothing, a lost lease (``LeaseLost``) loses only its own slot, and
+        replaying an applied result is a no-op. When the batch fails for another reason it is
+        rolled back and its results retried one transaction each, so one bad feed cannot sink
+        the others. A database that cannot be reached gives every slot its error.
+        """
+        if not results:
+            return []
+        began = False
+        try:
+            with boundary("apply_polls"), self.db.write() as conn:
+                began = True
+                return list(poll.apply_batch(conn, results))
+        except Exception as exc:  # isolated below, or returned in every slot
+            if not began:
+                return [_as_storage_error(exc, "apply_polls")] * len(results)
+            log.warning("apply_polls: a batch of %d failed (%s); retrying one by one",
+                        len(results), _as_storage_error(exc, "apply_polls"))  # fmt: skip
+        out: list[PollSummary | StorageError] = []
+        for result in results:
+            began = False
+            try:
+                with boundary("apply_poll"), self.db.write() as conn:
+                    began = True
+                    out.append(poll.apply(conn, result))
+            except Exception as exc:  # it goes into this result's slot
+                out.append(_as_storage_error(exc, f"apply_poll of feed {result.feed_id}"))
+                if not began:  # the database is out of reach: the rest would fail alike
+                    return out + [out[-1]] * (len(results) - len(out))
+        return out
 
     # -- articles ------------------------------------------------------------------------
 
