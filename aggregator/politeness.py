@@ -10,8 +10,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
@@ -64,26 +63,12 @@ class HostLimiter:
     def tracked_hosts(self) -> int:
         return len(self._hosts)
 
-    @asynccontextmanager
-    async def slot(self, url: str, *, delay: float | None = None) -> AsyncIterator[None]:
-        """Hold one of the host's slots; ``delay`` may raise the gap (e.g. a robots crawl-delay)."""
-        key = host_key(url)
-        host = self._host(key)
-        host.users += 1
-        try:
-            async with host.semaphore:
-                await self._space(host, self._delay if delay is None else max(delay, self._delay))
-                yield
-        finally:
-            host.users -= 1
+    def slot(self, url: str, *, delay: float | None = None) -> _Slot:
+        """Hold one of the host's slots; ``delay`` may raise the gap (e.g. a robots crawl-delay).
 
-    async def _space(self, host: _Host, gap: float) -> None:
-        """Reserve the next start time before sleeping, so waiters queue up one gap apart."""
-        now = self._clock()
-        start = max(now, host.next_start)
-        host.next_start = start + gap
-        if start > now:
-            await self._sleep(start - now)
+        ``async with limiter.slot(url): ...`` (a class, not a generator: it runs per request).
+        """
+        return _Slot(self, url, self._delay if delay is None else max(delay, self._delay))
 
     def _host(self, key: str) -> _Host:
         host = self._hosts.get(key)
@@ -93,12 +78,53 @@ class HostLimiter:
             host = self._hosts[key] = _Host(asyncio.Semaphore(self._concurrency))
         return host
 
+    async def _space(self, host: _Host, gap: float) -> None:
+        """Reserve the next start time before sleeping, so waiters queue up one gap apart."""
+        now = self._clock()
+        start = max(now, host.next_start)
+        host.next_start = start + gap
+        if start > now:
+            await self._sleep(start - now)
+
     def _forget_idle(self) -> None:
         """Drop hosts with nothing in flight whose gap has passed: they carry no state."""
         now = self._clock()
         for key in [k for k, h in self._hosts.items() if h.users == 0 and h.next_start <= now]:
             del self._hosts[key]
         self._sweep_at = max(256, 2 * len(self._hosts))
+
+
+class _Slot:
+    """One use of a host's slot: counted as a user (never forgotten) from entry to exit."""
+
+    __slots__ = ("_gap", "_host", "_limiter", "_url")
+
+    def __init__(self, limiter: HostLimiter, url: str, gap: float) -> None:
+        self._limiter, self._url, self._gap = limiter, url, gap
+        self._host: _Host | None = None
+
+    async def __aenter__(self) -> None:
+        host = self._host = self._limiter._host(host_key(self._url))
+        host.users += 1
+        try:
+            await host.semaphore.acquire()
+        except BaseException:
+            host.users -= 1
+            raise
+        try:
+            await self._limiter._space(host, self._gap)
+        except BaseException:
+            self._exit(host)
+            raise
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self._host is not None
+        self._exit(self._host)
+
+    @staticmethod
+    def _exit(host: _Host) -> None:
+        host.semaphore.release()
+        host.users -= 1
 
 
 @dataclass(frozen=True, slots=True)
