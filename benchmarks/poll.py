@@ -171,7 +171,8 @@ def profiled(prefix: str | None) -> Iterator[None]:
     if not prefix:
         yield
         return
-    spy = (f"py-spy record --pid {os.getpid()} --rate 200 --gil --threads --format raw "
+    spy = (f"py-spy record --pid {os.getpid()} --subprocesses --rate 200 --gil --threads "
+           "--format raw "
            f"--output {shlex.quote(prefix + '.txt')}")
     started = subprocess.run(["sh", "-c", f"{spy} >/dev/null 2>&1 & echo $!"], check=True,
                              capture_output=True, text=True)
@@ -180,7 +181,8 @@ def profiled(prefix: str | None) -> Iterator[None]:
     try:
         yield
     finally:
-        os.kill(pid, signal.SIGINT)
+        with contextlib.suppress(ProcessLookupError):  # it stopped by itself already
+            os.kill(pid, signal.SIGINT)
         wait_gone(pid, 60.0)
 
 
