@@ -7,42 +7,54 @@ again costs one row, not another copy.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
 import zstandard
 from sqlalchemy import Connection, select
 
-from storage.dialect import insert
+from storage.dialect import by_dialect, insert, select_in
 from storage.identity import sha256_bytes
 from storage.records import Capture
 from storage.tables import blobs, captures, feeds, sightings
 
 CODEC = "zstd"
 LEVEL = 6  # pages shrink about 5x here; higher levels cost CPU in the poll's write path
+KNOWN_BLOBS = by_dialect(lambda in_: select(blobs.c.sha256).where(in_(blobs.c.sha256, "values")))
 
-
-def store_blob(conn: Connection, body: bytes) -> str:
-    digest = sha256_bytes(body)
-    exists = conn.execute(select(blobs.c.sha256).where(blobs.c.sha256 == digest)).first()
-    if exists is None:
-        packed = zstandard.ZstdCompressor(level=LEVEL).compress(body)
-        row = {"sha256": digest, "codec": CODEC, "body": packed, "raw_size": len(body),
-               "stored_size": len(packed)}  # fmt: skip
-        conn.execute(insert(conn, blobs).values(**row).on_conflict_do_nothing())
-    return digest
+Owned = tuple[Capture, int | None, int | None]  # a capture, its item id and its feed id
 
 
 def add(conn: Connection, cap: Capture, item_id: int | None, feed_id: int | None) -> None:
     """Store one capture; storing the same response twice is a no-op."""
-    digest = store_blob(conn, cap.body)
-    row = {
-        "kind": cap.kind, "url": cap.url, "final_url": cap.final_url, "status": cap.status,
-        "headers": [list(h) for h in cap.headers], "fetched_at": cap.fetched_at,
-        "blob_sha256": digest, "item_id": item_id, "feed_id": feed_id,
-    }  # fmt: skip
-    conn.execute(insert(conn, captures).values(**row).on_conflict_do_nothing())
+    add_many(conn, [(cap, item_id, feed_id)])
+
+
+def add_many(conn: Connection, caps: Sequence[Owned]) -> None:
+    """Store captures in three statements (a batch of polls' feed documents at once); a body
+    already stored is not compressed again, and a capture stored already is skipped."""
+    if not caps:
+        return
+    digests = [sha256_bytes(cap.body) for cap, _, _ in caps]
+    bodies = dict(zip(digests, (cap.body for cap, _, _ in caps), strict=True))
+    known = {row.sha256 for row in select_in(conn, KNOWN_BLOBS, bodies)}
+    packer = zstandard.ZstdCompressor(level=LEVEL)
+    new = []
+    for digest, body in bodies.items():
+        if digest not in known:
+            packed = packer.compress(body)
+            new.append({"sha256": digest, "codec": CODEC, "body": packed,
+                        "raw_size": len(body), "stored_size": len(packed)})  # fmt: skip
+    if new:
+        conn.execute(insert(conn, blobs).on_conflict_do_nothing(), new)
+    rows = [
+        {"kind": cap.kind, "url": cap.url, "final_url": cap.final_url, "status": cap.status,
+         "headers": [list(h) for h in cap.headers], "fetched_at": cap.fetched_at,
+         "blob_sha256": digest, "item_id": item_id, "feed_id": feed_id}
+        for (cap, item_id, feed_id), digest in zip(caps, digests, strict=True)
+    ]  # fmt: skip
+    conn.execute(insert(conn, captures).on_conflict_do_nothing(), rows)
 
 
 def unpack(codec: str, body: bytes) -> bytes:

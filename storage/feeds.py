@@ -10,13 +10,38 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Row, and_, func, or_, select, update
+from sqlalchemy import Connection, Row, bindparam, func, or_, select, update
 
 from storage.dialect import for_update_skip_locked
 from storage.records import FeedConfig, FeedState
 from storage.tables import feeds, polls, sightings
 
 MIN_RATE_HISTORY = timedelta(days=1)  # a rate over a shorter span is noise
+
+# What a poll sets on its feed row, every column every time (one executemany for a batch).
+STATE_COLUMNS = (
+    "last_polled", "last_status", "last_http_status", "last_error", "error_count", "interval",
+    "next_check", "next_reason", "lease_owner", "lease_until", "gone", "redirect_url",
+    "redirect_count", "link_keys", "last_new_items", "etag", "last_modified",
+    "last_document_at", "last_unconditional", "title", "url", "items_per_day",
+)  # fmt: skip
+WRITE_STATE = (
+    update(feeds)
+    .where(feeds.c.id == bindparam("feed_id"))
+    .values({name: bindparam(f"v_{name}") for name in STATE_COLUMNS})
+)
+_FIRST_SEEN = select(func.min(sightings.c.first_seen)).where(
+    sightings.c.feed_id == bindparam("feed_id")
+)
+_SINCE_FIRST = (
+    select(func.count())
+    .where(sightings.c.feed_id == bindparam("feed_id"))
+    .where(sightings.c.first_seen > _FIRST_SEEN.scalar_subquery())
+    .where(sightings.c.first_seen >= bindparam("since"), sightings.c.first_seen <= bindparam("now"))
+)
+RATE = select(
+    _FIRST_SEEN.scalar_subquery().label("start"), _SINCE_FIRST.scalar_subquery().label("n")
+)
 
 
 def config_values(cfg: FeedConfig) -> dict[str, Any]:
@@ -134,25 +159,28 @@ def listing(conn: Connection, url: str | None = None) -> list[FeedState]:
 
 def item_rate(conn: Connection, feed_id: int, now: datetime, days: float) -> float | None:
     """New entries per day this feed brought in the window (its first document's backlog aside)."""
-    start: datetime | None = conn.execute(
-        select(func.min(sightings.c.first_seen)).where(sightings.c.feed_id == feed_id)
-    ).scalar()
+    since = now - timedelta(days=days)
+    row = conn.execute(RATE, {"feed_id": feed_id, "since": since, "now": now}).one()
+    start: datetime | None = row.start
     if start is None:
         return None
-    window_start = max(now - timedelta(days=days), start)
+    window_start = max(since, start)
     if now - window_start < MIN_RATE_HISTORY:
         return None
-    count: int = conn.execute(
-        select(func.count()).where(
-            and_(
-                sightings.c.feed_id == feed_id,
-                sightings.c.first_seen > start,
-                sightings.c.first_seen >= window_start,
-                sightings.c.first_seen <= now,
-            )
-        )
-    ).scalar_one()
-    return float(count) / ((now - window_start).total_seconds() / 86400.0)
+    return int(row.n) / ((now - window_start).total_seconds() / 86400.0)
+
+
+def write_states(conn: Connection, states: list[dict[str, Any]]) -> None:
+    """Set feed rows' poll state: dicts of ``feed_id`` and every name in ``STATE_COLUMNS``."""
+    if states:
+        rows = [{"feed_id": s["feed_id"]} | {f"v_{n}": s[n] for n in STATE_COLUMNS} for s in states]
+        conn.execute(WRITE_STATE, rows)
+
+
+def log_polls(conn: Connection, rows: list[dict[str, Any]]) -> None:
+    """Append to feeds' poll history (housekeeping prunes it: maintenance.prune_polls)."""
+    if rows:
+        conn.execute(polls.insert(), rows)
 
 
 def to_state(row: Row[Any], item_count: int = 0) -> FeedState:

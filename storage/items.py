@@ -11,15 +11,20 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
-from sqlalchemy import Connection, Row, delete, select, update
+from sqlalchemy import Connection, Row, bindparam, delete, select, update
 
 from storage import captures, revisions
-from storage.dialect import lock_keys
-from storage.identity import content_fingerprint, content_hash, item_uid, normalize_url
+from storage.dialect import by_dialect, insert_rows, lock_keys, select_in
+from storage.identity import content_fingerprint, content_hash, normalize_url
 from storage.records import ARTICLE_FAILED, ARTICLE_OK, Article, ArticleResult, Entry
 from storage.tables import captures as captures_t
 from storage.tables import items, sightings, strip_nul
 from storage.tables import revisions as revisions_t
+
+IDS_BY_UID = by_dialect(
+    lambda in_: select(items.c.uid, items.c.id).where(in_(items.c.uid, "values"))
+)
+BY_ID = select(items).where(items.c.id == bindparam("id"))
 
 CONTENT_FIELDS = ("guid", "url", "title", "summary", "content_html", "authors", "published",
                   "published_offset", "updated", "updated_offset")  # fmt: skip
@@ -71,12 +76,18 @@ def fingerprint(entry: Entry) -> str | None:
 
 
 def new_row(
-    feed_id: int, feed_url: str, key: str, entry: Entry, now: datetime, article_status: str
+    feed_id: int,
+    uid: str,
+    entry: Entry,
+    now: datetime,
+    article_status: str,
+    identity: tuple[str | None, str | None] | None = None,
 ) -> dict[str, Any]:
-    """The items row for a story first seen as ``entry`` (uid from the feed and the key)."""
+    """The items row for a story first seen as ``entry``; ``identity`` is its canonical URL and
+    fingerprint when the caller computed them already."""
+    canonical, print_ = identity or (normalize_url(entry.url), fingerprint(entry))
     return entry_values(entry) | {
-        "uid": item_uid(feed_url, key), "feed_id": feed_id,
-        "canonical_url": normalize_url(entry.url), "fingerprint": fingerprint(entry),
+        "uid": uid, "feed_id": feed_id, "canonical_url": canonical, "fingerprint": print_,
         "first_seen": now, "last_seen": now, "changed_at": now,
         "content_hash": content_hash(entry.title, entry.summary, None),
         "article_status": article_status, "article_attempts": 0, "article": None,
@@ -86,23 +97,29 @@ def new_row(
 
 
 def create_many(conn: Connection, rows: list[dict[str, Any]]) -> list[int]:
-    """Insert new items (one statement) and their first revisions; ids in the order given."""
+    """Insert new items and their first revisions; ids in the order given.
+
+    A bulk insert, then one read of the ids by uid: a multi-row INSERT ... RETURNING is a new
+    query text for every row count, which psycopg parses again each time (issue 2).
+    """
     if not rows:
         return []
-    stmt = items.insert().returning(items.c.id, sort_by_parameter_order=True)
-    ids = [int(i) for i in conn.execute(stmt, rows).scalars()]
+    insert_rows(conn, items, rows)
+    uids = [row["uid"] for row in rows]
+    by_uid = {r.uid: r.id for r in select_in(conn, IDS_BY_UID, uids)}
+    ids = [int(by_uid[uid]) for uid in uids]
     first = [
         {"item_id": item_id, "seq": 1, "recorded_at": row["first_seen"], "title": row["title"],
          "summary": row["summary"], "text": None, "content_hash": row["content_hash"],
          "diff": None}
         for item_id, row in zip(ids, rows, strict=True)
     ]  # fmt: skip
-    conn.execute(revisions_t.insert(), first)
+    insert_rows(conn, revisions_t, first)
     return ids
 
 
 def load(conn: Connection, item_id: int) -> Row[Any]:
-    return conn.execute(select(items).where(items.c.id == item_id)).one()
+    return conn.execute(BY_ID, {"id": item_id}).one()
 
 
 def refresh(conn: Connection, row: Row[Any], entry: Entry, now: datetime) -> bool:
@@ -123,10 +140,6 @@ def _differs(stored: Any, new: Any) -> bool:
     if isinstance(new, datetime) and stored is not None:
         return bool(stored != new.astimezone(UTC))
     return bool(stored != new)
-
-
-def touch(conn: Connection, item_id: int, now: datetime) -> None:
-    conn.execute(update(items).where(items.c.id == item_id).values(last_seen=now))
 
 
 def attach_article(

@@ -5,20 +5,25 @@ same feed with the same link whose key left the document (the feed changed its g
 else an item with the same canonical URL or the same content fingerprint (another feed, or an
 earlier key of this one: fold); else a new item. An item that already answers to another entry
 of the *current* document is never a fold target: the feed itself says they are two stories.
+
+A batch of polls (group commit, issue 2) runs each poll's matching and item writes in turn, so
+a later poll sees what an earlier one created; the rows nothing in the batch reads again (feed
+state, poll history, feed captures) are written once at its end, one executemany each.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Row, select, update
+from sqlalchemy import Connection, Row, bindparam, or_, select, update
 
 from storage import captures, items
-from storage.dialect import for_update, lock_keys
+from storage.dialect import CHUNK, by_dialect, insert_rows, lock_keys, select_in
 from storage.errors import LeaseLost, StorageError
-from storage.feeds import item_rate
+from storage.feeds import item_rate, log_polls, write_states
 from storage.identity import item_uid, normalize_url
 from storage.records import (
     ARTICLE_OFF,
@@ -31,28 +36,112 @@ from storage.records import (
     PollResult,
     PollSummary,
 )
-from storage.tables import feeds, polls, sightings
+from storage.tables import UTCDateTime, feeds, sightings
 from storage.tables import items as items_t
 
-CHUNK = 500  # bound on bound parameters per IN (SQLite allows 32766)
 RATE_WINDOW_DAYS = 14.0  # the publishing rate behind the adaptive interval
+RATE_REFRESH = timedelta(hours=1)  # a poll that brings nothing recounts it once per such slot
+
+_NOW = bindparam("now", type_=UTCDateTime())
+# FOR NO KEY UPDATE (PostgreSQL; SQLite has no row locks) lets another transaction's foreign-key
+# check (FOR KEY SHARE) through: with FOR UPDATE, a poll holding its feed row and another that
+# touches an item of that feed deadlock (a second update of a row in one transaction runs the
+# row's foreign-key check again)
+LOCK_FEEDS = by_dialect(
+    lambda in_: (
+        select(feeds)
+        .where(in_(feeds.c.id, "values"))
+        .order_by(feeds.c.id)
+        .with_for_update(key_share=True)
+    )
+)
+FEED_BY_URL = select(feeds.c.id).where(feeds.c.url == bindparam("url"))
+# this feed's sightings that an entry of the document may be: by key, or by link (a relink)
+FEED_SIGHTINGS = by_dialect(
+    lambda in_: (
+        select(sightings)
+        .where(sightings.c.feed_id == bindparam("feed_id"))
+        .where(or_(in_(sightings.c.key, "keys"), in_(sightings.c.link, "links")))
+        .order_by(sightings.c.id)
+    )
+)
+ITEMS_BY_ID = by_dialect(lambda in_: select(items_t).where(in_(items_t.c.id, "values")))
+# items an unknown entry may be: the same canonical URL or fingerprint (a fold), or the same uid
+FOLD_CANDIDATES = by_dialect(
+    lambda in_: (
+        select(items_t.c.id, items_t.c.uid, items_t.c.canonical_url, items_t.c.fingerprint)
+        .where(
+            or_(
+                in_(items_t.c.canonical_url, "idents"),
+                in_(items_t.c.fingerprint, "idents"),
+                in_(items_t.c.uid, "uids"),
+            )
+        )
+        .order_by(items_t.c.id)
+    )
+)
+TOUCH_SIGHTINGS = by_dialect(
+    lambda in_: update(sightings).where(in_(sightings.c.id, "values")).values(last_seen=_NOW)
+)
+TOUCH_ITEMS = by_dialect(
+    lambda in_: update(items_t).where(in_(items_t.c.id, "values")).values(last_seen=_NOW)
+)
+# a new sighting changes the export: last_seen and changed_at in one update (a second update
+# of a row re-runs its foreign-key check, which waits on a feed row another poll holds)
+FOLD_INTO = by_dialect(
+    lambda in_: (
+        update(items_t).where(in_(items_t.c.id, "values")).values(last_seen=_NOW, changed_at=_NOW)
+    )
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Identity:
+    """What an entry could be folded by, computed once per poll."""
+
+    canonical: str | None  # the entry's link, normalized
+    fingerprint: str | None
+    page: str | None = None  # the canonical URL its article page names
+
+    @property
+    def keys(self) -> list[str]:
+        return [k for k in (self.canonical, self.fingerprint, self.page) if k]
+
+
+@dataclass
+class _Writes:
+    """Rows of a batch that nothing in it reads again: written at its end, one statement each.
+
+    (A feed met twice in a batch flushes them first, so it reads its row as the first left it.)
+    """
+
+    states: list[dict[str, Any]] = field(default_factory=list)
+    polls: list[dict[str, Any]] = field(default_factory=list)
+    captures: list[captures.Owned] = field(default_factory=list)
+
+    def flush(self, conn: Connection) -> None:
+        write_states(conn, self.states)
+        log_polls(conn, self.polls)
+        captures.add_many(conn, self.captures)
+        self.states, self.polls, self.captures = [], [], []
 
 
 @dataclass
 class _Poll:
-    """What one apply_poll knows while it places entries; writes are batched where they can be."""
+    """What one poll knows while it places entries; writes are batched where they can be."""
 
     conn: Connection
     result: PollResult
     feed_url: str
     link_keys: bool
+    identities: dict[str, Identity]  # entry key -> identity
     doc_keys: set[str] = field(default_factory=set)
     by_key: dict[str, Row[Any]] = field(default_factory=dict)  # this feed's sightings
     item_rows: dict[int, Row[Any]] = field(default_factory=dict)
     by_link: dict[str, list[Row[Any]]] = field(default_factory=dict)
     by_identity: dict[str, list[int]] = field(default_factory=dict)  # canonical URL, fingerprint
     by_uid: dict[str, int] = field(default_factory=dict)
-    identities: dict[str, list[str]] = field(default_factory=dict)  # entry key -> identities
+    uids: dict[str, str] = field(default_factory=dict)  # key -> uid of an item it would create
     owned: set[int] = field(default_factory=set)  # items the current document names
     articles: dict[str, ArticleResult] = field(init=False)
     seen_sightings: set[int] = field(default_factory=set)
@@ -74,6 +163,20 @@ class _Poll:
             return "link:" + (normalize_url(entry.url) or entry.url)
         return entry.key
 
+    def uid_of(self, key: str) -> str:
+        uid = self.uids.get(key)
+        if uid is None:
+            uid = self.uids[key] = item_uid(self.feed_url, key)
+        return uid
+
+
+def apply_one(conn: Connection, result: PollResult) -> PollSummary:
+    """``Store.apply_poll``: a batch of one, whose lost lease is raised."""
+    [outcome] = apply_batch(conn, [result])
+    if isinstance(outcome, LeaseLost):
+        raise outcome
+    return outcome
+
 
 def apply_batch(conn: Connection, results: Sequence[PollResult]) -> list[PollSummary | LeaseLost]:
     """Apply polls of several feeds in one transaction; a lost lease only loses its own slot.
@@ -82,44 +185,46 @@ def apply_batch(conn: Connection, results: Sequence[PollResult]) -> list[PollSum
     so that concurrent batches on PostgreSQL never wait on each other in a cycle. Any other
     error propagates: the caller rolls the batch back and retries its results one by one.
     """
-    locked = _lock_feeds(conn, {r.feed_id for r in results})
-    idents = [identities(r) for r in results]
-    lock_keys(conn, [k for found in idents for keys in found.values() for k in keys])
+    locked = {row.id: row for row in select_in(conn, LOCK_FEEDS, {r.feed_id for r in results})}
+    found = [identities(r) for r in results]
+    lock_keys(conn, [k for idents in found for i in idents.values() for k in i.keys])
+    writes = _Writes()
     out: list[PollSummary | LeaseLost] = []
-    for result, found in zip(results, idents, strict=True):
-        try:  # a feed listed twice is read again, so its second result sees the first
-            out.append(apply(conn, result, locked.pop(result.feed_id, None), found))
+    for result, idents in zip(results, found, strict=True):
+        feed = locked.pop(result.feed_id, None)
+        if feed is None:  # met earlier in this batch (or no such feed): read it as it is now
+            writes.flush(conn)
+            feed = _locked_feed(conn, result)
+        try:
+            out.append(apply(conn, result, feed, idents, writes))
         except LeaseLost as exc:  # raised before the result wrote anything
             out.append(exc)
+    writes.flush(conn)
     return out
 
 
-def _lock_feeds(conn: Connection, ids: set[int]) -> dict[int, Row[Any]]:
-    query = for_update(conn, select(feeds).order_by(feeds.c.id))
-    return {row.id: row for row in _select_in(conn, query, feeds.c.id, ids)}
+def _locked_feed(conn: Connection, result: PollResult) -> Row[Any]:
+    feed = conn.execute(LOCK_FEEDS.of(conn), {"values": [result.feed_id]}).first()
+    if feed is None:
+        raise StorageError(f"apply_poll: no feed with id {result.feed_id}")
+    return feed
 
 
 def apply(
     conn: Connection,
     result: PollResult,
-    feed: Row[Any] | None = None,
-    locked_identities: dict[str, list[str]] | None = None,
+    feed: Row[Any],
+    idents: dict[str, Identity],
+    writes: _Writes,
 ) -> PollSummary:
-    """Apply one poll. A batch passes the feed row it locked and the identities whose advisory
-    keys it took (``identities(result)``)."""
-    feed = feed if feed is not None else _locked_feed(conn, result)
+    """One poll, its feed row locked and the advisory keys of ``idents`` taken by the caller."""
     if feed.last_polled == result.polled_at and feed.lease_owner != result.lease_owner:
         return PollSummary()  # this very result was applied already: idempotent replay
     if feed.lease_owner != result.lease_owner:
         holder = feed.lease_owner or "nobody"
         raise LeaseLost(f"poll of {feed.url} by {result.lease_owner}: lease now held by {holder}")
     link_keys = _link_keys(feed.link_keys, result)
-    poll = _Poll(conn, result, feed.url, link_keys)
-    if locked_identities is None:
-        poll.identities = identities(result)
-        lock_keys(conn, [k for keys in poll.identities.values() for k in keys])
-    else:
-        poll.identities = locked_identities
+    poll = _Poll(conn, result, feed.url, link_keys, idents)
     if result.entries:
         _place_all(poll)
         if not link_keys and poll.relinked * 2 > len(result.entries):
@@ -127,17 +232,10 @@ def apply(
     new_items = len(poll.new_rows)
     summary = PollSummary(new_items, poll.new_sightings, poll.revisions, poll.folded)
     if result.capture is not None and (new_items or poll.revisions or poll.new_sightings):
-        captures.add(conn, result.capture, None, result.feed_id)
-    _update_feed(conn, feed, result, summary, poll.link_keys)
+        writes.captures.append((result.capture, None, result.feed_id))
+    writes.states.append(_state(conn, feed, result, summary, poll.link_keys))
+    writes.polls.append(_history(feed.id, result, summary))
     return summary
-
-
-def _locked_feed(conn: Connection, result: PollResult) -> Row[Any]:
-    query = for_update(conn, select(feeds).where(feeds.c.id == result.feed_id))
-    feed = conn.execute(query).first()
-    if feed is None:
-        raise StorageError(f"apply_poll: no feed with id {result.feed_id}")
-    return feed
 
 
 def _link_keys(current: bool, result: PollResult) -> bool:
@@ -152,6 +250,22 @@ def _link_keys(current: bool, result: PollResult) -> bool:
     return any(len(links) > 1 for links in links_by_key.values())
 
 
+def identities(result: PollResult) -> dict[str, Identity]:
+    """Entry key -> what the entry could be folded by; their advisory keys serialize the
+    transactions that could create the same story (PostgreSQL). The first entry with a key
+    decides for it."""
+    articles = dict(result.articles)
+    out: dict[str, Identity] = {}
+    for entry in result.entries:
+        if entry.key in out:
+            continue
+        article = articles.get(entry.key)
+        page = None if article is None or article.article is None else article.article.canonical_url
+        out[entry.key] = Identity(normalize_url(entry.url), items.fingerprint(entry),
+                                  normalize_url(page))  # fmt: skip
+    return out
+
+
 def _place_all(poll: _Poll) -> None:
     entries = poll.result.entries
     poll.doc_keys = {poll.key_of(e) for e in entries}
@@ -162,55 +276,56 @@ def _place_all(poll: _Poll) -> None:
     _flush(poll)
 
 
-def identities(result: PollResult) -> dict[str, list[str]]:
-    """Entry key -> the canonical URLs and fingerprint the entry could be folded by; their
-    advisory keys serialize transactions that could create the same story (PostgreSQL)."""
-    articles = dict(result.articles)
-    out: dict[str, list[str]] = {}
-    for entry in result.entries:
-        if entry.key in out:
-            continue  # keyed by the entry's own key, the first entry with it decides
-        found = [normalize_url(entry.url), items.fingerprint(entry)]
-        article = articles.get(entry.key)
-        if article is not None and article.article is not None:
-            found.append(normalize_url(article.article.canonical_url))
-        out[entry.key] = [k for k in found if k]
-    return out
-
-
 def _preload(poll: _Poll) -> None:
-    """Read in a few statements what placing the document's entries needs to know."""
-    feed_id, conn = poll.result.feed_id, poll.conn
-    for row in _select_in(conn, select(sightings).where(sightings.c.feed_id == feed_id),
-                          sightings.c.key, poll.doc_keys):  # fmt: skip
-        poll.by_key[row.key] = row
+    """Read in two or three statements what placing the document's entries needs to know."""
+    rows = _feed_sightings(poll)
+    poll.by_key = {row.key: row for row in rows if row.key in poll.doc_keys}
     poll.owned = {row.item_id for row in poll.by_key.values()}
-    for row in _select_in(conn, select(items_t), items_t.c.id, poll.owned):
+    for row in select_in(poll.conn, ITEMS_BY_ID, poll.owned):
         poll.item_rows[row.id] = row
     unknown = [e for e in poll.result.entries if poll.key_of(e) not in poll.by_key]
     if not unknown:
         return
     links = {e.url for e in unknown if e.url}
-    query = select(sightings).where(sightings.c.feed_id == feed_id).order_by(sightings.c.id)
-    for row in _select_in(conn, query, sightings.c.link, links):
-        poll.by_link.setdefault(row.link, []).append(row)
-    idents = {k for e in unknown for k in poll.identities[e.key]}
-    cols = select(items_t.c.id, items_t.c.canonical_url, items_t.c.fingerprint)
-    for column in (items_t.c.canonical_url, items_t.c.fingerprint):
-        for row in _select_in(conn, cols.order_by(items_t.c.id), column, idents):
-            for ident in {row.canonical_url, row.fingerprint} & idents:
-                poll.by_identity.setdefault(ident, []).append(row.id)
-    uids = {item_uid(poll.feed_url, poll.key_of(e)) for e in unknown}
-    for row in _select_in(conn, select(items_t.c.id, items_t.c.uid), items_t.c.uid, uids):
-        poll.by_uid[row.uid] = row.id
+    for row in rows:  # by id
+        if row.link in links:
+            poll.by_link.setdefault(row.link, []).append(row)
+    _fold_candidates(poll, unknown)
 
 
-def _select_in(conn: Connection, query: Any, column: Any, values: Iterable[Any]) -> list[Any]:
-    ordered = sorted(values)
-    rows: list[Any] = []
-    for start in range(0, len(ordered), CHUNK):
-        rows += conn.execute(query.where(column.in_(ordered[start : start + CHUNK]))).all()
-    return rows
+def _feed_sightings(poll: _Poll) -> list[Row[Any]]:
+    """This feed's sightings with a key or a link of the document, by id."""
+    entries, found = poll.result.entries, dict[int, Row[Any]]()
+    for start in range(0, len(entries), CHUNK // 2):
+        part = entries[start : start + CHUNK // 2]
+        params = {"feed_id": poll.result.feed_id, "keys": sorted({poll.key_of(e) for e in part}),
+                  "links": sorted({e.url for e in part if e.url})}  # fmt: skip
+        rows = poll.conn.execute(FEED_SIGHTINGS.of(poll.conn), params)
+        found.update((int(row.id), row) for row in rows)
+    return [found[i] for i in sorted(found)]
+
+
+def _fold_candidates(poll: _Poll, unknown: list[Entry]) -> None:
+    """Items with a canonical URL, fingerprint or uid of an unknown entry: ``by_identity`` lists
+    those found by canonical URL first, then those found by fingerprint, each by id."""
+    rows: dict[int, Any] = {}
+    idents: set[str] = set()
+    for start in range(0, len(unknown), CHUNK // 4):
+        part = unknown[start : start + CHUNK // 4]
+        wanted = {k for e in part for k in poll.identities[e.key].keys}
+        uids = {poll.uid_of(poll.key_of(e)) for e in part}
+        idents |= wanted
+        params = {"idents": sorted(wanted), "uids": sorted(uids)}
+        found = poll.conn.execute(FOLD_CANDIDATES.of(poll.conn), params)
+        rows.update((int(row.id), row) for row in found)
+    ordered = [rows[i] for i in sorted(rows)]
+    by_canonical = [row for row in ordered if row.canonical_url in idents]
+    by_print = [row for row in ordered if row.fingerprint in idents]
+    for row in by_canonical + by_print:
+        for ident in {row.canonical_url, row.fingerprint} & idents:
+            poll.by_identity.setdefault(ident, []).append(row.id)
+    uids = set(poll.uids.values())
+    poll.by_uid = {row.uid: row.id for row in ordered if row.uid in uids}
 
 
 def _place(poll: _Poll, entry: Entry) -> None:
@@ -233,8 +348,9 @@ def _place(poll: _Poll, entry: Entry) -> None:
     target = _fold_target(poll, entry)
     if target is None:
         status = ARTICLE_PENDING if poll.result.fetch_articles and entry.url else ARTICLE_OFF
-        row = items.new_row(poll.result.feed_id, poll.feed_url, key, entry,
-                            poll.result.polled_at, status)  # fmt: skip
+        ident = poll.identities[entry.key]
+        row = items.new_row(poll.result.feed_id, poll.uid_of(key), entry, poll.result.polled_at,
+                            status, (ident.canonical, ident.fingerprint))  # fmt: skip
         poll.new_rows[key] = (entry, row)
         return
     poll.folded += 1
@@ -269,9 +385,9 @@ def _same_feed_link(poll: _Poll, entry: Entry) -> Row[Any] | None:
 
 def _fold_target(poll: _Poll, entry: Entry) -> int | None:
     """An existing item that is this entry's story: same uid, canonical URL or fingerprint."""
-    uid_match = poll.by_uid.get(item_uid(poll.feed_url, poll.key_of(entry)))
+    uid_match = poll.by_uid.get(poll.uid_of(poll.key_of(entry)))
     candidates = [] if uid_match is None else [uid_match]
-    for ident in poll.identities[entry.key]:
+    for ident in poll.identities[entry.key].keys:
         candidates += poll.by_identity.get(ident, [])
     return next((c for c in candidates if c not in poll.owned), None)
 
@@ -293,17 +409,15 @@ def _sighting_row(poll: _Poll, item_id: int, key: str, entry: Entry) -> dict[str
 def _flush(poll: _Poll) -> None:
     """The batched writes: new sightings, and last_seen / changed_at moves."""
     conn, now = poll.conn, poll.result.polled_at
-    if poll.sighting_rows:
-        conn.execute(sightings.insert(), poll.sighting_rows)
-    for ids, table, values in (
-        (poll.seen_sightings, sightings, {"last_seen": now}),
-        (poll.seen_items | poll.folded_items, items_t, {"last_seen": now}),
-        (poll.folded_items, items_t, {"changed_at": now}),  # a new sighting changes the export
+    insert_rows(conn, sightings, poll.sighting_rows)
+    for stmt, ids in (
+        (TOUCH_SIGHTINGS, poll.seen_sightings),
+        (TOUCH_ITEMS, poll.seen_items - poll.folded_items),
+        (FOLD_INTO, poll.folded_items),
     ):
         ordered = sorted(ids)
         for start in range(0, len(ordered), CHUNK):
-            chunk = ordered[start : start + CHUNK]
-            conn.execute(update(table).where(table.c.id.in_(chunk)).values(**values))
+            conn.execute(stmt.of(conn), {"values": ordered[start : start + CHUNK], "now": now})
 
 
 def _maybe_article(poll: _Poll, item_id: int, entry: Entry, status: str | None) -> None:
@@ -316,44 +430,58 @@ def _maybe_article(poll: _Poll, item_id: int, entry: Entry, status: str | None) 
         poll.revisions += items.attach_article(poll.conn, item_id, poll.result.feed_id, result, now)
 
 
-def _update_feed(
+def _state(
     conn: Connection, feed: Row[Any], result: PollResult, summary: PollSummary, link_keys: bool
-) -> None:
-    values: dict[str, Any] = {
-        "last_polled": result.polled_at, "last_status": result.status,
+) -> dict[str, Any]:
+    """The feed row after this poll: every column of ``feeds.STATE_COLUMNS``."""
+    now, ok = result.polled_at, result.status == STATUS_OK
+    etag, modified = feed.etag, feed.last_modified
+    if ok:
+        etag, modified = result.etag, result.last_modified
+    elif result.status == STATUS_NOT_MODIFIED:
+        etag = feed.etag if result.etag is None else result.etag
+        modified = feed.last_modified if result.last_modified is None else result.last_modified
+    url = feed.url
+    if result.url and result.url != feed.url and not _url_taken(conn, result.url):
+        url = result.url
+    return {
+        "feed_id": feed.id, "last_polled": now, "last_status": result.status,
         "last_http_status": result.http_status, "last_error": result.error,
         "error_count": result.error_count, "interval": result.interval,
         "next_check": result.next_check, "next_reason": result.next_reason,
         "lease_owner": None, "lease_until": None, "gone": result.gone,
         "redirect_url": result.redirect_url, "redirect_count": result.redirect_count,
-        "link_keys": link_keys, "last_new_items": summary.new_items,
+        "link_keys": link_keys, "last_new_items": summary.new_items, "etag": etag,
+        "last_modified": modified, "last_document_at": now if ok else feed.last_document_at,
+        "last_unconditional": now if result.unconditional else feed.last_unconditional,
+        "title": result.title if result.title and not feed.title else feed.title, "url": url,
+        "items_per_day": _rate(conn, feed, now, summary),
     }  # fmt: skip
-    if result.status == STATUS_OK:
-        values |= {"etag": result.etag, "last_modified": result.last_modified,
-                   "last_document_at": result.polled_at}  # fmt: skip
-    elif result.status == STATUS_NOT_MODIFIED:
-        values |= {k: v for k, v in (("etag", result.etag), ("last_modified",
-                   result.last_modified)) if v is not None}  # fmt: skip
-    if result.unconditional:
-        values["last_unconditional"] = result.polled_at
-    if result.title and not feed.title:
-        values["title"] = result.title
-    if result.url and result.url != feed.url and not _url_taken(conn, result.url):
-        values["url"] = result.url
-    # Every poll, 304s included: a feed that goes quiet must see its rate fall.
-    values["items_per_day"] = item_rate(conn, feed.id, result.polled_at, RATE_WINDOW_DAYS)
-    conn.execute(update(feeds).where(feeds.c.id == feed.id).values(**values))
-    _log_poll(conn, feed.id, result, summary)
 
 
-def _log_poll(conn: Connection, feed_id: int, result: PollResult, summary: PollSummary) -> None:
-    """Append to the feed's poll history (housekeeping prunes it: maintenance.prune_polls)."""
-    conn.execute(polls.insert().values(
-        feed_id=feed_id, polled_at=result.polled_at, status=result.status,
-        http_status=result.http_status, new_items=summary.new_items, error=result.error,
-        next_check=result.next_check, next_reason=result.next_reason,
-    ))  # fmt: skip
+def _rate(conn: Connection, feed: Row[Any], now: datetime, summary: PollSummary) -> float | None:
+    """The feed's recent rate of new items, recounted when this poll brought some, else once
+    per ``RATE_REFRESH``: a feed that goes quiet sees its rate fall (an hour late at most),
+    and a poll that brings nothing costs no count."""
+    last = feed.last_polled
+    if summary.new_items or summary.new_sightings or last is None or _slot(last) != _slot(now):
+        return item_rate(conn, feed.id, now, RATE_WINDOW_DAYS)
+    rate: float | None = feed.items_per_day
+    return rate
+
+
+def _slot(when: datetime) -> int:
+    return int(when.timestamp() // RATE_REFRESH.total_seconds())
+
+
+def _history(feed_id: int, result: PollResult, summary: PollSummary) -> dict[str, Any]:
+    """The feed's poll history row (housekeeping prunes the history: maintenance.prune_polls)."""
+    return {
+        "feed_id": feed_id, "polled_at": result.polled_at, "status": result.status,
+        "http_status": result.http_status, "new_items": summary.new_items, "error": result.error,
+        "next_check": result.next_check, "next_reason": result.next_reason,
+    }  # fmt: skip
 
 
 def _url_taken(conn: Connection, url: str) -> bool:
-    return conn.execute(select(feeds.c.id).where(feeds.c.url == url)).first() is not None
+    return conn.execute(FEED_BY_URL, {"url": url}).first() is not None

@@ -142,7 +142,7 @@ class Store:
     @guarded
     def apply_poll(self, result: PollResult) -> PollSummary:
         with self.db.write() as conn:
-            return poll.apply(conn, result)
+            return poll.apply_one(conn, result)
 
     def apply_polls(self, results: Sequence[PollResult]) -> list[PollSummary | StorageError]:
         """Write polls of several feeds in one transaction (group commit); never raises.
@@ -171,7 +171,7 @@ class Store:
             try:
                 with boundary("apply_poll"), self.db.write() as conn:
                     began = True
-                    out.append(poll.apply(conn, result))
+                    out.append(poll.apply_one(conn, result))
             except Exception as exc:  # it goes into this result's slot
                 out.append(_as_storage_error(exc, f"apply_poll of feed {result.feed_id}"))
                 if not began:  # the database is out of reach: the rest would fail alike

@@ -253,3 +253,37 @@ def test_postgres_concurrent_overlapping_batches_neither_deadlock_nor_duplicate(
     finally:
         for st in stores:
             st.close()
+
+
+def test_the_rate_follows_new_items_at_once_and_a_quiet_feed_within_the_hour(store: Store) -> None:
+    """The stored rate is recounted when a poll brings new items, else once an hour (issue 2:
+    not two queries per 304), so a feed that goes quiet sees it fall, an hour late at most."""
+    store.sync_feeds([FeedConfig(URLS[0])], T0)
+
+    def apply(now: datetime, entries: Sequence[Any], **over: Any) -> float | None:
+        feed = claim_all(store, now)[URLS[0]]
+        [got] = store.apply_polls([poll_result(feed, now, entries, next_check=now, **over)])
+        assert isinstance(got, PollSummary)
+        state = store.get_feed(URLS[0])
+        assert state is not None
+        return state.items_per_day
+
+    assert apply(T0, [entry(i) for i in range(10)]) is None  # the backlog, and too short
+    t = T0
+    for day in range(1, 4):
+        t = T0 + timedelta(days=day)
+        assert apply(t, [entry(f"{day}-{i}") for i in range(4)]) == pytest.approx(4.0)
+    rate = store.recent_item_rate(feed_id(store), t)
+    quiet = t + timedelta(minutes=20)
+    not_modified = {"status": STATUS_NOT_MODIFIED, "http_status": 304}
+    assert apply(quiet, [], **not_modified) == rate  # the same hour: not recounted
+    later = t + timedelta(days=2, minutes=5)
+    fallen = apply(later, [], **not_modified)
+    assert fallen == pytest.approx(store.recent_item_rate(feed_id(store), later))
+    assert fallen is not None and rate is not None and fallen < rate
+
+
+def feed_id(store: Store) -> int:
+    feed = store.get_feed(URLS[0])
+    assert feed is not None
+    return feed.id
