@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import threading
 from collections.abc import AsyncIterator
 
 from storage.errors import StorageError
@@ -71,9 +70,11 @@ class PollWriter:
         turn = self.store.db.turn
         if turn is None:  # the database arbitrates writers: write from a thread
             return await asyncio.to_thread(self.store.apply_polls, results)
-        # SQLite: wait for the write lock in a thread, then write from the loop: while the
-        # lock is held, no other thread of this process competes for the GIL.
-        await asyncio.to_thread(turn.acquire, threading.get_ident())
+        # SQLite: write from the loop, taking the write lock only when it is free (waiting for
+        # that in a thread): the lock is never held while this loop does something else, and
+        # no other thread of this process competes for the GIL while it writes.
+        while not turn.try_acquire():
+            await asyncio.to_thread(turn.wait_free)
         try:
             return self.store.apply_polls(results)
         finally:

@@ -4,9 +4,10 @@ SQLite allows one writer at a time. A writer that finds the lock taken sleeps in
 handler in steps of up to 100 ms, so with several processes writing (``service.processes``) the
 lock sits idle while they sleep. Here writers wait on an ``flock`` of a file beside the database
 instead: the kernel wakes the next one the moment the lock is free. A thread-level lock comes
-first (``flock`` locks belong to open files, not threads), and the turn can be handed to
-another thread: the service waits for its turn in a worker thread, then writes from its event
-loop, where no thread of its own competes for the GIL while the lock is held.
+first (``flock`` locks belong to open files, not threads). The service's event loop never
+blocks on it: it takes the turn only when it is free (``try_acquire``), and otherwise waits in a
+worker thread until it is (``wait_free``), so that the lock is never held by a process whose
+loop is busy with something else, and no thread of its own competes for the GIL while it writes.
 """
 
 from __future__ import annotations
@@ -27,11 +28,11 @@ class WriteTurn:
         self._fd: int | None = None
         self._holder: int | None = None
 
-    def acquire(self, holder: int | None = None) -> None:
-        """Block until it is our turn; ``holder`` is the thread that will write (default: us)."""
+    def acquire(self) -> None:
+        """Block until it is our turn."""
         self._lock.acquire()
         try:
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            fd = self._open()
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX)
             except BaseException:
@@ -41,7 +42,38 @@ class WriteTurn:
             self._lock.release()
             raise
         self._fd = fd
-        self._holder = threading.get_ident() if holder is None else holder
+        self._holder = threading.get_ident()
+
+    def try_acquire(self) -> bool:
+        """Take the turn now if nobody holds it, without waiting (for an event loop)."""
+        if not self._lock.acquire(blocking=False):
+            return False
+        fd = self._open()
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            self._lock.release()
+            return False
+        except BaseException:
+            os.close(fd)
+            self._lock.release()
+            raise
+        self._fd = fd
+        self._holder = threading.get_ident()
+        return True
+
+    def wait_free(self) -> None:
+        """Block until nobody holds the turn (then ``try_acquire`` may well succeed)."""
+        with self._lock:
+            fd = self._open()
+            try:
+                fcntl.flock(fd, fcntl.LOCK_SH)  # granted once the exclusive holder is gone
+            finally:
+                os.close(fd)
+
+    def _open(self) -> int:
+        return os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
 
     def release(self) -> None:
         fd, self._fd, self._holder = self._fd, None, None

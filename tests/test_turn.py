@@ -60,14 +60,24 @@ def test_threads_take_turns_and_the_holder_reenters(tmp_path: Path) -> None:
     assert most == 1
 
 
-def test_a_turn_can_be_handed_to_the_writing_thread(tmp_path: Path) -> None:
-    turn = WriteTurn(str(tmp_path / "db-writer.lock"))
-    me = threading.get_ident()
-    waiter = threading.Thread(target=turn.acquire, args=(me,))
-    waiter.start()
-    waiter.join(10)
-    assert turn.held_here  # acquired by another thread on our behalf
-    with turn.held():  # so this is a re-entry, not a deadlock
-        pass
-    turn.release()
-    assert not turn.held_here
+def test_try_acquire_never_waits_and_wait_free_waits_for_the_holder(tmp_path: Path) -> None:
+    path = str(tmp_path / "db-writer.lock")
+    ctx = multiprocessing.get_context("spawn")
+    started = ctx.Event()
+    proc = ctx.Process(target=_hold, args=(path, 1.0, started))
+    proc.start()
+    turn = WriteTurn(path)
+    try:
+        assert started.wait(30)
+        assert not turn.try_acquire()  # held by the other process: refused at once
+        begun = time.monotonic()
+        turn.wait_free()
+        assert time.monotonic() - begun > 0.5
+        assert turn.try_acquire()
+        assert turn.held_here
+        with turn.held():  # the holder re-enters
+            pass
+        turn.release()
+        assert not turn.held_here
+    finally:
+        proc.join(30)
