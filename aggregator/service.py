@@ -149,11 +149,17 @@ class Worker:
         self.totals = totals
         self.configs = {feed.url: feed for feed in settings.feed_configs()}
         self.tasks: set[asyncio.Task[None]] = set()
-        self.on_done: Callable[[], None] = lambda: None
+        self.on_done: Callable[[], None] = lambda: None  # a job finished
+        self.on_room: Callable[[], None] = lambda: None  # a poll now waits only for its write
+        ctx.writer.on_queued = lambda: self.on_room()
 
     @property
     def free(self) -> int:
-        return max(0, self.settings.service.concurrency - len(self.tasks))
+        """Room for more work: polls waiting only for their write (group commit) do not count,
+        up to ``concurrency`` of them, so fetching goes on while a batch is written."""
+        limit = self.settings.service.concurrency
+        writing = min(self.ctx.writer.pending, limit)
+        return max(0, limit - len(self.tasks) + writing)
 
     def config_for(self, feed: FeedState) -> FeedConfig:
         known = self.configs.get(feed.config_url or feed.url)
@@ -390,6 +396,7 @@ class Service:
             return own + team.done - done_before
 
         worker.on_done = finished
+        worker.on_room = wake.set
         team.notify = notify
         try:
             while (finished_jobs := count()) < len(jobs):
@@ -436,6 +443,7 @@ class Service:
                 room.set()
 
             worker.on_done = finished
+            worker.on_room = room.set
             while hand := await asyncio.to_thread(next_hand, jobs):
                 for job in hand:
                     (worker.start_poll if isinstance(job, FeedState) else worker.start_article)(job)
@@ -458,6 +466,7 @@ class Service:
             wake.set()
 
         worker.on_done = finished
+        worker.on_room = wake.set
         while queue or worker.tasks:
             while queue and worker.free:
                 start(queue.pop())

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 from storage.errors import StorageError
 from storage.records import PollResult, PollSummary
@@ -32,6 +32,15 @@ class PollWriter:
         self.max_batch = max_batch
         self._queue: list[tuple[PollResult, asyncio.Future[PollSummary]]] = []
         self._task: asyncio.Task[None] | None = None
+        self._writing = 0
+        # Called when a result is queued: its poll has finished fetching, so the caller may
+        # start another fetch while this one waits for its transaction.
+        self.on_queued: Callable[[], None] = lambda: None
+
+    @property
+    def pending(self) -> int:
+        """Results handed over and not yet written."""
+        return len(self._queue) + self._writing
 
     async def write(self, result: PollResult) -> PollSummary:
         """Write ``result``; raises its ``StorageError`` (``LeaseLost`` among them) if it fails.
@@ -44,6 +53,7 @@ class PollWriter:
         self._queue.append(entry)
         if self._task is None or self._task.done():
             self._task = asyncio.create_task(self._drain(), name="poll writer")
+        self.on_queued()
         try:
             return await asyncio.shield(future)
         except asyncio.CancelledError:
@@ -57,6 +67,7 @@ class PollWriter:
         while self._queue:
             batch = self._queue[: self.max_batch]
             del self._queue[: self.max_batch]
+            self._writing = len(batch)
             try:
                 outcomes = await self._apply([r for r, _ in batch])
             except Exception as exc:  # not expected: apply_polls reports per result
@@ -64,6 +75,8 @@ class PollWriter:
             except BaseException:  # the loop is going away; the batch may still commit
                 _settle(batch, [StorageError("poll writer stopped")] * len(batch))
                 raise
+            finally:
+                self._writing = 0
             _settle(batch, outcomes)
 
     async def _apply(self, results: list[PollResult]) -> list[PollSummary | StorageError]:
