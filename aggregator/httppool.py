@@ -10,8 +10,9 @@ What it guarantees, per origin (scheme, host, port):
 
 - at most 8 connections in use at once (more requests wait), up to 4 kept alive for 15 s;
 - a connection is reused only if request and response both ended cleanly (h11 DONE on both
-  sides), no byte came after the response and nothing (data, EOF) arrived while it was idle:
-  a smuggled extra response is never read as the answer to the next request;
+  sides), no byte came after the response, nothing (data, EOF) arrived while it was idle and
+  the response was not framed by both Content-Length and chunked: a smuggled extra response is
+  never read as the answer to the next request;
 - a kept-alive connection the server had closed before a byte of the answer costs no error:
   the GET goes once more on a new connection (a new connection closing so is an error);
 - closing a response stream (also on a cancel or a timeout) frees its slot, whatever its state;
@@ -217,6 +218,7 @@ class _Connection:
         self._h11 = h11.Connection(h11.CLIENT, max_incomplete_event_size=_MAX_HEAD_BYTES)
         self._expires = 0.0
         self._reused = False
+        self._keep = True
 
     async def send(self, request: httpcore.Request, write: float | None, read: float | None
                    ) -> h11.Response:
@@ -234,6 +236,7 @@ class _Connection:
         while True:
             event = await self._next(read)
             if isinstance(event, h11.Response):
+                self._keep = not _ambiguous(event)
                 return event
             if not isinstance(event, h11.InformationalResponse):  # 1xx: wait for the answer
                 raise httpcore.RemoteProtocolError(f"unexpected {type(event).__name__}")
@@ -251,8 +254,8 @@ class _Connection:
         """Ready for another request, if both sides finished this one cleanly."""
         if self._h11.our_state is not h11.DONE or self._h11.their_state is not h11.DONE:
             return False
-        if self._h11.trailing_data[0]:  # bytes after the response: never read them as the next
-            return False
+        if self._h11.trailing_data[0] or not self._keep:  # bytes after the response: never
+            return False  # read them as the next; after an ambiguous one, none may be trusted
         self._h11.start_next_cycle()
         self._expires = time.monotonic() + keepalive
         self._reused = True
@@ -302,6 +305,17 @@ async def _sent(
     except BaseException:
         await connection.aclose()
         raise
+
+
+def _ambiguous(head: h11.Response) -> bool:
+    """A body framed by both Transfer-Encoding and Content-Length: h11 reads it chunked, but
+    RFC 9112 §6.3 (3) sees a possible smuggling or splitting attempt: the connection is dropped.
+    204 and 304 have no body whatever the headers say (and 304s, most answers, are not scanned).
+    """
+    if head.status_code in (204, 304):
+        return False
+    names = [name for name, _ in head.headers]
+    return b"transfer-encoding" in names and b"content-length" in names
 
 
 class _Body:

@@ -182,11 +182,17 @@ def test_bytes_after_a_response_mean_no_reuse(server: CountingServer, kind: str,
         b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\nok",
         b"HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nok",
         b"HTTP/1.0 200 OK\r\nConnection: keep-alive\r\nContent-Length: 2\r\n\r\nok",  # as h11
+        b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n"
+        b"2\r\nok\r\n0\r\n\r\n",
     ],
-    ids=["connection-close", "http-1.0", "http-1.0-keep-alive"],
+    ids=["connection-close", "http-1.0", "http-1.0-keep-alive", "length-and-chunked"],
 )
 def test_connections_that_must_close_are_not_reused(server: CountingServer, first: bytes) -> None:
-    """The server holds the connection open, and would answer REUSED on it."""
+    """The server holds the connection open, and would answer REUSED on it.
+
+    Both Content-Length and chunked: h11 reads the body as chunked (Transfer-Encoding wins), and
+    RFC 9112 §6.3 (3) calls such a message a possible smuggling attempt: no reuse either.
+    """
     server.raw("/first", answers(first, REUSED))
 
     async def go(client: HttpClient) -> list[bytes]:
