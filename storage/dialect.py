@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import operator
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -24,6 +25,7 @@ from sqlalchemy import (
     Connection,
     DateTime,
     Engine,
+    Integer,
     Row,
     Select,
     String,
@@ -36,9 +38,9 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Dialect, make_url
-from sqlalchemy.types import TypeDecorator
+from sqlalchemy.types import TypeDecorator, UserDefinedType
 
-from storage.tables import clean_text, strip_nul, utc_naive
+from storage.tables import strip_nul, utc_naive
 
 BUSY_TIMEOUT_MS = 30_000
 CHUNK = 500  # values per list bound in one statement (SQLite allows 32766 bound parameters)
@@ -103,56 +105,74 @@ def insert_rows(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]
     """
     if not rows:
         return
-    into, encoders = _bulk_plan(table, conn.dialect)
-    tuples = [
-        tuple(row[name] if enc is None else enc(row[name]) for name, enc in encoders)
-        for row in rows
-    ]
+    bulk = _bulk_plan(table, conn.dialect)
+    values = bulk.values(rows)
     if not is_postgres(conn):
-        marks = ", ".join("?" for _ in encoders)
-        conn.exec_driver_sql(f"INSERT INTO {into} VALUES ({marks})", tuples)
+        conn.exec_driver_sql(f"INSERT INTO {bulk.into} VALUES ({bulk.marks})", values)
         return
     raw = conn.connection.driver_connection
     assert raw is not None
-    with raw.cursor() as cursor, cursor.copy(f"COPY {into} FROM STDIN") as copy:
-        for values in tuples:
-            copy.write_row(values)
+    with raw.cursor() as cursor, cursor.copy(f"COPY {bulk.into} FROM STDIN") as copy:
+        for row in values:
+            copy.write_row(row)
 
 
-Encoder = Callable[[Any], Any] | None
+@dataclass(frozen=True, slots=True)
+class _Bulk:
+    """How ``insert_rows`` sends one table's rows to one database."""
+
+    into: str  # table (columns)
+    marks: str  # one placeholder per column
+    get: Callable[[Mapping[str, Any]], tuple[Any, ...]]
+    texts: tuple[int, ...]  # positions of the columns of each kind
+    times: tuple[int, ...]
+    jsons: tuple[int, ...]
+    time: Callable[[datetime], Any]
+
+    def values(self, rows: Sequence[Mapping[str, Any]]) -> list[tuple[Any, ...]]:
+        """Rows as lists of column values, cleaned; a poll's rows share their few times."""
+        times: dict[datetime, Any] = {}
+        out = []
+        for row in rows:
+            values = list(self.get(row))
+            for i in self.texts:
+                text = values[i]
+                if text is not None and "\x00" in text:
+                    values[i] = text.replace("\x00", "")
+            for i in self.times:
+                when = values[i]
+                if when is not None:
+                    found = times.get(when)
+                    values[i] = times[when] = self.time(when) if found is None else found
+            for i in self.jsons:  # None too: SQLAlchemy stores JSON null, not SQL NULL
+                data = values[i]
+                if data is None or data == []:  # the usual ones, without the encoder
+                    values[i] = "null" if data is None else "[]"
+                else:
+                    values[i] = json.dumps(strip_nul(data))
+            out.append(tuple(values))
+        return out
 
 
 @functools.cache
-def _bulk_plan(table: Table, dialect: Dialect) -> tuple[str, list[tuple[str, Encoder]]]:
-    """``table (columns)`` and, per column, what makes a Python value the value to send."""
-    postgres, quote = dialect.name == "postgresql", dialect.identifier_preparer.quote
+def _bulk_plan(table: Table, dialect: Dialect) -> _Bulk:
+    quote = dialect.identifier_preparer.quote
     columns = [c for c in table.c if not c.primary_key]
-    into = f"{quote(table.name)} ({', '.join(quote(c.name) for c in columns)})"
-    return into, [(c.name, _encoder(c.type, postgres)) for c in columns]
+    kinds = [c.type.impl if isinstance(c.type, TypeDecorator) else c.type for c in columns]
+    return _Bulk(
+        into=f"{quote(table.name)} ({', '.join(quote(c.name) for c in columns)})",
+        marks=", ".join("?" for _ in columns),
+        get=operator.itemgetter(*(c.name for c in columns)),
+        texts=tuple(i for i, k in enumerate(kinds) if isinstance(k, String)),
+        times=tuple(i for i, k in enumerate(kinds) if isinstance(k, DateTime)),
+        jsons=tuple(i for i, k in enumerate(kinds) if isinstance(k, JSON)),
+        time=utc_naive if dialect.name == "postgresql" else _sqlite_time,
+    )
 
 
-def _encoder(column_type: Any, postgres: bool) -> Encoder:
-    kind = column_type.impl if isinstance(column_type, TypeDecorator) else column_type
-    if isinstance(kind, JSON):
-        return _json
-    if isinstance(kind, DateTime):
-        return _naive_utc if postgres else _sqlite_time
-    if isinstance(kind, String):
-        return clean_text
-    return None
-
-
-def _json(value: Any) -> str:
-    return json.dumps(strip_nul(value))  # None too: SQLAlchemy stores JSON null, not SQL NULL
-
-
-def _naive_utc(value: datetime | None) -> datetime | None:
-    return None if value is None else utc_naive(value)
-
-
-def _sqlite_time(value: datetime | None) -> str | None:
+def _sqlite_time(value: datetime) -> str:
     """SQLAlchemy's storage format for a SQLite DATETIME."""
-    return None if value is None else utc_naive(value).isoformat(" ", "microseconds")
+    return utc_naive(value).isoformat(" ", "microseconds")
 
 
 InList = Callable[[ColumnElement[Any], str], ColumnElement[bool]]
@@ -180,7 +200,51 @@ def _expanding_in(column: ColumnElement[Any], name: str) -> ColumnElement[bool]:
 
 
 def _any_of(column: ColumnElement[Any], name: str) -> ColumnElement[bool]:
-    return column == any_(bindparam(name, type_=postgresql.ARRAY(column.type)))
+    array = _IntArray() if isinstance(column.type, Integer) else _TextArray()
+    return column == any_(bindparam(name, type_=array))
+
+
+class _TextArray(UserDefinedType[list[str]]):
+    """A list of strings sent as one array literal (psycopg would adapt it element by element
+    in Python), NUL stripped as ``CleanText`` strips it. Cast to ``TEXT[]`` in the query text,
+    so the server reads it as a constant array: the planner sees its values."""
+
+    cache_ok = True
+    render_bind_cast = True
+
+    def get_col_spec(self, **_kw: Any) -> str:
+        return "TEXT[]"
+
+    def bind_processor(self, dialect: Dialect) -> Callable[[list[str] | None], str | None]:
+        return _text_array
+
+
+class _IntArray(UserDefinedType[list[int]]):
+    """A list of integers sent as one array literal, cast to ``BIGINT[]`` in the query text."""
+
+    cache_ok = True
+    render_bind_cast = True
+
+    def get_col_spec(self, **_kw: Any) -> str:
+        return "BIGINT[]"
+
+    def bind_processor(self, dialect: Dialect) -> Callable[[list[int] | None], str | None]:
+        return _int_array
+
+
+def _text_array(value: list[str] | None) -> str | None:
+    if value is None:
+        return None
+    quoted = (_quote(v) if '"' in v or "\\" in v or "\x00" in v else v for v in value)
+    return '{"' + '","'.join(quoted) + '"}' if value else "{}"
+
+
+def _quote(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\x00", "")
+
+
+def _int_array(value: list[int] | None) -> str | None:
+    return None if value is None else "{" + ",".join(map(str, value)) + "}"
 
 
 def select_in(
@@ -195,9 +259,8 @@ def select_in(
 
 
 LOCK_KEYS = text(
-    "SELECT count(pg_advisory_xact_lock(k)) FROM "
-    "(SELECT unnest(CAST(CAST(:ns AS text) AS bigint[])) AS k ORDER BY k) AS s"
-)
+    "SELECT count(pg_advisory_xact_lock(k)) FROM (SELECT unnest(:ns) AS k ORDER BY k) AS s"
+).bindparams(bindparam("ns", type_=_IntArray()))
 
 
 def lock_keys(conn: Connection, keys: Iterable[str]) -> None:
@@ -211,8 +274,8 @@ def lock_keys(conn: Connection, keys: Iterable[str]) -> None:
     numbers = sorted(
         {int.from_bytes(hashlib.sha256(k.encode()).digest()[:8], "big", signed=True) for k in keys}
     )
-    if numbers:  # sent as one array literal: psycopg's list adaptation costs more
-        conn.execute(LOCK_KEYS, {"ns": "{" + ",".join(map(str, numbers)) + "}"})
+    if numbers:
+        conn.execute(LOCK_KEYS, {"ns": numbers})
 
 
 def lock_migrations(conn: Connection) -> None:

@@ -36,7 +36,7 @@ from storage.records import (
     PollResult,
     PollSummary,
 )
-from storage.tables import UTCDateTime, feeds, sightings
+from storage.tables import UTCDateTime, clean_text, feeds, sightings
 from storage.tables import items as items_t
 
 RATE_WINDOW_DAYS = 14.0  # the publishing rate behind the adaptive interval
@@ -159,9 +159,11 @@ class _Poll:
         self.articles = dict(self.result.articles)
 
     def key_of(self, entry: Entry) -> str:
+        """The entry's key as stored (NUL stripped: else a stored key is never found again)."""
+        key = entry.key
         if self.link_keys and entry.url:
-            return "link:" + (normalize_url(entry.url) or entry.url)
-        return entry.key
+            key = "link:" + (normalize_url(entry.url) or entry.url)
+        return key.replace("\x00", "") if "\x00" in key else key
 
     def uid_of(self, key: str) -> str:
         uid = self.uids.get(key)
@@ -286,7 +288,7 @@ def _preload(poll: _Poll) -> None:
     unknown = [e for e in poll.result.entries if poll.key_of(e) not in poll.by_key]
     if not unknown:
         return
-    links = {e.url for e in unknown if e.url}
+    links = {clean_text(e.url) for e in unknown if e.url}
     for row in rows:  # by id
         if row.link in links:
             poll.by_link.setdefault(row.link, []).append(row)
@@ -363,7 +365,7 @@ def _place(poll: _Poll, entry: Entry) -> None:
 
 def _seen_again(poll: _Poll, sighting: Row[Any], entry: Entry) -> None:
     poll.seen_sightings.add(sighting.id)
-    if (sighting.guid, sighting.link) != (entry.guid, entry.url):
+    if (sighting.guid, sighting.link) != (clean_text(entry.guid), clean_text(entry.url)):
         poll.conn.execute(
             update(sightings)
             .where(sightings.c.id == sighting.id)
@@ -377,7 +379,7 @@ def _seen_again(poll: _Poll, sighting: Row[Any], entry: Entry) -> None:
 
 
 def _same_feed_link(poll: _Poll, entry: Entry) -> Row[Any] | None:
-    for row in poll.by_link.get(entry.url or "", []):
+    for row in poll.by_link.get(clean_text(entry.url) or "", []):
         if row.key not in poll.doc_keys and row.id not in poll.relinked_ids:
             return row
     return None

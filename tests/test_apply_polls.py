@@ -8,11 +8,12 @@ import logging
 import random
 import threading
 from collections.abc import Callable, Sequence
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pytest
 
+from storage import items as item_rows
 from storage.engine import Database
 from storage.errors import LeaseLost, StorageError
 from storage.records import (
@@ -28,6 +29,7 @@ from storage.records import (
     PollSummary,
 )
 from storage.store import Store
+from storage.tables import items as items_t
 from tests.dbfixtures import T0, entry, poll_result
 
 URLS = [f"https://f{i}.example/feed" for i in range(6)]
@@ -287,3 +289,39 @@ def feed_id(store: Store) -> int:
     feed = store.get_feed(URLS[0])
     assert feed is not None
     return feed.id
+
+
+def test_the_bulk_insert_writes_what_the_column_types_write(store: Store) -> None:
+    """``dialect.insert_rows`` bypasses the TypeDecorators: the stored values must not differ
+    (NUL stripped, naive UTC in SQLAlchemy's format, JSON null and lists)."""
+    store.sync_feeds([FeedConfig(URLS[0])], T0)
+    feed = store.get_feed(URLS[0])
+    assert feed is not None
+    plus5 = T0.astimezone(timezone(timedelta(hours=5, minutes=30)))
+    e = entry("x", title="Ti\x00tle", authors=("A\x00nn", "Bo"), published=plus5)
+    row = item_rows.new_row(feed.id, "uid-bulk", e, T0 + timedelta(microseconds=7), "off")
+    with store.db.write() as conn:
+        item_rows.create_many(conn, [row])
+        conn.execute(items_t.insert(), [row | {"uid": "uid-core"}])
+        stored = [
+            tuple(r)[2:]  # all but id and uid
+            for r in conn.exec_driver_sql("SELECT * FROM items ORDER BY id").all()
+        ]
+    assert stored[0] == stored[1]
+
+
+def test_keys_and_links_with_quotes_backslashes_commas_and_nul_are_found_again(
+    store: Store,
+) -> None:
+    """Lists of keys are sent as array literals on PostgreSQL: every character must survive."""
+    store.sync_feeds([FeedConfig(URLS[0])], T0)
+    odd = ['a"b', "c\\d", "e,f", "{g}", "h\x00i", " NULL ", "", "ünï"]
+    entries = [entry(i, key=k, guid=k, url=f"https://news.example/{k}") for i, k in enumerate(odd)]
+    feed = claim_all(store, T0)[URLS[0]]
+    [first] = store.apply_polls([poll_result(feed, T0, entries)])
+    assert first == PollSummary(new_items=len(odd))
+    t1 = T0 + timedelta(hours=1)
+    feed = claim_all(store, t1)[URLS[0]]
+    [again] = store.apply_polls([poll_result(feed, t1, entries)])
+    assert again == PollSummary()
+    assert len(list(store.iter_items(ExportFilter()))) == len(odd)
