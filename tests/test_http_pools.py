@@ -7,7 +7,7 @@ import asyncio
 import httpcore
 import pytest
 
-import aggregator.http as http_module
+import aggregator.httppool as pool_module
 from aggregator.config import HttpSettings
 from aggregator.http import HttpClient
 from tests.httpserver import TestServer
@@ -31,9 +31,9 @@ def request(n: int) -> httpcore.Request:
 
 
 def test_idle_pools_are_swept_and_busy_ones_kept(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(http_module, "_KEEPALIVE_EXPIRY", 0.0)
+    monkeypatch.setattr(pool_module, "_KEEPALIVE_EXPIRY", 0.0)
     closed: list[FakePool] = []
-    pools = http_module._OriginPools(lambda: FakePool(closed))  # type: ignore[arg-type,return-value]
+    pools = pool_module.OriginPools(lambda: FakePool(closed))  # type: ignore[arg-type,return-value]
 
     async def go() -> None:
         busy = await pools.handle_async_request(request(-1))  # its body is never closed
