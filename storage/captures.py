@@ -20,7 +20,9 @@ from storage.records import Capture
 from storage.tables import blobs, captures, feeds, sightings
 
 CODEC = "zstd"
-LEVEL = 6  # pages shrink about 5x here; higher levels cost CPU in the poll's write path
+# Level 3: a 16 KB feed document 4.19x smaller in 0.04 ms, where level 6 took 0.17 ms for
+# 4.29x (a tenth of a new feed's write); a 2.7 KB page 2.64x against 2.68x.
+LEVEL = 3
 KNOWN_BLOBS = by_dialect(lambda in_: select(blobs.c.sha256).where(in_(blobs.c.sha256, "values")))
 
 Owned = tuple[Capture, int | None, int | None]  # a capture, its item id and its feed id

@@ -55,12 +55,24 @@ def make_engine(url: str) -> Engine:
     """An engine for ``url``; for SQLite the parent directory is created and pragmas are set."""
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
-        return create_engine(url, pool_pre_ping=True)
+        engine = create_engine(url, pool_pre_ping=True)
+        event.listen(engine, "connect", _on_postgres_connect)
+        return engine
     if parsed.database and parsed.database != ":memory:":
         Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
     engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
     _configure_sqlite(engine)
     return engine
+
+
+def _on_postgres_connect(dbapi_conn: Any, _record: Any) -> None:
+    """Plan every execution with its values. psycopg prepares a query run five times, and the
+    server may then keep one generic plan until the next ANALYZE: one made while the archive
+    was nearly empty scans tables whole (a poll's lookups at 20,000 items: 0.1 -> 6 ms each,
+    wall per new feed 10 -> 23 ms). Planning each time costs the server a little CPU."""
+    with dbapi_conn.cursor() as cursor:
+        cursor.execute("SET plan_cache_mode = force_custom_plan")
+    dbapi_conn.commit()
 
 
 def _configure_sqlite(engine: Engine) -> None:
