@@ -19,7 +19,6 @@ from storage.identity import content_fingerprint, content_hash, normalize_url
 from storage.records import ARTICLE_FAILED, ARTICLE_OK, Article, ArticleResult, Entry
 from storage.tables import captures as captures_t
 from storage.tables import items, sightings, strip_nul
-from storage.tables import revisions as revisions_t
 
 IDS_BY_UID = by_dialect(
     lambda in_: select(items.c.uid, items.c.id).where(in_(items.c.uid, "values"))
@@ -97,7 +96,7 @@ def new_row(
 
 
 def create_many(conn: Connection, rows: list[dict[str, Any]]) -> list[int]:
-    """Insert new items and their first revisions; ids in the order given.
+    """Insert new items; their ids in the order given (``first_revisions`` are the caller's).
 
     A bulk insert, then one read of the ids by uid: a multi-row INSERT ... RETURNING is a new
     query text for every row count, which psycopg parses again each time (issue 2).
@@ -107,15 +106,17 @@ def create_many(conn: Connection, rows: list[dict[str, Any]]) -> list[int]:
     insert_rows(conn, items, rows)
     uids = [row["uid"] for row in rows]
     by_uid = {r.uid: r.id for r in select_in(conn, IDS_BY_UID, uids)}
-    ids = [int(by_uid[uid]) for uid in uids]
-    first = [
+    return [int(by_uid[uid]) for uid in uids]
+
+
+def first_revisions(ids: list[int], rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The revisions rows of new items: their first version, as created."""
+    return [
         {"item_id": item_id, "seq": 1, "recorded_at": row["first_seen"], "title": row["title"],
          "summary": row["summary"], "text": None, "content_hash": row["content_hash"],
          "diff": None}
         for item_id, row in zip(ids, rows, strict=True)
     ]  # fmt: skip
-    insert_rows(conn, revisions_t, first)
-    return ids
 
 
 def load(conn: Connection, item_id: int) -> Row[Any]:

@@ -7,8 +7,9 @@ earlier key of this one: fold); else a new item. An item that already answers to
 of the *current* document is never a fold target: the feed itself says they are two stories.
 
 A batch of polls (group commit, issue 2) runs each poll's matching and item writes in turn, so
-a later poll sees what an earlier one created; the rows nothing in the batch reads again (feed
-state, poll history, feed captures) are written once at its end, one executemany each.
+a later poll sees the items an earlier one created. The rows that matching does not read (new
+sightings and first revisions, feed state, poll history, feed captures) wait in ``_Writes`` and
+go in one statement per table: at the end of the batch, or before anything reads them.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from storage.records import (
 )
 from storage.tables import UTCDateTime, clean_text, feeds, sightings
 from storage.tables import items as items_t
+from storage.tables import revisions as revisions_t
 
 RATE_WINDOW_DAYS = 14.0  # the publishing rate behind the adaptive interval
 RATE_REFRESH = timedelta(hours=1)  # a poll that brings nothing recounts it once per such slot
@@ -110,20 +112,32 @@ class Identity:
 
 @dataclass
 class _Writes:
-    """Rows of a batch that nothing in it reads again: written at its end, one statement each.
+    """A batch's rows that wait to be written in one statement per table.
 
-    (A feed met twice in a batch flushes them first, so it reads its row as the first left it.)
+    ``flush_rows`` before reading sightings or revisions (an item's history, its article, a
+    feed's rate); ``flush`` before reading a feed row again (a feed met twice in a batch).
     """
 
+    sightings: list[dict[str, Any]] = field(default_factory=list)
+    revisions: list[dict[str, Any]] = field(default_factory=list)
     states: list[dict[str, Any]] = field(default_factory=list)
+    rates: list[tuple[dict[str, Any], datetime]] = field(default_factory=list)  # to recount
     polls: list[dict[str, Any]] = field(default_factory=list)
     captures: list[captures.Owned] = field(default_factory=list)
 
+    def flush_rows(self, conn: Connection) -> None:
+        insert_rows(conn, revisions_t, self.revisions)
+        insert_rows(conn, sightings, self.sightings)
+        self.revisions, self.sightings = [], []
+
     def flush(self, conn: Connection) -> None:
+        self.flush_rows(conn)
+        for state, now in self.rates:
+            state["items_per_day"] = item_rate(conn, state["feed_id"], now, RATE_WINDOW_DAYS)
         write_states(conn, self.states)
         log_polls(conn, self.polls)
         captures.add_many(conn, self.captures)
-        self.states, self.polls, self.captures = [], [], []
+        self.states, self.rates, self.polls, self.captures = [], [], [], []
 
 
 @dataclass
@@ -135,6 +149,7 @@ class _Poll:
     feed_url: str
     link_keys: bool
     identities: dict[str, Identity]  # entry key -> identity
+    writes: _Writes
     doc_keys: set[str] = field(default_factory=set)
     by_key: dict[str, Row[Any]] = field(default_factory=dict)  # this feed's sightings
     item_rows: dict[int, Row[Any]] = field(default_factory=dict)
@@ -226,7 +241,7 @@ def apply(
         holder = feed.lease_owner or "nobody"
         raise LeaseLost(f"poll of {feed.url} by {result.lease_owner}: lease now held by {holder}")
     link_keys = _link_keys(feed.link_keys, result)
-    poll = _Poll(conn, result, feed.url, link_keys, idents)
+    poll = _Poll(conn, result, feed.url, link_keys, idents, writes)
     if result.entries:
         _place_all(poll)
         if not link_keys and poll.relinked * 2 > len(result.entries):
@@ -235,7 +250,10 @@ def apply(
     summary = PollSummary(new_items, poll.new_sightings, poll.revisions, poll.folded)
     if result.capture is not None and (new_items or poll.revisions or poll.new_sightings):
         writes.captures.append((result.capture, None, result.feed_id))
-    writes.states.append(_state(conn, feed, result, summary, poll.link_keys))
+    state = _state(conn, feed, result, summary, poll.link_keys)
+    writes.states.append(state)
+    if _rate_due(feed, result.polled_at, summary):
+        writes.rates.append((state, result.polled_at))
     writes.polls.append(_history(feed.id, result, summary))
     return summary
 
@@ -374,6 +392,7 @@ def _seen_again(poll: _Poll, sighting: Row[Any], entry: Entry) -> None:
     row = poll.item_rows.get(sighting.item_id) or items.load(poll.conn, sighting.item_id)
     poll.seen_items.add(row.id)
     if row.feed_id == poll.result.feed_id:  # only the item's own feed rewrites its content
+        poll.writes.flush_rows(poll.conn)
         poll.revisions += items.refresh(poll.conn, row, entry, poll.result.polled_at)
     _maybe_article(poll, row.id, entry, row.article_status)
 
@@ -395,7 +414,9 @@ def _fold_target(poll: _Poll, entry: Entry) -> int | None:
 
 
 def _create_items(poll: _Poll) -> None:
-    ids = items.create_many(poll.conn, [row for _, row in poll.new_rows.values()])
+    rows = [row for _, row in poll.new_rows.values()]
+    ids = items.create_many(poll.conn, rows)
+    poll.writes.revisions += items.first_revisions(ids, rows)
     for item_id, (key, (entry, _)) in zip(ids, poll.new_rows.items(), strict=True):
         poll.owned.add(item_id)
         poll.sighting_rows.append(_sighting_row(poll, item_id, key, entry))
@@ -409,9 +430,9 @@ def _sighting_row(poll: _Poll, item_id: int, key: str, entry: Entry) -> dict[str
 
 
 def _flush(poll: _Poll) -> None:
-    """The batched writes: new sightings, and last_seen / changed_at moves."""
+    """The poll's batched writes: new sightings (to the batch's), last_seen / changed_at."""
     conn, now = poll.conn, poll.result.polled_at
-    insert_rows(conn, sightings, poll.sighting_rows)
+    poll.writes.sightings += poll.sighting_rows
     for stmt, ids in (
         (TOUCH_SIGHTINGS, poll.seen_sightings),
         (TOUCH_ITEMS, poll.seen_items - poll.folded_items),
@@ -429,6 +450,7 @@ def _maybe_article(poll: _Poll, item_id: int, entry: Entry, status: str | None) 
     before = items.load(poll.conn, item_id).article_status if status is None else status
     if before != ARTICLE_OK:
         now = poll.result.polled_at
+        poll.writes.flush_rows(poll.conn)
         poll.revisions += items.attach_article(poll.conn, item_id, poll.result.feed_id, result, now)
 
 
@@ -457,19 +479,17 @@ def _state(
         "last_modified": modified, "last_document_at": now if ok else feed.last_document_at,
         "last_unconditional": now if result.unconditional else feed.last_unconditional,
         "title": result.title if result.title and not feed.title else feed.title, "url": url,
-        "items_per_day": _rate(conn, feed, now, summary),
+        "items_per_day": feed.items_per_day,  # unless recounted (_rate_due)
     }  # fmt: skip
 
 
-def _rate(conn: Connection, feed: Row[Any], now: datetime, summary: PollSummary) -> float | None:
-    """The feed's recent rate of new items, recounted when this poll brought some, else once
-    per ``RATE_REFRESH``: a feed that goes quiet sees its rate fall (an hour late at most),
-    and a poll that brings nothing costs no count."""
+def _rate_due(feed: Row[Any], now: datetime, summary: PollSummary) -> bool:
+    """Whether to recount the feed's recent rate of new items: when this poll brought some,
+    else once per ``RATE_REFRESH``. A feed that goes quiet sees its rate fall (an hour late at
+    most), and a poll that brings nothing costs no count."""
     last = feed.last_polled
-    if summary.new_items or summary.new_sightings or last is None or _slot(last) != _slot(now):
-        return item_rate(conn, feed.id, now, RATE_WINDOW_DAYS)
-    rate: float | None = feed.items_per_day
-    return rate
+    return bool(summary.new_items or summary.new_sightings or last is None
+                or _slot(last) != _slot(now))  # fmt: skip
 
 
 def _slot(when: datetime) -> int:

@@ -102,10 +102,12 @@ def two_rounds(store: Store, apply: Callable[[Sequence[PollResult]], Any]) -> No
 
 
 def test_a_batch_equals_its_results_applied_one_by_one(
-    store: Store, store_url_factory: Callable[[str], str]
+    store: Store, store_url_factory: Callable[[str], str], caplog: pytest.LogCaptureFixture
 ) -> None:
     batched: list[list[PollSummary | StorageError]] = []
-    two_rounds(store, lambda results: batched.append(store.apply_polls(results)))
+    with caplog.at_level(logging.WARNING, logger="storage"):
+        two_rounds(store, lambda results: batched.append(store.apply_polls(results)))
+    assert "retrying one by one" not in caplog.text  # equal as a batch, not by the fallback
     with Store.open(store_url_factory(backend(store))) as single:
         one_by_one: list[list[PollSummary]] = []
         two_rounds(single, lambda rs: one_by_one.append([single.apply_poll(r) for r in rs]))
