@@ -1,4 +1,5 @@
-"""The feeds table: config sync, the schedule, leases and listings. No item writes here.
+"""The feeds table: config sync, the schedule, leases, a poll's feed state, listings. No item
+writes here.
 
 A lease lets several service instances share one database: ``claim_due`` marks a due feed as
 taken by ``owner`` until ``lease_until``; a crashed instance's feeds come back once it expires.
@@ -13,10 +14,19 @@ from typing import Any
 from sqlalchemy import Connection, Row, bindparam, func, or_, select, update
 
 from storage.dialect import for_update_skip_locked
-from storage.records import FeedConfig, FeedState
+from storage.records import (
+    STATUS_NOT_MODIFIED,
+    STATUS_OK,
+    FeedConfig,
+    FeedState,
+    PollResult,
+    PollSummary,
+)
 from storage.tables import feeds, polls, sightings
 
 MIN_RATE_HISTORY = timedelta(days=1)  # a rate over a shorter span is noise
+RATE_WINDOW_DAYS = 14.0  # the publishing rate behind the adaptive interval
+RATE_REFRESH = timedelta(hours=1)  # a poll that brings nothing recounts it once per such slot
 
 # What a poll sets on its feed row, every column every time (one executemany for a batch).
 STATE_COLUMNS = (
@@ -181,6 +191,64 @@ def log_polls(conn: Connection, rows: list[dict[str, Any]]) -> None:
     """Append to feeds' poll history (housekeeping prunes it: maintenance.prune_polls)."""
     if rows:
         conn.execute(polls.insert(), rows)
+
+
+FEED_BY_URL = select(feeds.c.id).where(feeds.c.url == bindparam("url"))
+
+
+def poll_state(
+    conn: Connection, feed: Row[Any], result: PollResult, summary: PollSummary, link_keys: bool
+) -> dict[str, Any]:
+    """The feed row after this poll: every column of ``feeds.STATE_COLUMNS``."""
+    now, ok = result.polled_at, result.status == STATUS_OK
+    etag, modified = feed.etag, feed.last_modified
+    if ok:
+        etag, modified = result.etag, result.last_modified
+    elif result.status == STATUS_NOT_MODIFIED:
+        etag = feed.etag if result.etag is None else result.etag
+        modified = feed.last_modified if result.last_modified is None else result.last_modified
+    url = feed.url
+    if result.url and result.url != feed.url and not url_taken(conn, result.url):
+        url = result.url
+    return {
+        "feed_id": feed.id, "last_polled": now, "last_status": result.status,
+        "last_http_status": result.http_status, "last_error": result.error,
+        "error_count": result.error_count, "interval": result.interval,
+        "next_check": result.next_check, "next_reason": result.next_reason,
+        "lease_owner": None, "lease_until": None, "gone": result.gone,
+        "redirect_url": result.redirect_url, "redirect_count": result.redirect_count,
+        "link_keys": link_keys, "last_new_items": summary.new_items, "etag": etag,
+        "last_modified": modified, "last_document_at": now if ok else feed.last_document_at,
+        "last_unconditional": now if result.unconditional else feed.last_unconditional,
+        "title": result.title if result.title and not feed.title else feed.title, "url": url,
+        "items_per_day": feed.items_per_day,  # unless recounted (rate_due)
+    }  # fmt: skip
+
+
+def rate_due(feed: Row[Any], now: datetime, summary: PollSummary) -> bool:
+    """Whether to recount the feed's recent rate of new items: when this poll brought some,
+    else once per ``RATE_REFRESH``. A feed that goes quiet sees its rate fall (an hour late at
+    most), and a poll that brings nothing costs no count."""
+    last = feed.last_polled
+    return bool(summary.new_items or summary.new_sightings or last is None
+                or _slot(last) != _slot(now))  # fmt: skip
+
+
+def _slot(when: datetime) -> int:
+    return int(when.timestamp() // RATE_REFRESH.total_seconds())
+
+
+def history_row(feed_id: int, result: PollResult, summary: PollSummary) -> dict[str, Any]:
+    """The feed's poll history row (housekeeping prunes the history: maintenance.prune_polls)."""
+    return {
+        "feed_id": feed_id, "polled_at": result.polled_at, "status": result.status,
+        "http_status": result.http_status, "new_items": summary.new_items, "error": result.error,
+        "next_check": result.next_check, "next_reason": result.next_reason,
+    }  # fmt: skip
+
+
+def url_taken(conn: Connection, url: str) -> bool:
+    return conn.execute(FEED_BY_URL, {"url": url}).first() is not None
 
 
 def to_state(row: Row[Any], item_count: int = 0) -> FeedState:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, Row, bindparam, or_, select, update
@@ -24,14 +24,20 @@ from sqlalchemy import Connection, Row, bindparam, or_, select, update
 from storage import captures, items
 from storage.dialect import CHUNK, by_dialect, insert_rows, lock_keys, select_in
 from storage.errors import LeaseLost, StorageError
-from storage.feeds import item_rate, log_polls, write_states
+from storage.feeds import (
+    RATE_WINDOW_DAYS,
+    history_row,
+    item_rate,
+    log_polls,
+    poll_state,
+    rate_due,
+    write_states,
+)
 from storage.identity import item_uid, normalize_url
 from storage.records import (
     ARTICLE_OFF,
     ARTICLE_OK,
     ARTICLE_PENDING,
-    STATUS_NOT_MODIFIED,
-    STATUS_OK,
     ArticleResult,
     Entry,
     PollResult,
@@ -40,9 +46,6 @@ from storage.records import (
 from storage.tables import UTCDateTime, clean_text, feeds, sightings
 from storage.tables import items as items_t
 from storage.tables import revisions as revisions_t
-
-RATE_WINDOW_DAYS = 14.0  # the publishing rate behind the adaptive interval
-RATE_REFRESH = timedelta(hours=1)  # a poll that brings nothing recounts it once per such slot
 
 _NOW = bindparam("now", type_=UTCDateTime())
 # FOR NO KEY UPDATE (PostgreSQL; SQLite has no row locks) lets another transaction's foreign-key
@@ -57,7 +60,6 @@ LOCK_FEEDS = by_dialect(
         .with_for_update(key_share=True)
     )
 )
-FEED_BY_URL = select(feeds.c.id).where(feeds.c.url == bindparam("url"))
 # this feed's sightings that an entry of the document may be: by key, or by link (a relink)
 FEED_SIGHTINGS = by_dialect(
     lambda in_: (
@@ -250,11 +252,11 @@ def apply(
     summary = PollSummary(new_items, poll.new_sightings, poll.revisions, poll.folded)
     if result.capture is not None and (new_items or poll.revisions or poll.new_sightings):
         writes.captures.append((result.capture, None, result.feed_id))
-    state = _state(conn, feed, result, summary, poll.link_keys)
+    state = poll_state(conn, feed, result, summary, poll.link_keys)
     writes.states.append(state)
-    if _rate_due(feed, result.polled_at, summary):
+    if rate_due(feed, result.polled_at, summary):
         writes.rates.append((state, result.polled_at))
-    writes.polls.append(_history(feed.id, result, summary))
+    writes.polls.append(history_row(feed.id, result, summary))
     return summary
 
 
@@ -452,58 +454,3 @@ def _maybe_article(poll: _Poll, item_id: int, entry: Entry, status: str | None) 
         now = poll.result.polled_at
         poll.writes.flush_rows(poll.conn)
         poll.revisions += items.attach_article(poll.conn, item_id, poll.result.feed_id, result, now)
-
-
-def _state(
-    conn: Connection, feed: Row[Any], result: PollResult, summary: PollSummary, link_keys: bool
-) -> dict[str, Any]:
-    """The feed row after this poll: every column of ``feeds.STATE_COLUMNS``."""
-    now, ok = result.polled_at, result.status == STATUS_OK
-    etag, modified = feed.etag, feed.last_modified
-    if ok:
-        etag, modified = result.etag, result.last_modified
-    elif result.status == STATUS_NOT_MODIFIED:
-        etag = feed.etag if result.etag is None else result.etag
-        modified = feed.last_modified if result.last_modified is None else result.last_modified
-    url = feed.url
-    if result.url and result.url != feed.url and not _url_taken(conn, result.url):
-        url = result.url
-    return {
-        "feed_id": feed.id, "last_polled": now, "last_status": result.status,
-        "last_http_status": result.http_status, "last_error": result.error,
-        "error_count": result.error_count, "interval": result.interval,
-        "next_check": result.next_check, "next_reason": result.next_reason,
-        "lease_owner": None, "lease_until": None, "gone": result.gone,
-        "redirect_url": result.redirect_url, "redirect_count": result.redirect_count,
-        "link_keys": link_keys, "last_new_items": summary.new_items, "etag": etag,
-        "last_modified": modified, "last_document_at": now if ok else feed.last_document_at,
-        "last_unconditional": now if result.unconditional else feed.last_unconditional,
-        "title": result.title if result.title and not feed.title else feed.title, "url": url,
-        "items_per_day": feed.items_per_day,  # unless recounted (_rate_due)
-    }  # fmt: skip
-
-
-def _rate_due(feed: Row[Any], now: datetime, summary: PollSummary) -> bool:
-    """Whether to recount the feed's recent rate of new items: when this poll brought some,
-    else once per ``RATE_REFRESH``. A feed that goes quiet sees its rate fall (an hour late at
-    most), and a poll that brings nothing costs no count."""
-    last = feed.last_polled
-    return bool(summary.new_items or summary.new_sightings or last is None
-                or _slot(last) != _slot(now))  # fmt: skip
-
-
-def _slot(when: datetime) -> int:
-    return int(when.timestamp() // RATE_REFRESH.total_seconds())
-
-
-def _history(feed_id: int, result: PollResult, summary: PollSummary) -> dict[str, Any]:
-    """The feed's poll history row (housekeeping prunes the history: maintenance.prune_polls)."""
-    return {
-        "feed_id": feed_id, "polled_at": result.polled_at, "status": result.status,
-        "http_status": result.http_status, "new_items": summary.new_items, "error": result.error,
-        "next_check": result.next_check, "next_reason": result.next_reason,
-    }  # fmt: skip
-
-
-def _url_taken(conn: Connection, url: str) -> bool:
-    return conn.execute(FEED_BY_URL, {"url": url}).first() is not None
