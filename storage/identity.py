@@ -13,6 +13,7 @@ A canonical URL is a *key*, never fetched, so it may normalize more than a crawl
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import html
 import json
@@ -36,6 +37,10 @@ _SPACE = re.compile(r"\s+")
 MIN_FINGERPRINT_BODY = 80  # shorter bodies ("Read more") would fold unrelated stories
 
 
+# The identity functions are pure and each entry's keys are computed twice: once by
+# ``Store.prepare_polls`` ahead of the write transaction, then inside it (see that method). The
+# caches are bounded: a write batch is at most a few thousand entries.
+@functools.lru_cache(maxsize=8192)
 def normalize_url(url: str | None) -> str | None:
     """The canonical form of an http(s) URL, or None when it is not one (``tag:``, garbage)."""
     if not url:
@@ -87,6 +92,7 @@ def plain_text(value: str | None) -> str:
     return _SPACE.sub(" ", html.unescape(_TAG.sub(" ", value))).strip().casefold()
 
 
+@functools.lru_cache(maxsize=4096)
 def content_fingerprint(title: str | None, body: str | None) -> str | None:
     """A hash that exact copies of a story share (same title and body across outlets), or None.
 
@@ -98,6 +104,7 @@ def content_fingerprint(title: str | None, body: str | None) -> str | None:
     return sha256_text(plain_text(title) + "\n" + text)
 
 
+@functools.lru_cache(maxsize=4096)
 def content_hash(title: str | None, summary: str | None, text: str | None) -> str:
     """What a revision tracks: the title, the summary and the article text."""
     return sha256_text(json.dumps([title, summary, text], ensure_ascii=False))

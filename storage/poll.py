@@ -33,7 +33,7 @@ from storage.feeds import (
     rate_due,
     write_states,
 )
-from storage.identity import item_uid, normalize_url
+from storage.identity import content_hash, item_uid, normalize_url
 from storage.records import (
     ARTICLE_OFF,
     ARTICLE_OK,
@@ -286,6 +286,15 @@ def identities(result: PollResult) -> dict[str, Identity]:
         out[entry.key] = Identity(normalize_url(entry.url), items.fingerprint(entry),
                                   normalize_url(page))  # fmt: skip
     return out
+
+
+def prepare(results: Sequence[PollResult]) -> None:
+    """Compute the entries' identity keys and hashes now, outside any transaction: the pure
+    functions of ``storage.identity`` remember them, so the write itself only looks them up."""
+    for result in results:
+        identities(result)
+        for entry in result.entries:
+            content_hash(entry.title, entry.summary, None)
 
 
 def _place_all(poll: _Poll) -> None:

@@ -144,6 +144,11 @@ class Store:
         with self.db.write() as conn:
             return poll.apply_one(conn, result)
 
+    def prepare_polls(self, results: Sequence[PollResult]) -> None:
+        """Do the pure part of writing ``results`` ahead of ``apply_polls`` (identity keys,
+        hashes), so that a SQLite write lock is held for database work only. Optional."""
+        poll.prepare(results)
+
     def apply_polls(self, results: Sequence[PollResult]) -> list[PollSummary | StorageError]:
         """Write polls of several feeds in one transaction (group commit); never raises.
 
