@@ -24,6 +24,9 @@ class CountingStore:
         self.batches: list[int] = []
         self.gate = gate
 
+    def prepare_polls(self, results: Sequence[PollResult]) -> None:
+        self.store.prepare_polls(results)
+
     def apply_polls(self, results: Sequence[PollResult]) -> list[PollSummary | StorageError]:
         self.batches.append(len(results))
         if self.gate is not None:
