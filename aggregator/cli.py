@@ -91,6 +91,9 @@ def cli(ctx: click.Context, config: str | None, database: str | None, verbose: i
     # Libraries that narrate every page they read: their news reaches us as values or errors.
     for noisy in ("httpx", "trafilatura", "htmldate", "charset_normalizer"):
         logging.getLogger(noisy).setLevel(logging.WARNING if verbose >= 2 else logging.CRITICAL)
+    # APScheduler logs every tick at INFO; its warnings and errors (a job that raised) stay.
+    logging.getLogger("apscheduler.executors").setLevel(
+        logging.DEBUG if verbose >= 2 else logging.WARNING)
     ctx.obj = App(config, database)
 
 

@@ -46,7 +46,8 @@ def _log_level() -> int:
 def _configure_logging(level: int, name: str) -> None:
     logging.basicConfig(level=level, stream=sys.stderr,
                         format=f"%(asctime)s %(levelname)s [{name}] %(name)s: %(message)s")
-    for noisy in ("httpx", "trafilatura", "htmldate", "charset_normalizer"):
+    for noisy in ("httpx", "trafilatura", "htmldate", "charset_normalizer",
+                  "apscheduler.executors"):  # fmt: skip
         logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
 
 
