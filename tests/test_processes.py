@@ -13,7 +13,7 @@ import pytest
 
 from aggregator.service import Service
 from storage.store import Store
-from tests.feedgen import Item, rss
+from tests.feedgen import Item, article_page, rss
 from tests.httpserver import TestServer
 from tests.test_poll import items_of, settings_for
 from tests.test_service import Running, count_items, wait_for, write_config
@@ -55,6 +55,31 @@ def test_poll_once_deals_feeds_to_helpers_each_once(http_server: TestServer, sto
         service.close()
     assert not any(p.is_alive() for p in procs)
     assert len(items_of(store)) == 72
+
+
+@pytest.mark.timeout(120)
+def test_article_pages_are_dealt_to_helpers_too(http_server: TestServer, store: Store) -> None:
+    base = http_server.base_url
+    items = [Item(n, base) for n in range(1, 13)]
+    http_server.route("/feed.xml", body=rss(items))
+    for item in items:
+        http_server.route(f"/news/{item.n}.html", body=article_page(item), delay=0.3,
+                          headers={"Content-Type": "text/html; charset=utf-8"})
+    settings = settings_for(http_server.url("/feed.xml"), database=store.url,
+                            fetch_articles=True, service={"processes": 2, "concurrency": 2})
+    store.sync_feeds(settings.feed_configs(), _now())
+    service = Service(settings, store)
+    try:
+        totals = asyncio.run(service.poll_once())
+        assert service._crew is not None
+        helped = service._crew.done
+    finally:
+        service.close()
+    assert (totals.new_items, totals.articles_ok, totals.articles_failed) == (12, 12, 0)
+    assert 0 < helped < 12, "both processes should have fetched pages"
+    assert [http_server.hits(f"/news/{n}.html") for n in range(1, 13)] == [1] * 12
+    texts = [i["article"]["text"] for i in items_of(store)]
+    assert all(t.startswith("Paragraph 1 of story") for t in texts)
 
 
 @pytest.mark.timeout(120)
