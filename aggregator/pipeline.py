@@ -16,7 +16,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from aggregator.errors import ExtractError, FetchError, ParseError
-from aggregator.extract import SiteRules, decode_html, extract
+from aggregator.extract import SiteRules, decode_html
 from aggregator.feeds import ParsedFeed, parse_feed, rekey_by_link
 from aggregator.http import HttpClient, Response
 from aggregator.policy import (
@@ -277,4 +277,6 @@ def _extract(response: Response, rules: SiteRules) -> Article:
     if content_type and "html" not in content_type.lower():
         kind = content_type.split(";")[0]
         raise ExtractError(f"not an HTML page ({kind}) at {response.final_url}")
+    from aggregator.extract.article import extract  # loaded on the first page (trafilatura)
+
     return extract(decode_html(response.body, content_type), response.final_url, rules)

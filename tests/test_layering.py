@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -56,3 +58,17 @@ def test_only_the_http_client_imports_httpx(path: Path) -> None:
 def test_records_are_stdlib_only() -> None:
     allowed = {"__future__", "dataclasses", "datetime"}
     assert imported(ROOT / "storage" / "records.py") <= allowed
+
+
+def test_the_service_loads_the_article_extractor_only_when_it_extracts() -> None:
+    """trafilatura and htmldate cost about 20 MiB per process; feeds alone never need them."""
+    probe = ("import sys, aggregator.service, aggregator.cli; "
+             "print(sorted(m for m in ('trafilatura', 'htmldate') if m in sys.modules))")
+    before = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                            check=True, cwd=ROOT)
+    assert before.stdout.strip() == "[]"
+    probe = ("import sys; from aggregator.extract import extract; "
+             "print('trafilatura' in sys.modules)")
+    after = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                           check=True, cwd=ROOT)
+    assert after.stdout.strip() == "True"

@@ -7,7 +7,8 @@ records where it came from.
 
 from __future__ import annotations
 
-from aggregator.extract.article import EXTRACTOR_VERSION, extract
+from typing import Any
+
 from aggregator.extract.charset import decode_html
 from aggregator.extract.export import article_to_dict
 from aggregator.extract.rules import RuleError, SiteRule, SiteRules
@@ -21,3 +22,14 @@ __all__ = [
     "decode_html",
     "extract",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """``extract`` and ``EXTRACTOR_VERSION`` load trafilatura and htmldate (about 20 MiB and a
+    seventh of a second per process): only on first use, so a service that fetches no article
+    pages never pays for them."""
+    if name in ("extract", "EXTRACTOR_VERSION"):
+        from aggregator.extract import article
+
+        return getattr(article, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
