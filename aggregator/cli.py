@@ -23,6 +23,7 @@ import click
 from aggregator import views
 from aggregator.config import Settings, load_settings, parse_duration
 from aggregator.errors import ArchiverError, ConfigError, StorageError
+from aggregator.logs import configure_logging
 from storage.records import ExportFilter
 from storage.store import Store
 
@@ -86,14 +87,7 @@ def cli(ctx: click.Context, config: str | None, database: str | None, verbose: i
     level = (logging.WARNING, logging.INFO, logging.DEBUG)[min(verbose, 2)]
     if ctx.invoked_subcommand == "run":
         level = min(level, logging.INFO)
-    logging.basicConfig(level=level, stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    # Libraries that narrate every page they read: their news reaches us as values or errors.
-    for noisy in ("httpx", "trafilatura", "htmldate", "charset_normalizer"):
-        logging.getLogger(noisy).setLevel(logging.WARNING if verbose >= 2 else logging.CRITICAL)
-    # APScheduler logs every tick at INFO; its warnings and errors (a job that raised) stay.
-    logging.getLogger("apscheduler.executors").setLevel(
-        logging.DEBUG if verbose >= 2 else logging.WARNING)
+    configure_logging(level)
     ctx.obj = App(config, database)
 
 

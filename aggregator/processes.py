@@ -29,6 +29,7 @@ from typing import Any
 
 from aggregator.config import Settings
 from aggregator.errors import ArchiverError
+from aggregator.logs import configure_logging
 from storage.store import Store
 
 log = logging.getLogger(__name__)
@@ -43,20 +44,12 @@ def _log_level() -> int:
     return logging.getLogger().getEffectiveLevel()
 
 
-def _configure_logging(level: int, name: str) -> None:
-    logging.basicConfig(level=level, stream=sys.stderr,
-                        format=f"%(asctime)s %(levelname)s [{name}] %(name)s: %(message)s")
-    for noisy in ("httpx", "trafilatura", "htmldate", "charset_normalizer",
-                  "apscheduler.executors"):  # fmt: skip
-        logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
-
-
 # -- run: helper service instances --------------------------------------------------------------
 
 
 def _serve_main(settings: Settings, level: int, name: str) -> None:
     """A helper process of ``run``: a service instance without the housekeeping."""
-    _configure_logging(level, name)
+    configure_logging(level, name)
     from aggregator.service import Service
 
     async def serve() -> None:
@@ -108,12 +101,19 @@ class ServeHelpers:
         live = [p for p in self.procs if p is not None and p.is_alive()]
         for proc in live:
             proc.terminate()
-        for proc in live:
-            proc.join(STOP_TIMEOUT)
-            if proc.is_alive():
-                log.error("%s did not stop in %.0fs; killing it", proc.name, STOP_TIMEOUT)
-                proc.kill()
-                proc.join()
+        _reap(live)
+
+
+def _reap(procs: list[BaseProcess]) -> None:
+    """Wait for helpers that were told to stop; kill what outlives the timeout."""
+    for proc in procs:
+        proc.join(STOP_TIMEOUT)
+        if proc.is_alive():
+            log.error("%s did not stop in %.0fs; killing it", proc.name, STOP_TIMEOUT)
+            proc.kill()
+            proc.join()
+        elif proc.exitcode:
+            log.error("%s exited with status %s", proc.name, proc.exitcode)
 
 
 # -- poll --once: helpers that take jobs from a queue --------------------------------------------
@@ -196,14 +196,7 @@ class Crew:
         with self._changed:
             while self._gone < len(self.procs) and any(p.is_alive() for p in self.procs):
                 self._changed.wait(1.0)
-        for proc in self.procs:
-            proc.join(STOP_TIMEOUT)
-            if proc.is_alive():
-                log.error("%s did not stop in %.0fs; killing it", proc.name, STOP_TIMEOUT)
-                proc.kill()
-                proc.join()
-            elif proc.exitcode:
-                log.error("%s exited with status %s", proc.name, proc.exitcode)
+        _reap(self.procs)
         if self._reader.is_alive():
             self.reports.put(None)
             self._reader.join()
@@ -212,7 +205,7 @@ class Crew:
 def _crew_main(settings: Settings, owner: str, jobs: Any, reports: Any, level: int,
                name: str) -> None:  # fmt: skip
     """A helper process of ``poll --once``: poll what the queue deals until told to stop."""
-    _configure_logging(level, name)
+    configure_logging(level, name)
     # Ctrl-C reaches the whole process group: the main process decides, helpers finish hands.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     from aggregator.service import Service

@@ -1,0 +1,23 @@
+"""Logging set-up, the same in the main process and in helper processes (``service.processes``)."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+# Libraries that narrate every page they read: their news reaches us as values or errors.
+NOISY = ("httpx", "trafilatura", "htmldate", "charset_normalizer")
+
+
+def configure_logging(level: int, tag: str | None = None) -> None:
+    """Log to stderr at ``level``; ``tag`` names a helper process in each line. The libraries
+    above speak only at debug level (``-vv``)."""
+    prefix = f"[{tag}] " if tag else ""
+    logging.basicConfig(level=level, stream=sys.stderr,
+                        format=f"%(asctime)s %(levelname)s {prefix}%(name)s: %(message)s")
+    debug = level <= logging.DEBUG
+    for noisy in NOISY:
+        logging.getLogger(noisy).setLevel(logging.WARNING if debug else logging.CRITICAL)
+    # APScheduler logs every tick at INFO; its warnings and errors (a job that raised) stay.
+    logging.getLogger("apscheduler.executors").setLevel(
+        logging.DEBUG if debug else logging.WARNING)
