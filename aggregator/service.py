@@ -85,13 +85,11 @@ class Totals:
 
     def merge(self, other: Totals) -> None:
         """Add a helper process's totals (``service.processes``)."""
-        self.ok += other.ok
-        self.not_modified += other.not_modified
-        self.failed += other.failed
-        self.new_items += other.new_items
-        self.articles_ok += other.articles_ok
-        self.articles_failed += other.articles_failed
-        self.errors.extend(other.errors)
+        for f in fields(self):
+            if f.name == "errors":
+                self.errors.extend(other.errors)
+            else:
+                setattr(self, f.name, getattr(self, f.name) + getattr(other, f.name))
 
 
 @contextlib.asynccontextmanager

@@ -30,34 +30,25 @@ class WriteTurn:
 
     def acquire(self) -> None:
         """Block until it is our turn."""
-        self._lock.acquire()
-        try:
-            fd = self._open()
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX)
-            except BaseException:
-                os.close(fd)
-                raise
-        except BaseException:
-            self._lock.release()
-            raise
-        self._fd = fd
-        self._holder = threading.get_ident()
+        self._take(blocking=True)
 
     def try_acquire(self) -> bool:
         """Take the turn now if nobody holds it, without waiting (for an event loop)."""
-        if not self._lock.acquire(blocking=False):
+        return self._take(blocking=False)
+
+    def _take(self, *, blocking: bool) -> bool:
+        if not self._lock.acquire(blocking=blocking):
             return False
-        fd = self._open()
+        fd = None
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
+            fd = self._open()
+            fcntl.flock(fd, fcntl.LOCK_EX if blocking else fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BaseException as exc:
+            if fd is not None:
+                os.close(fd)
             self._lock.release()
-            return False
-        except BaseException:
-            os.close(fd)
-            self._lock.release()
+            if isinstance(exc, BlockingIOError):
+                return False
             raise
         self._fd = fd
         self._holder = threading.get_ident()

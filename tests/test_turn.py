@@ -5,6 +5,9 @@ from __future__ import annotations
 import multiprocessing
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from multiprocessing.process import BaseProcess
 from pathlib import Path
 
 from storage.turn import WriteTurn
@@ -17,19 +20,26 @@ def _hold(path: str, seconds: float, started: object) -> None:
         time.sleep(seconds)
 
 
-def test_another_process_waits_for_the_turn(tmp_path: Path) -> None:
-    path = str(tmp_path / "db-writer.lock")
+@contextmanager
+def held_elsewhere(path: str, seconds: float = 1.0) -> Iterator[BaseProcess]:
+    """Another process holds the turn for ``seconds`` from when this yields."""
     ctx = multiprocessing.get_context("spawn")
     started = ctx.Event()
-    proc = ctx.Process(target=_hold, args=(path, 1.0, started))
+    proc = ctx.Process(target=_hold, args=(path, seconds, started))
     proc.start()
     try:
         assert started.wait(30)
+        yield proc
+    finally:
+        proc.join(30)
+
+
+def test_another_process_waits_for_the_turn(tmp_path: Path) -> None:
+    path = str(tmp_path / "db-writer.lock")
+    with held_elsewhere(path) as proc:
         begun = time.monotonic()
         with WriteTurn(path).held():
             waited = time.monotonic() - begun
-    finally:
-        proc.join(30)
     assert waited > 0.5, "the turn was granted while another process held it"
     assert proc.exitcode == 0
 
@@ -62,13 +72,8 @@ def test_threads_take_turns_and_the_holder_reenters(tmp_path: Path) -> None:
 
 def test_try_acquire_never_waits_and_wait_free_waits_for_the_holder(tmp_path: Path) -> None:
     path = str(tmp_path / "db-writer.lock")
-    ctx = multiprocessing.get_context("spawn")
-    started = ctx.Event()
-    proc = ctx.Process(target=_hold, args=(path, 1.0, started))
-    proc.start()
     turn = WriteTurn(path)
-    try:
-        assert started.wait(30)
+    with held_elsewhere(path):
         assert not turn.try_acquire()  # held by the other process: refused at once
         begun = time.monotonic()
         turn.wait_free()
@@ -79,5 +84,3 @@ def test_try_acquire_never_waits_and_wait_free_waits_for_the_holder(tmp_path: Pa
             pass
         turn.release()
         assert not turn.held_here
-    finally:
-        proc.join(30)
