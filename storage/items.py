@@ -25,10 +25,6 @@ IDS_BY_UID = by_dialect(
 )
 BY_ID = select(items).where(items.c.id == bindparam("id"))
 
-CONTENT_FIELDS = ("guid", "url", "title", "summary", "content_html", "authors", "published",
-                  "published_offset", "updated", "updated_offset")  # fmt: skip
-
-
 def offset_minutes(value: datetime | None) -> int | None:
     offset = None if value is None else value.utcoffset()
     return None if offset is None else int(offset.total_seconds() // 60)
