@@ -8,12 +8,14 @@ request may start and whether a page may be fetched at all. Clocks are injected;
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
+import idna
 from protego import Protego
 
 from aggregator.errors import FetchError
@@ -31,8 +33,21 @@ ROBOTS_ERROR_TTL = 900.0  # an unreachable robots.txt is retried after 15 minute
 
 
 def host_key(url: str) -> str:
-    """The politeness unit: the lower-case host name (ports and schemes share one site)."""
-    return (urlsplit(url).hostname or "").lower()
+    """The politeness unit: the lower-case host name (ports and schemes share one site).
+
+    An IDN host and its punycode are one site (a feed configured as bücher.example may link its
+    pages as xn--bcher-kva.example): the key is the ASCII form, as the request sends it.
+    """
+    host = (urlsplit(url).hostname or "").lower()
+    return host if host.isascii() else _ascii_host(host)
+
+
+@functools.lru_cache(maxsize=1024)
+def _ascii_host(host: str) -> str:
+    try:
+        return idna.encode(host, uts46=True).decode("ascii")
+    except (idna.IDNAError, UnicodeError):  # httpx refuses it too; the key only has to be stable
+        return host
 
 
 @dataclass

@@ -20,7 +20,7 @@ from aggregator.extract.rules import SiteRules
 from aggregator.http import HttpClient
 from aggregator.netguard import ALLOW_HINT
 from aggregator.pipeline import ArticleResult, Context, fetch_article
-from aggregator.politeness import HostLimiter, RobotsCache
+from aggregator.politeness import HostLimiter, RobotsCache, host_key
 from storage.records import PendingArticle
 from tests.httpserver import TestServer
 
@@ -129,3 +129,25 @@ def test_a_real_redirect_still_names_both(http_server: TestServer) -> None:
     assert fetch_error(start, settings()) == (
         f"fetch: body of 20 bytes exceeds 4 bytes cap for {target} (redirected from {start})"
     )
+
+
+def test_an_idn_host_and_its_punycode_are_one_site_for_politeness(
+    http_server: TestServer,
+) -> None:
+    """Neighbour: the limiter keyed the two spellings apart, so one site got twice the rate."""
+    assert host_key("http://B\u00fccher.example/a") == host_key("https://xn--bcher-kva.example/b")
+    assert host_key("http://stra\u00dfe.example/") == "xn--strae-oqa.example"
+    http_server.route("/a", body=b"ok")
+    urls = [f"http://b\u00fccher.test:{http_server.port}/a",
+            f"http://xn--bcher-kva.test:{http_server.port}/a"]
+
+    async def go() -> int:
+        limiter = HostLimiter(1, 0.0)
+        async with HttpClient(settings(), resolver=lambda host, port: ["127.0.0.1"]) as client:
+            for url in urls:
+                async with limiter.slot(url):
+                    await client.get(url)
+        return limiter.tracked_hosts
+
+    assert asyncio.run(go()) == 1
+    assert http_server.hits("/a") == 2
