@@ -2,9 +2,11 @@
 
 The file is written by an operator, yet a careless copy must not hurt the process (issue 11): it
 is read up to ``MAX_CONFIG_BYTES`` and composed up to ``MAX_NODES`` nodes and ``MAX_DEPTH``
-levels; aliases may repeat at most ``MAX_ALIAS_WEIGHT`` nodes and characters in all (a 1 KB
-billion-laughs file otherwise expands to gigabytes once copied); only the YAML 1.2 core tags are
-read (``!!python/object`` and custom tags are refused); a duplicate key is refused with both lines.
+levels; what aliases repeat may weigh at most ``MAX_ALIAS_WEIGHT`` plus the document's own count
+of values (a value weighs 1, plus 1 per 16 characters: a 1 KB billion-laughs file otherwise
+expands to gigabytes once copied, while ``<<: *common`` in every feed stays well inside); only the
+YAML 1.2 core tags are read (``!!python/object`` and custom tags are refused); a duplicate key is
+refused with both lines.
 
 ruamel's safe composer is used, not its round-trip loader: that one joins a run of comment lines
 by repeated string concatenation, quadratic in their number (160k comment lines took 99 s).
@@ -30,7 +32,7 @@ __all__ = ["MAX_ALIAS_WEIGHT", "MAX_CONFIG_BYTES", "MAX_DEPTH", "MAX_NODES", "Li
 MAX_CONFIG_BYTES = 10 * 2**20  # 10 MiB: about 100,000 feeds
 MAX_NODES = 500_000  # ruamel composes about 25,000 nodes a second: 20 s at most
 MAX_DEPTH = 64  # a configuration needs 6
-MAX_ALIAS_WEIGHT = 100_000  # nodes + scalar characters reached through aliases, all told
+MAX_ALIAS_WEIGHT = 100_000  # reached through aliases, beyond the document's own values
 
 _CORE = "tag:yaml.org,2002:"
 _SCALAR_TAGS = frozenset(_CORE + t for t in ("str", "int", "float", "bool", "null", "timestamp"))
@@ -116,7 +118,8 @@ def load_yaml(text: str, file: Path) -> Any:
     yaml.Composer = _BoundedComposer
     try:
         root = yaml.compose(text)
-        return None if root is None else _Builder(yaml).build(root, 0, None)
+        budget = MAX_ALIAS_WEIGHT + yaml.composer.nodes
+        return None if root is None else _Builder(yaml, budget).build(root, 0, None)
     except _Refused as exc:
         raise ConfigError(f"{file}:{exc.line}: {exc}") from None
     except MarkedYAMLError as exc:
@@ -132,9 +135,10 @@ def load_yaml(text: str, file: Path) -> Any:
 class _Builder:
     """Composed nodes → plain data; every alias is expanded as a copy, within the budget."""
 
-    def __init__(self, yaml: YAML) -> None:
+    def __init__(self, yaml: YAML, budget: int) -> None:
         self._constructor = yaml.constructor
         self._alias_weight = 0
+        self._budget = budget
 
     def build(self, node: Node | _Alias, depth: int, via: _Alias | None) -> Any:
         """``via`` is the alias that led here, if any: what it expands is counted and named."""
@@ -161,10 +165,10 @@ class _Builder:
                              "mappings only)")
 
     def _count(self, node: Node, via: _Alias) -> None:
-        self._alias_weight += 1 + (len(node.value) if isinstance(node, ScalarNode) else 0)
-        if self._alias_weight > MAX_ALIAS_WEIGHT:
+        self._alias_weight += 1 + (len(node.value) // 16 if isinstance(node, ScalarNode) else 0)
+        if self._alias_weight > self._budget:
             raise _Refused(via.line, f"YAML aliases (*{via.anchor}) expand to more than "
-                                     f"{MAX_ALIAS_WEIGHT:,} values and characters")
+                                     f"{self._budget:,} values")
 
     def _mapping(self, node: MappingNode, depth: int, via: _Alias | None) -> LineDict:
         out = LineDict()
