@@ -29,7 +29,7 @@ from aggregator.errors import ConfigError
 __all__ = ["MAX_ALIAS_WEIGHT", "MAX_CONFIG_BYTES", "MAX_DEPTH", "MAX_NODES", "LineDict",
            "LineList", "load_yaml", "read_config"]
 
-MAX_CONFIG_BYTES = 10 * 2**20  # 10 MiB: about 100,000 feeds
+MAX_CONFIG_BYTES = 10 * 2**20  # 10 MiB: room for MAX_NODES values and long comments
 MAX_NODES = 500_000  # ruamel composes about 25,000 nodes a second: 20 s at most
 MAX_DEPTH = 64  # a configuration needs 6
 MAX_ALIAS_WEIGHT = 100_000  # reached through aliases, beyond the document's own values
