@@ -13,11 +13,10 @@ from typing import Annotated, Any
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
-from ruamel.yaml import YAML
-from ruamel.yaml.comments import CommentedMap, CommentedSeq
-from ruamel.yaml.error import MarkedYAMLError
 
+from aggregator.configyaml import LineDict, LineList, load_yaml, read_config
 from aggregator.errors import ConfigError
+from storage.identity import normalize_url
 from storage.records import FeedConfig
 
 DEFAULT_DATABASE = "sqlite:///data/archive.db"
@@ -185,13 +184,7 @@ def load_settings(path: str | os.PathLike[str], env: Mapping[str, str] | None = 
     """Read and validate a config file; ``AGGREGATOR_DATABASE`` in ``env`` overrides ``database``
     (so one file can serve a test database or a second instance)."""
     file = Path(path)
-    try:
-        text = file.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"cannot read {file}: {exc.strerror or exc}") from None
-    except UnicodeDecodeError as exc:
-        raise ConfigError(f"{file}: not UTF-8 text ({exc.reason})") from None
-    tree = _load_yaml(text, file)
+    tree = _load_yaml(read_config(file), file)
     settings = _validate(tree, file)
     _check_duplicates(settings, tree, file)
     database = (env if env is not None else os.environ).get("AGGREGATOR_DATABASE")
@@ -210,18 +203,9 @@ def resolve_database(url: str, base: Path) -> str:
 
 
 def _load_yaml(text: str, file: Path) -> Any:
-    yaml = YAML(typ="rt")
-    yaml.allow_duplicate_keys = False
-    try:
-        tree = yaml.load(text)
-    except MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line = f":{mark.line + 1}" if mark is not None else ""
-        raise ConfigError(f"{file}{line}: invalid YAML: {exc.problem or exc.context}") from None
-    except Exception as exc:  # ruamel raises a few unmarked errors (duplicate keys, bad tags)
-        raise ConfigError(f"{file}: invalid YAML: {str(exc).splitlines()[0]}") from None
+    tree = load_yaml(text, file)
     if tree is None:
-        return CommentedMap()
+        return LineDict()
     if not isinstance(tree, dict):
         raise ConfigError(f"{file}:1: the top level must be a mapping of settings")
     return tree
@@ -265,19 +249,17 @@ def _line_of(tree: Any, loc: Sequence[Any]) -> int | None:
     """The 1-based line of the deepest node of ``loc`` that the YAML tree knows."""
     node, line = tree, None
     for part in loc:
-        if isinstance(node, CommentedMap) and part in node:
-            line = node.lc.key(part)[0] + 1
-            node = node[part]
-        elif isinstance(node, CommentedSeq) and isinstance(part, int) and part < len(node):
-            line = node.lc.item(part)[0] + 1
-            node = node[part]
-        else:
+        found = (isinstance(node, LineDict) and part in node) or (
+            isinstance(node, LineList) and isinstance(part, int) and part < len(node))
+        if not found:
             break
+        line = node.lines[part]
+        node = node[part]
     return line
 
 
 def _plain(node: Any) -> Any:
-    """ruamel's round-trip types → plain dicts, lists and scalars for pydantic."""
+    """The loader's line-keeping types → plain dicts, lists and scalars for pydantic."""
     if isinstance(node, dict):
         return {str(k): _plain(v) for k, v in node.items()}
     if isinstance(node, list):
@@ -286,14 +268,17 @@ def _plain(node: Any) -> Any:
 
 
 def _check_duplicates(settings: Settings, tree: Any, file: Path) -> None:
+    """Two feeds are one when their URLs meet as the archive's links do (storage.identity):
+    host case, default port, fragment, escapes of unreserved characters, IDN, query order.
+    The path's case counts, and no query parameter is dropped (``?rss=`` may select a feed)."""
     seen: dict[str, int] = {}
     for index, feed in enumerate(settings.feeds):
-        key = feed.url.rstrip("/").lower()
+        key = normalize_url(feed.url, drop_tracking=False) or feed.url
         if key in seen:
-            first = _line_of(tree, ("feeds", seen[key]))
-            line = _line_of(tree, ("feeds", index))
+            first = settings.feeds[seen[key]].url
+            alike = "" if first == feed.url else f" as {first}; both are {key}"
             raise ConfigError(
-                f"{file}:{line}: feeds[{index}].url: the same feed twice "
-                f"({feed.url}, first at line {first})"
+                f"{file}:{_line_of(tree, ('feeds', index))}: feeds[{index}].url: the same feed "
+                f"twice ({feed.url}, first at line {_line_of(tree, ('feeds', seen[key]))}{alike})"
             )
         seen[key] = index

@@ -31,7 +31,14 @@ import httpx
 from aggregator.errors import FetchError
 from aggregator.httppool import Origin, OriginPools
 from aggregator.inflate import InflateError, Inflater
-from aggregator.netguard import BlockedAddress, GuardedBackend, Resolver, parse_networks
+from aggregator.netguard import (
+    ALLOW_HINT,
+    BlockedAddress,
+    BlockedFetch,
+    GuardedBackend,
+    Resolver,
+    parse_networks,
+)
 from aggregator.response import (
     REDIRECT_STATUSES,
     HttpSettingsLike,
@@ -171,7 +178,7 @@ class HttpClient:
         targets: list[str] = []
         statuses: list[int] = []
         while True:
-            hop = await self._hop(current, headers, cap, url)
+            hop = await self._hop(current, headers, cap, url, first=not targets)
             location = _location(hop)
             if location is None:
                 return Response(
@@ -194,9 +201,11 @@ class HttpClient:
             statuses.append(hop.status)
 
     async def _hop(
-        self, target: _Target, headers: list[tuple[bytes, bytes]], cap: _Cap, url: str
+        self, target: _Target, headers: list[tuple[bytes, bytes]], cap: _Cap, url: str, first: bool
     ) -> _Hop:
-        where = url if target.text == url else f"{target.text} (redirected from {url})"
+        # The first hop is the URL asked for, even where its parsed form differs from the text
+        # (an IDN host in punycode, an escaped space): only a redirect makes it "redirected".
+        where = url if first else f"{target.text} (redirected from {url})"
         try:
             if self._preflight:
                 await self._backend.vetted_addresses(target.url.host, target.core.origin.port)
@@ -210,7 +219,9 @@ class HttpClient:
             finally:
                 await response.aclose()
         except BlockedAddress as exc:
-            raise FetchError(f"blocked address {exc.address} ({exc.reason}) for {where}") from None
+            raise BlockedFetch(
+                f"blocked address {exc.address} ({exc.reason}) for {where}{ALLOW_HINT}"
+            ) from None
         except httpcore.TimeoutException as exc:
             raise FetchError(f"{_timeout_kind(exc)} for {where}") from None
         except _NETWORK_ERRORS as exc:
@@ -354,6 +365,8 @@ def _timeout_kind(exc: Exception) -> str:
         return "connect timeout"
     if isinstance(exc, httpcore.PoolTimeout):
         return "timeout waiting for a connection"
+    if isinstance(exc, httpcore.WriteTimeout):
+        return "write timeout"
     return "read timeout"
 
 

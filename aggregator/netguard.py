@@ -74,6 +74,17 @@ class BlockedAddress(FetchError):
         super().__init__(f"blocked address {address} ({reason}) for host {host}")
 
 
+ALLOW_HINT = "; allow it with http.allowed_networks"
+"""Ends every guard refusal: the setting that lets a trusted private network through."""
+
+
+class BlockedFetch(FetchError):
+    """A request the guard refused, as the HTTP client reports it (the URL, the hop, the hint).
+
+    Its own class so that a caller (the robots.txt cache) reports "blocked", never a verdict.
+    """
+
+
 def parse_networks(cidrs: Iterable[str]) -> tuple[IPNetwork, ...]:
     """The allow-list from the settings; config validation already refused bad CIDRs."""
     return tuple(ipaddress.ip_network(c, strict=False) for c in cidrs)

@@ -253,8 +253,8 @@ async def fetch_article(ctx: Context, pending: PendingArticle) -> ArticleResult:
     retry = now + timedelta(seconds=backoff) if pending.attempts + 1 < ARTICLE_ATTEMPTS else None
     delay = None
     if ctx.robots is not None:
-        if not await ctx.robots.allowed(pending.url):
-            return ArticleResult(error=f"fetch: robots.txt disallows {pending.url}", next_try=retry)
+        if (refusal := await ctx.robots.refusal(pending.url)) is not None:
+            return ArticleResult(error=f"fetch: {refusal}", next_try=retry)
         delay = await ctx.robots.crawl_delay(pending.url)
     try:
         async with ctx.limiter.slot(pending.url, delay=delay):

@@ -8,16 +8,19 @@ request may start and whether a page may be fetched at all. Clocks are injected;
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
+import idna
 from protego import Protego
 
 from aggregator.errors import FetchError
 from aggregator.http import HttpClient, Response
+from aggregator.netguard import BlockedFetch
 
 __all__ = ["ROBOTS_MAX_BYTES", "HostLimiter", "RobotsCache", "host_key"]
 
@@ -30,8 +33,21 @@ ROBOTS_ERROR_TTL = 900.0  # an unreachable robots.txt is retried after 15 minute
 
 
 def host_key(url: str) -> str:
-    """The politeness unit: the lower-case host name (ports and schemes share one site)."""
-    return (urlsplit(url).hostname or "").lower()
+    """The politeness unit: the lower-case host name (ports and schemes share one site).
+
+    An IDN host and its punycode are one site (a feed configured as bücher.example may link its
+    pages as xn--bcher-kva.example): the key is the ASCII form, as the request sends it.
+    """
+    host = (urlsplit(url).hostname or "").lower()
+    return host if host.isascii() else _ascii_host(host)
+
+
+@functools.lru_cache(maxsize=1024)
+def _ascii_host(host: str) -> str:
+    try:
+        return idna.encode(host, uts46=True).decode("ascii")
+    except (idna.IDNAError, UnicodeError):  # httpx refuses it too; the key only has to be stable
+        return host
 
 
 @dataclass
@@ -129,17 +145,21 @@ class _Slot:
 
 @dataclass(frozen=True, slots=True)
 class _Rules:
-    """One site's robots.txt verdict: a parser, or allow/deny everything."""
+    """One site's robots.txt verdict: a parser, or allow/deny everything.
+
+    ``reason`` says why, and is the refusal itself when everything is denied: a site whose
+    robots.txt could not be read has not disallowed anything, and must not be said to have.
+    """
 
     expires: float
     parser: Protego | None = None
     allow_all: bool = False
     reason: str = field(default="", compare=False)
 
-    def allowed(self, url: str, user_agent: str) -> bool:
-        if self.parser is None:
-            return self.allow_all
-        return bool(self.parser.can_fetch(url, user_agent))
+    def refusal(self, url: str, user_agent: str) -> str | None:
+        if self.parser is not None:
+            return None if self.parser.can_fetch(url, user_agent) else f"robots.txt disallows {url}"
+        return None if self.allow_all else self.reason
 
     def crawl_delay(self, user_agent: str) -> float | None:
         if self.parser is None:
@@ -178,10 +198,18 @@ class RobotsCache:
 
     async def allowed(self, url: str, user_agent: str | None = None) -> bool:
         """May ``url`` be fetched? The robots.txt URL itself always may (§2.2.2 implies it)."""
+        return await self.refusal(url, user_agent) is None
+
+    async def refusal(self, url: str, user_agent: str | None = None) -> str | None:
+        """Why ``url`` may not be fetched (a one-line reason, no stage prefix), or None if it may.
+
+        "robots.txt disallows" only when it does; a robots.txt that the SSRF guard refused, or a
+        site that could not be reached, is reported as such (RFC 9309 §2.3.1.4 still refuses).
+        """
         if urlsplit(url).path == "/robots.txt":
-            return True
+            return None
         rules = await self._rules(url)
-        return rules.allowed(url, user_agent or self._user_agent)
+        return rules.refusal(url, user_agent or self._user_agent)
 
     async def crawl_delay(self, url: str, user_agent: str | None = None) -> float | None:
         """The site's Crawl-delay for us, if its robots.txt gives one (not in RFC 9309)."""
@@ -216,15 +244,17 @@ class RobotsCache:
             else:
                 async with self._limiter.slot(url):
                     response = await self._get(url)
+        except BlockedFetch as exc:  # the page's host is refused too: say so, and how to allow
+            return _Rules(self._clock() + self._error_ttl, reason=_unprefixed(exc))
         except FetchError as exc:
-            return self._unreachable(previous, str(exc))
+            return self._unreachable(previous, _unprefixed(exc))
         now = self._clock()
         if 200 <= response.status < 300:
             text = response.body.decode("utf-8", errors="replace")
             return _Rules(now + self._ttl, parser=Protego.parse(text), reason="parsed")
         if 400 <= response.status < 500 and response.status != 429:
             return _Rules(now + self._ttl, allow_all=True, reason=f"HTTP {response.status}")
-        return self._unreachable(previous, f"HTTP {response.status}")
+        return self._unreachable(previous, f"HTTP {response.status} for {url}")
 
     async def _get(self, url: str) -> Response:
         return await self._http.get(
@@ -235,7 +265,11 @@ class RobotsCache:
         expires = self._clock() + self._error_ttl
         if previous is not None and previous.parser is not None:
             return _Rules(expires, parser=previous.parser, reason=f"kept after {reason}")
-        return _Rules(expires, allow_all=False, reason=f"unreachable: {reason}")
+        return _Rules(expires, reason=f"robots.txt unreachable, no page fetched for now ({reason})")
+
+
+def _unprefixed(exc: FetchError) -> str:
+    return str(exc).removeprefix(f"{exc.stage}: ")
 
 
 def _origin(url: str) -> str:

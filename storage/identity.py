@@ -1,13 +1,15 @@
 """Identity keys for deduplication: canonical URLs, content fingerprints, hashes. Pure, no I/O.
 
 A canonical URL is a *key*, never fetched, so it may normalize more than a crawler could:
-- scheme and host lower-case, IDNA host, trailing dot dropped, default port dropped, no userinfo;
+- scheme and host lower-case, IDNA host (2008, as httpx sends it), trailing dot dropped, default
+  port dropped, no userinfo;
 - ``http`` and ``https`` fold together (feeds still list ``http://`` links to pages whose
   ``rel=canonical`` says ``https://``);
 - no fragment; tracking parameters dropped (``utm_*``, ``fbclid``, ``gclid``, ``mc_*`` ...);
 - the query is sorted by parameter name (stable, so repeated names keep their order): parameter
   order never selects a different story, and sorting lets ``?a=1&b=2`` meet ``?b=2&a=1``;
-- percent-escapes upper-cased, unsafe characters escaped, empty path becomes ``/``.
+- percent-escapes upper-cased, escapes of unreserved characters decoded (``%7E`` is ``~``,
+  RFC 3986 §6.2.2.2), unsafe characters escaped, empty path becomes ``/``.
 ``www.`` is kept (some sites serve different things there) and so is a trailing slash.
 """
 
@@ -18,7 +20,10 @@ import hashlib
 import html
 import json
 import re
+import string
 from urllib.parse import quote, urlsplit, urlunsplit
+
+import idna  # httpx's own dependency: the IDNA 2008 encoder the fetcher uses
 
 TRACKING_PREFIXES = ("utm_", "mc_", "pk_", "piwik_", "hsa_", "matomo_", "_hs", "oly_", "vero_")
 TRACKING_NAMES = frozenset(
@@ -30,6 +35,7 @@ TRACKING_NAMES = frozenset(
 )  # fmt: skip
 DEFAULT_PORTS = {"http": 80, "https": 443}
 _ESCAPE = re.compile(r"%[0-9a-fA-F]{2}")
+_UNRESERVED = frozenset(string.ascii_letters + string.digits + "-._~")  # RFC 3986 §2.3
 _SAFE_PATH = "/%:@!$&'()*+,;=-._~"
 _SAFE_QUERY = "/?%:@!$&'()*+,;=-._~"
 _TAG = re.compile(r"<[^>]*>")
@@ -41,8 +47,12 @@ MIN_FINGERPRINT_BODY = 80  # shorter bodies ("Read more") would fold unrelated s
 # ``Store.prepare_polls`` ahead of the write transaction, then inside it (see that method). The
 # caches are bounded: a write batch is at most a few thousand entries.
 @functools.lru_cache(maxsize=8192)
-def normalize_url(url: str | None) -> str | None:
-    """The canonical form of an http(s) URL, or None when it is not one (``tag:``, garbage)."""
+def normalize_url(url: str | None, *, drop_tracking: bool = True) -> str | None:
+    """The canonical form of an http(s) URL, or None when it is not one (``tag:``, garbage).
+
+    ``drop_tracking=False`` keeps every query parameter: the configuration's duplicate-feed check
+    uses it, since on a feed's own URL a name such as ``rss`` may select the feed.
+    """
     if not url:
         return None
     try:
@@ -56,7 +66,7 @@ def normalize_url(url: str | None) -> str | None:
     if port is not None and port not in DEFAULT_PORTS.values():
         host = f"{host}:{port}"
     path = _escape(parts.path or "/", _SAFE_PATH)
-    return urlunsplit(("https", host, path, _query(parts.query), ""))
+    return urlunsplit(("https", host, path, _query(parts.query, drop_tracking), ""))
 
 
 def _host(hostname: str) -> str:
@@ -65,17 +75,24 @@ def _host(hostname: str) -> str:
         return f"[{host}]"
     if host.isascii():
         return host
-    return host.encode("idna").decode("ascii")
+    try:  # IDNA 2008 with UTS 46, as httpx sends it (straße.de is xn--strae-oqa.de, not strasse)
+        return idna.encode(host, uts46=True).decode("ascii")
+    except idna.IDNAError:  # what IDNA 2008 refuses (symbols such as ☃), IDNA 2003 may still map
+        return host.encode("idna").decode("ascii")
 
 
 def _escape(value: str, safe: str) -> str:
-    value = _ESCAPE.sub(lambda m: m.group(0).upper(), value)
-    return quote(value, safe=safe)
+    return quote(_ESCAPE.sub(_unescape_unreserved, value), safe=safe)
 
 
-def _query(query: str) -> str:
+def _unescape_unreserved(match: re.Match[str]) -> str:
+    char = chr(int(match.group(0)[1:], 16))
+    return char if char in _UNRESERVED else match.group(0).upper()
+
+
+def _query(query: str, drop_tracking: bool = True) -> str:
     kept = [_escape(p, _SAFE_QUERY) for p in query.split("&")]
-    kept = [p for p in kept if p and not _is_tracking(p.split("=", 1)[0])]
+    kept = [p for p in kept if p and not (drop_tracking and _is_tracking(p.split("=", 1)[0]))]
     kept.sort(key=lambda p: p.split("=", 1)[0])  # escaped first, so a second pass sorts alike
     return "&".join(kept)
 

@@ -26,6 +26,7 @@ from typing import Any
 import pytest
 
 from aggregator.config import Settings
+from aggregator.netguard import ALLOW_HINT
 from aggregator.service import Service, Totals
 from storage.records import ExportFilter, FeedState
 from storage.store import Store
@@ -270,7 +271,8 @@ def _matches(case: Case, state: FeedState | None, url: str) -> bool:
     if case.error is None:
         return error is None and state.error_count == 0
     # The error names the feed's URL (a redirect's names the hop, then the feed).
-    named = error is not None and (error.endswith((url, f"(redirected from {url})")))
+    named = error is not None and (
+        error.removesuffix(ALLOW_HINT).endswith((url, f"(redirected from {url})")))
     counted = state.error_count == (0 if case.status == "gone" else 1)
     return named and counted and re.search(case.error, error or "") is not None
 

@@ -15,6 +15,7 @@ import pytest
 from aggregator.config import HttpSettings
 from aggregator.errors import FetchError
 from aggregator.http import HttpClient, Response
+from aggregator.netguard import ALLOW_HINT
 from tests.httpserver import TestServer
 
 
@@ -66,7 +67,7 @@ def test_every_spelling_of_loopback_is_refused(
 ) -> None:
     http_server.route("/feed", body=b"secret")
     url = f"http://{host}:{http_server.port}/feed"
-    assert refused(url) == f"fetch: blocked address {address} ({reason}) for {url}"
+    assert refused(url) == f"fetch: blocked address {address} ({reason}) for {url}{ALLOW_HINT}"
     assert http_server.requests == []
 
 
@@ -99,7 +100,7 @@ def test_names_resolving_to_private_networks_are_refused(address: str, reason: s
     """No packet leaves: the resolver's answer alone decides (these addresses are not reachable)."""
     url = "http://internal.test/latest/meta-data/"
     message = refused(url, resolver=lambda host, port: [address])
-    assert message == f"fetch: blocked address {address} ({reason}) for {url}"
+    assert message == f"fetch: blocked address {address} ({reason}) for {url}{ALLOW_HINT}"
 
 
 def test_rebinding_resolver_is_refused_at_connect(http_server: TestServer) -> None:
@@ -113,7 +114,7 @@ def test_rebinding_resolver_is_refused_at_connect(http_server: TestServer) -> No
 
     url = f"http://rebind.test:{http_server.port}/feed"
     assert refused(url, resolver=rebinding) == (
-        f"fetch: blocked address 127.0.0.1 (loopback) for {url}"
+        f"fetch: blocked address 127.0.0.1 (loopback) for {url}{ALLOW_HINT}"
     )
     assert calls == ["rebind.test"] and http_server.requests == []
 
@@ -140,6 +141,7 @@ def test_allowed_host_redirecting_to_loopback_is_refused_on_the_hop(
     message = refused(start, guarded(allowed_networks=["127.0.0.2/32"]))
     assert message == (
         f"fetch: blocked address 127.0.0.1 (loopback) for {target} (redirected from {start})"
+        f"{ALLOW_HINT}"
     )
     assert [r.path for r in http_server.requests] == ["/start"]
 
