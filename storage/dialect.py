@@ -338,6 +338,14 @@ def lock_migrations(conn: Connection) -> None:
         conn.execute(text("SELECT pg_advisory_xact_lock(7342001)"))
 
 
+def lock_feed_sync(conn: Connection) -> None:
+    """Two instances starting together on one PostgreSQL sync their configs one after the
+    other (each would otherwise insert the same new feeds: a unique violation). Released at
+    commit; SQLite's ``BEGIN IMMEDIATE`` serializes them already."""
+    if is_postgres(conn):
+        conn.execute(text("SELECT pg_advisory_xact_lock(7342002)"))
+
+
 def integrity_errors(conn: Connection) -> list[str]:
     """The database's own consistency check: [] when fine."""
     if not is_postgres(conn):
