@@ -24,7 +24,7 @@ from typing import IO, TYPE_CHECKING, Any
 from jsonschema import Draft202012Validator
 
 from storage.engine import sqlite_file
-from storage.errors import ExportFormatError, StorageError
+from storage.errors import ExportError, ExportFormatError
 from storage.files import atomic_text
 from storage.jsonstream import JsonStreamError, stream_document
 from storage.records import ExportFilter
@@ -51,7 +51,7 @@ def write_export(
     A file is written atomically and only onto a regular file or a new path (``storage.files``);
     its folder must exist unless ``parents``."""
     if fmt not in ("json", "jsonl"):
-        raise StorageError(f"export: unknown format {fmt!r} (json or jsonl)")
+        raise ExportError(f"export: unknown format {fmt!r} (json or jsonl)")
     exported_at = (now or datetime.now(UTC)).isoformat()
     if path is None:
         count = _write(store, sys.stdout, fmt, flt, exported_at)

@@ -25,7 +25,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
 
-from storage.errors import StorageError
+from storage.errors import ExportError
 
 _KINDS = (
     (stat.S_ISDIR, "a directory"), (stat.S_ISLNK, "a symbolic link"),
@@ -43,39 +43,39 @@ def file_kind(mode: int) -> str:
 def check_target(path: Path, *, parents: bool = False, avoid: Path | None = None) -> None:
     """Refuse a target that is not a regular file or a new name, or whose folder is missing
     (unless ``parents``), or that is ``avoid`` (the database file itself)."""
-    if str(path).endswith(os.sep):
-        raise StorageError(f"export: {path} names a directory; give a file name")
     try:
         mode = os.lstat(path).st_mode
     except FileNotFoundError:
         _check_folder(path.parent, parents)
         return
+    except NotADirectoryError:
+        raise ExportError(f"export: {path.parent} is not a directory") from None
     except OSError as exc:
-        raise StorageError(f"export: cannot write {path}: {exc.strerror or exc}") from exc
+        raise ExportError(f"export: cannot write {path}: {exc.strerror or exc}") from exc
     if not stat.S_ISREG(mode):
         hint = " (write to standard output instead: omit --output)" if not (
             stat.S_ISDIR(mode) or stat.S_ISLNK(mode)) else ""  # fmt: skip
-        raise StorageError(
+        raise ExportError(
             f"export: {path} is {file_kind(mode)}; export writes only a regular file or a new "
             f"path{hint}"
         )
     if avoid is not None and _same_file(path, avoid):
-        raise StorageError(f"export: {path} is the archive's own database file")
+        raise ExportError(f"export: {path} is the archive's own database file")
 
 
 def _check_folder(folder: Path, parents: bool) -> None:
     if folder.is_dir():
         return
     if folder.exists() or folder.is_symlink():
-        raise StorageError(f"export: {folder} is not a directory")
+        raise ExportError(f"export: {folder} is not a directory")
     if not parents:
-        raise StorageError(
+        raise ExportError(
             f"export: directory {folder} does not exist (create it, or pass --parents)"
         )
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise StorageError(f"export: cannot create {folder}: {exc.strerror or exc}") from exc
+        raise ExportError(f"export: cannot create {folder}: {exc.strerror or exc}") from exc
 
 
 def _same_file(a: Path, b: Path) -> bool:
@@ -104,7 +104,7 @@ def atomic_text(
         _fsync_dir(path.parent)
     except OSError as exc:
         _unlink(tmp)
-        raise StorageError(f"export: cannot write {path}: {exc.strerror or exc}") from exc
+        raise ExportError(f"export: cannot write {path}: {exc.strerror or exc}") from exc
     except BaseException:
         _unlink(tmp)
         raise
@@ -122,8 +122,8 @@ def _create_temp(path: Path) -> tuple[int, Path]:
         except FileExistsError:
             continue
         except OSError as exc:
-            raise StorageError(f"export: cannot write {path}: {exc.strerror or exc}") from exc
-    raise StorageError(f"export: cannot write {path}: no free temporary name")
+            raise ExportError(f"export: cannot write {path}: {exc.strerror or exc}") from exc
+    raise ExportError(f"export: cannot write {path}: no free temporary name")
 
 
 def remove_stale_temps(folder: Path) -> list[Path]:
