@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import stat
 import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -25,7 +26,7 @@ from jsonschema import Draft202012Validator
 
 from storage.engine import sqlite_file
 from storage.errors import ExportError, ExportFormatError
-from storage.files import atomic_text
+from storage.files import atomic_text, file_kind
 from storage.jsonstream import JsonStreamError, stream_document
 from storage.records import ExportFilter
 
@@ -87,7 +88,12 @@ def _dumps(value: Any) -> str:
 
 
 def read_export(path: Path) -> Iterator[dict[str, Any]]:
-    """The file's items, validated. The whole file is checked before the first item is given."""
+    """The file's items, validated. The whole file is checked before the first item is given
+    (so it is read twice: a FIFO or a device is refused rather than waited on)."""
+    with contextlib.suppress(OSError):  # a missing file is reported by the open below
+        mode = path.stat().st_mode
+        if not stat.S_ISREG(mode):
+            raise ExportFormatError(f"{path} is {file_kind(mode)}; import reads a regular file")
     for _ in _records(path, validate=True):
         pass
     for _line, item in _records(path, validate=False):  # parse errors would still raise

@@ -4,6 +4,7 @@ database itself; no temporary file outlives an export (killed ones are cleaned n
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import stat
@@ -15,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from storage.errors import StorageError
-from storage.export import write_export
+from storage.errors import ExportFormatError, StorageError
+from storage.export import read_export, write_export
 from storage.files import _host, atomic_text, remove_stale_temps
 from storage.records import ExportFilter, FeedConfig
 from storage.store import Store
@@ -205,3 +206,11 @@ def test_a_killed_exports_temporary_is_removed_by_the_next_export(
     assert left.startswith(".out.jsonl.export-")
     export_to(archive, tmp_path / "other.jsonl")  # any export to that folder
     assert temps(tmp_path) == [] and not target.exists()
+
+
+def test_import_refuses_a_fifo_rather_than_wait_on_it(tmp_path: Path) -> None:
+    fifo = tmp_path / "in.jsonl"
+    os.mkfifo(fifo)
+    with pytest.raises(ExportFormatError, match=re.escape(
+            f"import: {fifo} is a FIFO (named pipe); import reads a regular file")):  # fmt: skip
+        list(read_export(fifo))
