@@ -192,3 +192,20 @@ def test_two_instances_adding_the_same_new_feeds_at_once(
     finally:
         for store in stores:
             store.close()
+
+
+def test_a_feed_added_meanwhile_is_taken_as_found(store: Store) -> None:
+    """The sync's insert meets a row another writer (an import) added after the sync looked:
+    that row is updated, not inserted twice."""
+    from storage import feeds
+    from storage.tables import feeds as feeds_t
+
+    url = "https://a.example/feed"
+    with store.db.write() as conn:
+        row = feeds.new_feed_values(url, T0, "imported") | {"active": False}
+        other = conn.execute(feeds_t.insert().values(**row).returning(feeds_t.c.id)).scalar_one()
+        cfg = FeedConfig(url, title="Configured")
+        fid = feeds._insert_feed(conn, cfg, feeds.config_values(cfg) | {"config_url": url}, T0)
+    assert fid == other
+    [feed] = store.list_feeds()
+    assert (feed.id, feed.title, feed.active) == (other, "Configured", True)
