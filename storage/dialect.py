@@ -61,8 +61,10 @@ def make_engine(url: str, timeouts: Timeouts | None = None) -> Engine:
 
     PostgreSQL gets ``timeouts``: a connect timeout (psycopg's own, covering the whole
     handshake, so a server that accepts TCP and never answers is given up), a statement timeout
-    set on each new connection, and TCP keepalives that notice a vanished server in about a
-    minute rather than the system's two hours."""
+    set on each new connection, and TCP keepalives and a TCP user timeout that notice a vanished
+    server or network in about a minute rather than the system's two hours (or 15 minutes of
+    retransmissions). A server that is up but never answers a query is bounded by the
+    statement timeout only where the server itself still runs."""
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
         timeouts = timeouts or Timeouts()
@@ -82,6 +84,7 @@ def _pg_connect_args(query: Mapping[str, Any], timeouts: Timeouts) -> dict[str, 
     wanted = {
         "connect_timeout": max(1, math.ceil(timeouts.connect)),
         "keepalives": 1, "keepalives_idle": 30, "keepalives_interval": 10, "keepalives_count": 3,
+        "tcp_user_timeout": 60_000,  # ms a sent query may stay unacknowledged (a dead network)
     }  # fmt: skip
     return {key: value for key, value in wanted.items() if key not in query}
 

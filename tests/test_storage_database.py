@@ -209,3 +209,17 @@ def test_a_feed_added_meanwhile_is_taken_as_found(store: Store) -> None:
     assert fid == other
     [feed] = store.list_feeds()
     assert (feed.id, feed.title, feed.active) == (other, "Configured", True)
+
+
+@pytest.mark.postgres
+def test_postgres_connections_carry_the_timeouts(store_url_factory: Callable[[str], str]) -> None:
+    """The connect timeout from the settings unless the URL names its own; keepalives and a TCP
+    user timeout so that a vanished server is noticed in about a minute."""
+    url = store_url_factory("postgres")
+    for query, connect in (("", "7"), ("&connect_timeout=4", "4")):
+        with Store.open(url + query, Timeouts(connect=6.2)) as store, store.db.read() as conn:
+            raw = conn.connection.driver_connection
+            assert raw is not None
+            dsn = dict(part.split("=", 1) for part in raw.info.dsn.split())
+        assert dsn["connect_timeout"] == connect
+        assert (dsn["keepalives_idle"], dsn["tcp_user_timeout"]) == ("30", "60000")
