@@ -16,6 +16,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationEr
 
 from aggregator.configyaml import LineDict, LineList, load_yaml, read_config
 from aggregator.errors import ConfigError
+from storage.dburl import Timeouts, check_database_url
 from storage.identity import normalize_url
 from storage.records import FeedConfig
 
@@ -149,13 +150,31 @@ class ServiceSettings(_Strict):
     processes: int = Field(default=1, ge=1, le=64)  # polling processes: 1 per core to use
 
 
+class DatabaseTimeouts(_Strict):
+    """How long to wait for PostgreSQL (``storage.dburl.Timeouts``); SQLite ignores them."""
+
+    connect: Duration = 10.0  # a server that accepts and never answers is given up after this
+    statement: Gap = 600.0  # the server cancels a longer statement; 0: never. Not migrations.
+
+
 class Settings(_Strict):
     database: str = DEFAULT_DATABASE
+    database_timeouts: DatabaseTimeouts = DatabaseTimeouts()
     http: HttpSettings = HttpSettings()
     defaults: FeedDefaults = FeedDefaults()
     service: ServiceSettings = ServiceSettings()
     sites: tuple[dict[str, Any], ...] = ()
     feeds: tuple[FeedEntry, ...] = ()
+
+    @field_validator("database")
+    @classmethod
+    def _database(cls, value: str) -> str:
+        return check_database_url(value)
+
+    def timeouts(self) -> Timeouts:
+        """The database timeouts as the store takes them."""
+        t = self.database_timeouts
+        return Timeouts(connect=t.connect, statement=t.statement or None)
 
     def feed_configs(self) -> list[FeedConfig]:
         """The feeds with defaults applied: what the store keeps in its feeds table."""
@@ -196,8 +215,8 @@ def load_settings(path: str | os.PathLike[str], env: Mapping[str, str] | None = 
 def resolve_database(url: str, base: Path) -> str:
     """A relative SQLite path is taken relative to the config file, not the working directory."""
     prefix = "sqlite:///"
-    if not url.startswith(prefix) or url == "sqlite:///:memory:":
-        return url
+    if not url.startswith(prefix) or url[len(prefix) :].partition("?")[0] in ("", ":memory:"):
+        return url  # an in-memory one is refused as it is, not turned into the file's folder
     path = Path(url[len(prefix) :])
     return url if path.is_absolute() else prefix + str((base / path).resolve())
 

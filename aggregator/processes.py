@@ -57,7 +57,7 @@ def _serve_main(settings: Settings, level: int, name: str) -> None:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-        with Store.open(settings.database) as store:
+        with Store.open(settings.database, settings.timeouts()) as store:
             await Service(settings, store, housekeeping=False).run(stop)
 
     try:
@@ -214,7 +214,7 @@ def _crew_main(settings: Settings, owner: str, jobs: Any, reports: Any, level: i
         reports.put(("done", delta))
 
     try:
-        with Store.open(settings.database) as store:
+        with Store.open(settings.database, settings.timeouts()) as store:
             asyncio.run(Service(settings, store).take_hands(jobs, owner, done))
     finally:
         reports.put(("bye", None))

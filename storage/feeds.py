@@ -13,7 +13,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Row, bindparam, func, or_, select, update
 
-from storage.dialect import for_update_skip_locked
+from storage.dialect import for_update_skip_locked, insert, lock_feed_sync
 from storage.records import (
     STATUS_NOT_MODIFIED,
     STATUS_OK,
@@ -82,8 +82,11 @@ def sync(conn: Connection, configs: Sequence[FeedConfig], now: datetime) -> None
     """Upsert the configured feeds; the others stay (with their items) but go inactive.
 
     A feed is found by the URL the configuration gave it, which a permanent redirect does not
-    change, or by its current URL (a user who updated the file after the move).
+    change, or by its current URL (a user who updated the file after the move). Concurrent
+    syncs take turns (``lock_feed_sync``), and a feed another writer (an import) added
+    meanwhile is taken as found, so that two instances starting together never collide.
     """
+    lock_feed_sync(conn)
     rows = conn.execute(select(feeds.c.id, feeds.c.url, feeds.c.config_url)).all()
     by_config = {r.config_url: r.id for r in rows if r.config_url}
     by_url = {r.url: r.id for r in rows}
@@ -96,13 +99,22 @@ def sync(conn: Connection, configs: Sequence[FeedConfig], now: datetime) -> None
                          .values(config_url=None))
             conn.execute(update(feeds).where(feeds.c.id == fid).values(**values))
         else:
-            row = new_feed_values(cfg.url, now, "new feed") | values
-            row["interval"] = cfg.interval
-            fid = conn.execute(feeds.insert().values(**row).returning(feeds.c.id)).scalar_one()
+            fid = _insert_feed(conn, cfg, values, now)
         kept.add(fid)
     retired = [r.id for r in rows if r.id not in kept]
     if retired:
         conn.execute(update(feeds).where(feeds.c.id.in_(retired)).values(active=False))
+
+
+def _insert_feed(conn: Connection, cfg: FeedConfig, values: dict[str, Any], now: datetime) -> int:
+    """A new feed row; if its URL appeared meanwhile (an import's insert), that row is updated."""
+    row = new_feed_values(cfg.url, now, "new feed") | values | {"interval": cfg.interval}
+    stmt = insert(conn, feeds).values(**row).on_conflict_do_nothing(index_elements=["url"])
+    fid = conn.execute(stmt.returning(feeds.c.id)).scalar()
+    if fid is None:
+        fid = conn.execute(select(feeds.c.id).where(feeds.c.url == cfg.url)).scalar_one()
+        conn.execute(update(feeds).where(feeds.c.id == fid).values(**values))
+    return int(fid)
 
 
 def claim(

@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import select
 
 from storage import archive, articles, captures, feeds, importer, items, maintenance, poll
+from storage.dburl import Timeouts
 from storage.engine import Database, boundary, describe, guarded, guarded_iter, migrate
 from storage.errors import StorageError
 from storage.identity import normalize_url
@@ -48,6 +49,14 @@ def _as_storage_error(exc: Exception, what: str) -> StorageError:
     return error
 
 
+def _described(url: str) -> str:
+    """``describe`` for a URL that may not even parse (the Database refuses it then)."""
+    try:
+        return describe(url)
+    except Exception:  # any parse failure: the URL is refused with its reason just after
+        return "database"
+
+
 class Store:
     """The archive behind a SQLAlchemy URL (SQLite file or PostgreSQL)."""
 
@@ -55,10 +64,11 @@ class Store:
         self.db = db
 
     @classmethod
-    def open(cls, url: str) -> Store:
-        """Connect and bring the schema to head; a database newer than the code is refused."""
-        with boundary(f"open {describe(url)}"):
-            db = Database(url)
+    def open(cls, url: str, timeouts: Timeouts | None = None) -> Store:
+        """Connect and bring the schema to head; a database newer than the code is refused.
+        ``timeouts`` (PostgreSQL): see ``storage.dburl.Timeouts`` for the defaults."""
+        with boundary(f"open {_described(url)}"):
+            db = Database(url, timeouts)
             try:
                 migrate(db)
             except BaseException:
