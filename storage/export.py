@@ -28,6 +28,7 @@ from jsonschema import Draft202012Validator
 from storage.errors import ExportFormatError, StorageError
 from storage.jsonstream import JsonStreamError, stream_document
 from storage.records import ExportFilter
+from storage.redact import strip_credentials
 
 if TYPE_CHECKING:
     from storage.store import Store
@@ -91,16 +92,30 @@ def _fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
+def _items(store: Store, flt: ExportFilter) -> Iterator[dict[str, Any]]:
+    """The items to write. A feed is known by its URL without ``user:password@`` (issue 11):
+    an archive from before may still hold them, an export never does, so that it re-imports
+    onto the feed the configuration names. Secret query parameters stay: they are part of the
+    feed's URL, and an export is a backup that must find its feeds again."""
+    for item in store.iter_items(flt):
+        if "@" in item["feed_url"]:
+            item["feed_url"] = strip_credentials(item["feed_url"])
+        for sighting in item.get("sightings") or ():
+            if "@" in sighting["feed_url"]:
+                sighting["feed_url"] = strip_credentials(sighting["feed_url"])
+        yield item
+
+
 def _write(store: Store, out: IO[str], fmt: str, flt: ExportFilter, exported_at: str) -> int:
     count = 0
     if fmt == "jsonl":
-        for item in store.iter_items(flt):
+        for item in _items(store, flt):
             out.write(_dumps({"format_version": VERSION} | item) + "\n")
             count += 1
         return count
     header = {"format": FORMAT, "version": VERSION, "exported_at": exported_at}
     out.write(_dumps(header)[:-1] + ',"items":[\n')
-    for item in store.iter_items(flt):
+    for item in _items(store, flt):
         out.write(("," if count else "") + _dumps(item) + "\n")
         count += 1
     out.write("]}\n")
