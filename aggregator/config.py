@@ -19,7 +19,7 @@ from ruamel.yaml.error import MarkedYAMLError
 
 from aggregator.errors import ConfigError
 from storage.records import FeedConfig
-from storage.redact import redact_url, split_credentials
+from storage.redact import has_raw_userinfo, redact_url, split_credentials
 
 DEFAULT_DATABASE = "sqlite:///data/archive.db"
 DEFAULT_USER_AGENT = (
@@ -75,6 +75,9 @@ def check_http_url(url: str) -> str:
         raise ValueError(f"bad URL {redact_url(url)!r}: only http and https are polled")
     if not parts.hostname:
         raise ValueError(f"bad URL {redact_url(url)!r}: no host")
+    if has_raw_userinfo(url.strip()):
+        raise ValueError(f"bad URL {redact_url(url)!r}: escape '#', '?', '/' and '@' in the "
+                         "user name or password (%23, %3F, %2F, %40)")
     return url.strip()
 
 

@@ -27,8 +27,11 @@ SECRET_PARAMS = frozenset({
 SECRET_SUFFIXES = ("_token", "_key", "_secret", "_password", "-token", "-key", "-secret")
 # a URL inside free text (an error message, a log line): up to whitespace or a closing quote
 _URL_IN_TEXT = re.compile(r"""\b[a-zA-Z][a-zA-Z0-9+.-]*://[^\s"'<>]+""")
-# the userinfo of an authority; a password is whatever follows its first colon
-_USERINFO = re.compile(r"^([^@/?#]*)@")
+# scheme and userinfo as RFC 3986 reads them (a password follows the first colon) ...
+_USERINFO = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]*://)([^/?#]*)@")
+# ... and, to redact what is shown, more widely: up to the last "@" before the path, so that a
+# password typed with a raw "#" or "?" in it is masked whole (over-masking a query is harmless)
+_AUTHORITY = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]*://)([^/]*)@")
 
 
 def is_secret_param(name: str) -> bool:
@@ -39,15 +42,28 @@ def is_secret_param(name: str) -> bool:
 def split_credentials(url: str) -> tuple[str, tuple[str, str] | None]:
     """``http://user:pw@host/f`` → (``http://host/f``, (user, pw)); a URL without them as is.
 
-    User and password are percent-decoded (RFC 3986 §3.2.1 allows escapes in userinfo).
+    User and password are percent-decoded (RFC 3986 §3.2.1 allows escapes in userinfo, and
+    requires them for ``/ ? # @`` in a password).
     """
-    parts = urlsplit(url)
-    if "@" not in parts.netloc:
+    match = _USERINFO.match(url)
+    if match is None:
         return url, None
-    userinfo, _, hostport = parts.netloc.rpartition("@")
-    user, _, password = userinfo.partition(":")
-    bare = urlunsplit((parts.scheme, hostport, parts.path, parts.query, parts.fragment))
-    return bare, (unquote(user), unquote(password))
+    user, _, password = match[2].partition(":")
+    return match[1] + url[match.end() :], (unquote(user), unquote(password))
+
+
+def has_raw_userinfo(url: str) -> bool:
+    """A ``user:pass@`` whose password holds an unescaped ``#``, ``?`` (or ``@``): parsers
+    would read the host out of the password. Such a URL is refused by the configuration.
+
+    A path-less URL whose query holds an ``@`` (``https://h.example?to=a@b``) is not one: what
+    parsers take for its host has no ``user:`` before a non-numeric "port".
+    """
+    wide = _AUTHORITY.match(url)
+    if wide is None or _USERINFO.match(url) is not None:
+        return False
+    host = re.split("[?#]", wide[2], maxsplit=1)[0]
+    return ":" in host and not host.rpartition(":")[2].isdigit()
 
 
 def strip_credentials(url: str) -> str:
@@ -58,22 +74,20 @@ def strip_credentials(url: str) -> str:
 def redact_url(url: str) -> str:
     """The URL as it may be shown: the password and secret query values replaced by ``***``.
 
-    Never raises: what cannot be parsed is returned with a best-effort textual redaction.
+    Never raises: the userinfo is found in the text, the query by ``urlsplit`` when it can.
     """
-    if "@" not in url and "?" not in url:
-        return url  # the common case, cheap
+    if "@" in url:
+        url = _AUTHORITY.sub(lambda m: f"{m[1]}{_mask_userinfo(m[2])}@", url, count=1)
+    if "?" not in url:
+        return url
     try:
         parts = urlsplit(url)
     except ValueError:
-        return _USERINFO.sub(lambda m: _mask_userinfo(m[1]) + "@", url)
-    netloc = parts.netloc
-    if "@" in netloc:
-        userinfo, _, hostport = netloc.rpartition("@")
-        netloc = f"{_mask_userinfo(userinfo)}@{hostport}"
-    query = _redact_query(parts.query)
-    if netloc == parts.netloc and query == parts.query:
         return url
-    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+    query = _redact_query(parts.query)
+    if query == parts.query:
+        return url
+    return urlunsplit((parts.scheme, parts.netloc, parts.path, query, parts.fragment))
 
 
 def redact_text(text: str) -> str:
