@@ -1,8 +1,8 @@
 """Feed HTML made safe to store: every entry's summary and content through the article policy.
 
 The README promises that stored HTML is sanitized (issue 11); feeds are parsed with feedparser's
-sanitizer off (DESIGN.md decision 5), so this is where feed HTML meets nh3, with the policy of
-:mod:`aggregator.extract.clean`. The raw feed capture keeps the original bytes.
+sanitizer off (DESIGN.md decision 5), so this is where feed HTML meets nh3, under the policy of
+:mod:`storage.safehtml` that article pages follow too. The raw feed capture keeps the bytes.
 
 It runs beside the parse (a worker thread or process), never on the event loop. A feed that
 changed still repeats most of its entries, so a bounded cache keyed by the raw HTML sanitizes
@@ -17,9 +17,9 @@ from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime
 
-from aggregator.extract.clean import sanitize_fragment
 from aggregator.feedmodel import ParsedFeed
 from storage.records import Entry
+from storage.safehtml import sanitize_fragment
 
 CACHE_CHARS = 8_000_000  # raw and clean text kept, in characters (about 16 MB at most)
 

@@ -29,6 +29,7 @@ from storage.errors import ExportFormatError, StorageError
 from storage.jsonstream import JsonStreamError, stream_document
 from storage.records import ExportFilter
 from storage.redact import strip_credentials
+from storage.safehtml import sanitize_record
 
 if TYPE_CHECKING:
     from storage.store import Store
@@ -130,11 +131,12 @@ def _dumps(value: Any) -> str:
 
 
 def read_export(path: Path) -> Iterator[dict[str, Any]]:
-    """The file's items, validated. The whole file is checked before the first item is given."""
+    """The file's items, validated, their HTML sanitized. The whole file is checked before the
+    first item is given."""
     for _ in _records(path, validate=True):
         pass
     for _line, item in _records(path, validate=False):  # parse errors would still raise
-        yield item
+        yield sanitize_record(item)  # stored HTML is safe, whoever wrote the file (issue 11)
 
 
 def _records(path: Path, validate: bool) -> Iterator[tuple[int, dict[str, Any]]]:
