@@ -8,9 +8,11 @@ It lives in ``storage`` because ``storage`` prints URLs too and must never impor
   configured URL and the HTTP client sends it as Basic authentication to that origin only.
   Shown, a URL keeps the user name and loses the password (``user:***@``).
 - Query parameters whose name says they are a secret (:data:`SECRET_PARAMS`, any case; also
-  any name ending in ``_token``, ``_key``, ``_secret`` or ``_password``) keep their name and
-  lose their value (``?token=***``) wherever a URL is shown or logged. They stay in the database
-  and in exports: a feed is identified by its URL, and the feed URL without them is another feed.
+  any name ending in ``_token``, ``_key``, ``_secret`` or ``_password``, or with ``-``) keep
+  their name and lose their value (``?token=***``) wherever a URL is shown or logged. They stay
+  in the database and in exports: a feed is identified by its URL, and the feed URL without
+  them is another feed (an export must re-import onto the feeds the configuration names).
+- Metrics labels, when there are any, go through :func:`redact_url` too.
 """
 
 from __future__ import annotations
@@ -24,7 +26,8 @@ SECRET_PARAMS = frozenset({
     "password", "passwd", "pass", "pwd", "secret", "client_secret", "sig", "signature",
     "sessionid", "private_token", "x-amz-signature", "x-amz-credential", "x-goog-signature",
 })  # fmt: skip
-SECRET_SUFFIXES = ("_token", "_key", "_secret", "_password", "-token", "-key", "-secret")
+SECRET_SUFFIXES = ("_token", "_key", "_secret", "_password", "-token", "-key", "-secret",
+                   "-password")
 # a URL inside free text (an error message, a log line): up to whitespace or a closing quote
 _URL_IN_TEXT = re.compile(r"""\b[a-zA-Z][a-zA-Z0-9+.-]*://[^\s"'<>]+""")
 # scheme and userinfo as RFC 3986 reads them (a password follows the first colon) ...

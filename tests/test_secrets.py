@@ -25,7 +25,14 @@ from aggregator.logs import RedactingFilter
 from aggregator.service import Service
 from storage.export import write_export
 from storage.records import ExportFilter, FeedConfig
-from storage.redact import redact_text, redact_url, split_credentials, strip_credentials
+from storage.redact import (
+    SECRET_PARAMS,
+    SECRET_SUFFIXES,
+    redact_text,
+    redact_url,
+    split_credentials,
+    strip_credentials,
+)
 from storage.store import Store
 from tests.dbfixtures import BACKENDS
 from tests.feedgen import Item, rss
@@ -301,3 +308,12 @@ def test_a_password_with_raw_delimiters_is_refused_with_the_fix(
     message = str(caught.value)
     assert message.startswith(f"config: {path}:2: feeds[0].url: bad URL 'https://u:***@h.example/f'")
     assert "escape '#', '?'" in message and "ss@" not in message
+
+
+def test_the_readme_lists_every_secret_parameter_name() -> None:
+    readme = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
+    security = readme[readme.index("- **Security.**"):]
+    security = security[: security.index("\n\n")]
+    missing = [n for n in sorted(SECRET_PARAMS | set(SECRET_SUFFIXES[:4]))
+               if f"`{n}`" not in security]
+    assert missing == []
