@@ -33,7 +33,10 @@ class RedactingFilter(logging.Filter):
     logged it (our code, a library, a traceback's message): one filter on the handler."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
+        try:
+            message = record.getMessage()
+        except Exception:  # bad arguments: logging reports them when it formats the record
+            return True
         redacted = redact_text(message)
         if redacted != message:
             record.msg, record.args = redacted, None

@@ -41,6 +41,10 @@ POLICY: dict[str, Any] = {
 }
 _FRAGMENTS = nh3.Cleaner(**POLICY)  # built once: a third cheaper than nh3.clean per call
 # Text without these comes out of the policy unchanged (tests/test_safe_html.py holds it).
+# html5ever serializes some broken markup into markup it parses differently (``<p><select><p>``
+# becomes ``<p><p></p></p>``): cleaning is repeated until it is a fixpoint, so that an export
+# re-imports unchanged and a re-poll compares equal. Clean markup costs one pass, most two.
+_PASSES = 4
 _MARKUP = re.compile("[<>&\r\x00\u00a0]")
 
 
@@ -49,7 +53,12 @@ def sanitize_fragment(html: str) -> str:
     them (feedparser resolves none either), which spares a Python call per attribute."""
     if _MARKUP.search(html) is None:
         return html
-    return str(_FRAGMENTS.clean(html))
+    for _ in range(_PASSES):  # until nothing changes: what is stored must come back the same
+        clean = str(_FRAGMENTS.clean(html))
+        if clean == html:
+            break
+        html = clean
+    return html
 
 
 def safe_or_none(html: str | None) -> str | None:
