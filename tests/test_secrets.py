@@ -317,3 +317,15 @@ def test_the_readme_lists_every_secret_parameter_name() -> None:
     missing = [n for n in sorted(SECRET_PARAMS | set(SECRET_SUFFIXES[:4]))
                if f"`{n}`" not in security]
     assert missing == []
+
+
+def test_check_config_and_errors_show_no_password(tmp_path: Path) -> None:
+    cfg = write_config(tmp_path, "postgresql+psycopg://archiver:hunter2@127.0.0.1:5432/x",
+                       f"https://{USERINFO}@h.example/f?token={TOKEN}")
+    code, checked = run("--config", cfg, "check-config")
+    assert code == 0 and "database postgresql+psycopg://archiver:***@127.0.0.1:5432/x" in checked
+    code, out = run("--config", cfg, "--database", f"sqlite:///{tmp_path / 'a.db'}", "feeds",
+                    "show", f"https://{USERINFO}@h.example/other?token={TOKEN}")
+    assert code == 2 and "feeds: no feed https://reader:***@h.example/other?token=***" in out
+    for text in (checked, out):
+        assert "hunter2" not in text and "s3cr" not in text and TOKEN not in text
