@@ -25,8 +25,9 @@ from aggregator import views
 from aggregator.config import Settings, load_settings, parse_duration
 from aggregator.errors import ArchiverError, ConfigError, StorageError
 from aggregator.logs import configure_logging
-from storage.dburl import DatabaseURLError, check_database_url, shown_url
+from storage.dburl import DatabaseURLError, check_database_url
 from storage.records import ExportFilter
+from storage.redact import redact_text, redact_url, strip_credentials
 from storage.store import Store
 
 EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, EXIT_STORAGE = 0, 1, 2, 3
@@ -34,7 +35,7 @@ log = logging.getLogger("aggregator")
 
 
 def fail(exc: ArchiverError) -> NoReturn:
-    click.echo(str(exc), err=True)
+    click.echo(redact_text(str(exc)), err=True)
     if isinstance(exc, StorageError):
         sys.exit(EXIT_STORAGE)
     sys.exit(EXIT_USAGE if isinstance(exc, ConfigError) else EXIT_PARTIAL)
@@ -109,8 +110,8 @@ def check_config(app: App) -> None:
         SiteRules.load(settings.sites)
     except ArchiverError as exc:
         fail(exc)
-    click.echo(f"{app.config_path}: ok, {len(settings.feeds)} feeds, "
-               f"database {shown_url(settings.database)}")
+    database = redact_url(settings.database)
+    click.echo(f"{app.config_path}: ok, {len(settings.feeds)} feeds, database {database}")
 
 
 @cli.command()
@@ -195,12 +196,12 @@ def feeds_show(app: App, url: str, as_json: bool) -> None:
     """Explain one feed's state: last results, next poll time and the reason."""
     try:
         with app.store() as store:
-            feed = store.get_feed(url)
+            feed = store.get_feed(strip_credentials(url))
             history = store.poll_history(feed.id) if feed else []
     except ArchiverError as exc:
         fail(exc)
     if feed is None:
-        click.echo(f"feeds: no feed {url} in the archive", err=True)
+        click.echo(f"feeds: no feed {redact_url(url)} in the archive", err=True)
         sys.exit(EXIT_USAGE)
     views.print_feed(feed, history, as_json, datetime.now(UTC))
 
@@ -238,7 +239,8 @@ def export(app: App, fmt: str, output: Path | None, parents: bool, feed_url: str
     """Export the archive as JSON or JSON Lines (see docs/export-format.md)."""
     from storage.export import write_export
 
-    flt = ExportFilter(feed_url=feed_url, since=parse_time(since), until=parse_time(until))
+    flt = ExportFilter(feed_url=feed_url and strip_credentials(feed_url), since=parse_time(since),
+                       until=parse_time(until))
     try:
         with app.store() as store, _terminate_cleanly():
             count = write_export(store, output, fmt, flt, parents=parents)

@@ -19,6 +19,7 @@ from aggregator.errors import ConfigError
 from storage.dburl import Timeouts, check_database_url
 from storage.identity import normalize_url
 from storage.records import FeedConfig
+from storage.redact import has_raw_userinfo, redact_url, split_credentials
 
 DEFAULT_DATABASE = "sqlite:///data/archive.db"
 DEFAULT_USER_AGENT = (
@@ -71,9 +72,12 @@ Size = Annotated[int, BeforeValidator(parse_size)]
 def check_http_url(url: str) -> str:
     parts = urlsplit(url.strip())
     if parts.scheme not in ("http", "https"):
-        raise ValueError(f"bad URL {url!r}: only http and https are polled")
+        raise ValueError(f"bad URL {redact_url(url)!r}: only http and https are polled")
     if not parts.hostname:
-        raise ValueError(f"bad URL {url!r}: no host")
+        raise ValueError(f"bad URL {redact_url(url)!r}: no host")
+    if has_raw_userinfo(url.strip()):
+        raise ValueError(f"bad URL {redact_url(url)!r}: escape '#', '?', '/' and '@' in the "
+                         "user name or password (%23, %3F, %2F, %40)")
     return url.strip()
 
 
@@ -186,8 +190,10 @@ class Settings(_Strict):
         min_interval = feed.min_interval or d.min_interval
         max_interval = feed.max_interval or d.max_interval
         interval = min(max(feed.interval or d.interval, min_interval), max_interval)
+        url, auth = split_credentials(feed.url)  # the archive knows the feed without them
         return FeedConfig(
-            url=feed.url,
+            url=url,
+            auth=auth,
             title=feed.title,
             tags=feed.tags,
             interval=interval,

@@ -17,8 +17,9 @@ from datetime import datetime, timedelta
 
 from aggregator.errors import ExtractError, FetchError, ParseError
 from aggregator.extract import SiteRules, decode_html
+from aggregator.feedhtml import parse_safely
 from aggregator.feeds import ParsedFeed, parse_feed, rekey_by_link
-from aggregator.http import HttpClient, Response
+from aggregator.http import BasicAuth, HttpClient, Response
 from aggregator.policy import (
     Decision,
     Observation,
@@ -93,7 +94,7 @@ async def poll_feed(ctx: Context, feed: FeedState, config: FeedConfig) -> PollOu
     policy = policy_for(config)
     unconditional = should_poll_unconditionally(now, feed, policy)
     try:
-        response = await _get_feed(ctx, feed, unconditional)
+        response = await _get_feed(ctx, feed, config, unconditional)
     except FetchError as exc:
         return await _finish(ctx, feed, policy, now, NO_RESPONSE, str(exc))
     rate = feed.items_per_day
@@ -104,8 +105,9 @@ async def poll_feed(ctx: Context, feed: FeedState, config: FeedConfig) -> PollOu
         return await _finish(ctx, feed, policy, now, _observed(response), error, response)
     try:
         headers = dict(response.headers)
-        parsed = await asyncio.get_running_loop().run_in_executor(
-            ctx.parse_pool, ctx.parse, response.body, response.final_url, headers, now
+        parsed = await asyncio.get_running_loop().run_in_executor(  # HTML sanitized there too
+            ctx.parse_pool, parse_safely, ctx.parse, response.body, response.final_url, headers,
+            now,
         )
     except ParseError as exc:
         return await _finish(ctx, feed, policy, now, _observed(response), str(exc), response)
@@ -122,13 +124,18 @@ def policy_for(config: FeedConfig) -> PollPolicy:
     )
 
 
-async def _get_feed(ctx: Context, feed: FeedState, unconditional: bool) -> Response:
+async def _get_feed(
+    ctx: Context, feed: FeedState, config: FeedConfig, unconditional: bool
+) -> Response:
+    # credentials belong to the configured URL's origin, wherever the feed has moved since
+    auth = BasicAuth(config.url, *config.auth) if config.auth else None
     async with ctx.limiter.slot(feed.url):
         return await ctx.http.get(
             feed.url,
             etag=None if unconditional else feed.etag,
             last_modified=None if unconditional else feed.last_modified,
             accept=FEED_ACCEPT,
+            auth=auth,
         )
 
 

@@ -16,6 +16,28 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from storage.records import Article, FeedState
+from storage.redact import redact_text, redact_url
+
+
+def shown(feed: FeedState) -> FeedState:
+    """The feed as it may be printed: passwords and secret query values redacted (issue 11)."""
+    return dataclasses.replace(
+        feed,
+        url=redact_url(feed.url),
+        config_url=feed.config_url and redact_url(feed.config_url),
+        redirect_url=feed.redirect_url and redact_url(feed.redirect_url),
+        last_error=feed.last_error and redact_text(feed.last_error),
+        next_reason=redact_text(feed.next_reason),
+    )
+
+
+def shown_poll(poll: Mapping[str, Any]) -> dict[str, Any]:
+    """One row of a feed's poll history, as it may be printed."""
+    out = dict(poll)
+    for name in ("error", "next_reason"):
+        if out.get(name):
+            out[name] = redact_text(out[name])
+    return out
 
 
 def iso(value: datetime | None) -> str | None:
@@ -24,6 +46,7 @@ def iso(value: datetime | None) -> str | None:
 
 def feed_dict(feed: FeedState) -> dict[str, Any]:
     """A feed as ``feeds --json`` prints it: times in ISO 8601, the next poll with its reason."""
+    feed = shown(feed)
     out: dict[str, Any] = {}
     for f in dataclasses.fields(feed):
         value = getattr(feed, f.name)
@@ -37,7 +60,7 @@ def print_feeds(feeds: list[FeedState], as_json: bool, now: datetime) -> None:
         click.echo(json.dumps([feed_dict(f) for f in feeds], ensure_ascii=False, indent=2))
         return
     table = Table("feed", "last poll", "result", "next poll", "why", "items", "last error")
-    for feed in feeds:
+    for feed in map(shown, feeds):
         table.add_row(
             feed.url if feed.active else f"{feed.url} (not in config)",
             ago(feed.last_polled, now),
@@ -71,6 +94,7 @@ def print_feed(
     feed: FeedState, history: list[dict[str, Any]], as_json: bool, now: datetime
 ) -> None:
     data = feed_dict(feed)
+    feed, history = shown(feed), [shown_poll(poll) for poll in history]
     if as_json:
         data["history"] = [
             {k: iso(v) if isinstance(v, datetime) else v for k, v in poll.items()}

@@ -18,6 +18,8 @@ import re
 from dataclasses import dataclass
 from urllib.parse import unquote
 
+from storage.redact import redact_text
+
 ACCEPTED = "sqlite:///path/to/archive.db or postgresql+psycopg://user@host:5432/dbname"
 _URL = re.compile(r"^(?P<backend>[A-Za-z][A-Za-z0-9_]*)(?:\+(?P<driver>[A-Za-z0-9_]+))?://(?P<rest>.*)$",
                   re.DOTALL)  # fmt: skip
@@ -90,12 +92,7 @@ def _check_netloc(netloc: str) -> None:
         raise DatabaseURLError(f"bad port {port!r} in the database URL; use {ACCEPTED}")
 
 
-def shown_url(text: str) -> str:
-    """A database URL for messages: its password hidden, at most one line of 200 characters."""
-    return _shown(text)
-
-
 def _shown(text: str) -> str:
     """At most a line of the offending text, with anything like a password hidden."""
     first = text.splitlines()[0] if text else text
-    return re.sub(r"(//[^/:@]*:)[^@/]*@", r"\1***@", first)[:200]
+    return redact_text(first)[:200]

@@ -29,6 +29,8 @@ from storage.errors import ExportError, ExportFormatError
 from storage.files import atomic_text, file_kind
 from storage.jsonstream import JsonStreamError, stream_document
 from storage.records import ExportFilter
+from storage.redact import strip_credentials
+from storage.safehtml import sanitize_record
 
 if TYPE_CHECKING:
     from storage.store import Store
@@ -64,16 +66,30 @@ def write_export(
     return count
 
 
+def _items(store: Store, flt: ExportFilter) -> Iterator[dict[str, Any]]:
+    """The items to write. A feed is known by its URL without ``user:password@`` (issue 11):
+    an archive from before may still hold them, an export never does, so that it re-imports
+    onto the feed the configuration names. Secret query parameters stay: they are part of the
+    feed's URL, and an export is a backup that must find its feeds again."""
+    for item in store.iter_items(flt):
+        if "@" in item["feed_url"]:
+            item["feed_url"] = strip_credentials(item["feed_url"])
+        for sighting in item.get("sightings") or ():
+            if "@" in sighting["feed_url"]:
+                sighting["feed_url"] = strip_credentials(sighting["feed_url"])
+        yield item
+
+
 def _write(store: Store, out: IO[str], fmt: str, flt: ExportFilter, exported_at: str) -> int:
     count = 0
     if fmt == "jsonl":
-        for item in store.iter_items(flt):
+        for item in _items(store, flt):
             out.write(_dumps({"format_version": VERSION} | item) + "\n")
             count += 1
         return count
     header = {"format": FORMAT, "version": VERSION, "exported_at": exported_at}
     out.write(_dumps(header)[:-1] + ',"items":[\n')
-    for item in store.iter_items(flt):
+    for item in _items(store, flt):
         out.write(("," if count else "") + _dumps(item) + "\n")
         count += 1
     out.write("]}\n")
@@ -88,8 +104,8 @@ def _dumps(value: Any) -> str:
 
 
 def read_export(path: Path) -> Iterator[dict[str, Any]]:
-    """The file's items, validated. The whole file is checked before the first item is given
-    (so it is read twice: a FIFO or a device is refused rather than waited on)."""
+    """The file's items, validated, their HTML sanitized. The whole file is checked before the
+    first item is given (so it is read twice: a FIFO or a device is refused, not waited on)."""
     with contextlib.suppress(OSError):  # a missing file is reported by the open below
         mode = path.stat().st_mode
         if not stat.S_ISREG(mode):
@@ -97,7 +113,7 @@ def read_export(path: Path) -> Iterator[dict[str, Any]]:
     for _ in _records(path, validate=True):
         pass
     for _line, item in _records(path, validate=False):  # parse errors would still raise
-        yield item
+        yield sanitize_record(item)  # stored HTML is safe, whoever wrote the file (issue 11)
 
 
 def _records(path: Path, validate: bool) -> Iterator[tuple[int, dict[str, Any]]]:

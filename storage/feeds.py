@@ -22,6 +22,7 @@ from storage.records import (
     PollResult,
     PollSummary,
 )
+from storage.redact import strip_credentials
 from storage.tables import feeds, polls, sightings
 
 MIN_RATE_HISTORY = timedelta(days=1)  # a rate over a shorter span is noise
@@ -87,6 +88,7 @@ def sync(conn: Connection, configs: Sequence[FeedConfig], now: datetime) -> None
     meanwhile is taken as found, so that two instances starting together never collide.
     """
     lock_feed_sync(conn)
+    forget_credentials(conn)
     rows = conn.execute(select(feeds.c.id, feeds.c.url, feeds.c.config_url)).all()
     by_config = {r.config_url: r.id for r in rows if r.config_url}
     by_url = {r.url: r.id for r in rows}
@@ -115,6 +117,25 @@ def _insert_feed(conn: Connection, cfg: FeedConfig, values: dict[str, Any], now:
         fid = conn.execute(select(feeds.c.id).where(feeds.c.url == cfg.url)).scalar_one()
         conn.execute(update(feeds).where(feeds.c.id == fid).values(**values))
     return int(fid)
+
+
+def forget_credentials(conn: Connection) -> None:
+    """An archive from before issue 11 may hold ``user:password@`` in a feed's URLs: take them
+    off (they live in the configuration only), unless the bare URL is another feed's already."""
+    cols = (feeds.c.id, feeds.c.url, feeds.c.config_url, feeds.c.redirect_url)
+    rows = conn.execute(select(*cols).where(or_(*(c.contains("@") for c in cols[1:])))).all()
+    for row in rows:
+        values = {name: strip_credentials(value) for name, value in row._mapping.items()
+                  if name != "id" and value and strip_credentials(value) != value}
+        for name in ("url", "config_url"):
+            if name in values and _taken(conn, name, values[name]):
+                del values[name]
+        if values:
+            conn.execute(update(feeds).where(feeds.c.id == row.id).values(**values))
+
+
+def _taken(conn: Connection, column: str, value: str) -> bool:
+    return conn.execute(select(feeds.c.id).where(feeds.c[column] == value)).first() is not None
 
 
 def claim(

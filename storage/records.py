@@ -8,7 +8,7 @@ keeps it too); datetimes the service makes itself are UTC.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 # A feed poll ended in one of these.
@@ -37,6 +37,8 @@ class FeedConfig:
     fetch_articles: bool = True
     retention_days: float | None = None  # None: keep forever
     retention_count: int | None = None
+    # (user, password) from the configured URL, sent as Basic auth; never stored, never shown
+    auth: tuple[str, str] | None = field(default=None, repr=False, compare=False)
 
 
 @dataclass(frozen=True, slots=True)
