@@ -8,8 +8,8 @@ enclosures: the feed changed its guid: relink); else an item with the same canon
 content fingerprint (another feed; or this one, if it looks the same: fold); else a new item.
 An item that already answers to another entry of the *current* document is never a fold target:
 the feed itself says they are two stories. A link that several entries share (a podcast's
-every episode linking the show's home page) is no identity: nothing is relinked or folded by
-it, and its page is not fetched as the entries' article.
+every episode linking the show's home page) is no identity: nothing is folded by it, and its
+page is not fetched as the entries' article.
 
 A batch of polls (group commit, issue 2) runs each poll's matching and item writes in turn, so
 a later poll sees the items an earlier one created. The rows that matching does not read (new
@@ -306,7 +306,7 @@ def _preload(poll: _Poll) -> None:
     poll.by_key = {row.key: row for row in rows if row.key in poll.doc_keys}
     poll.owned = {row.item_id for row in poll.by_key.values()}
     unknown = [i for i, key in enumerate(poll.keys) if key not in poll.by_key]
-    links = {clean_text(poll.result.entries[i].url) for i in unknown}
+    links = {clean_text(poll.result.entries[i].url) for i in unknown} - {None}
     for row in rows:  # by id
         if row.link in links and row.key not in poll.doc_keys:
             poll.by_link.setdefault(row.link, []).append(row)
@@ -317,19 +317,13 @@ def _preload(poll: _Poll) -> None:
         _fold_candidates(poll, unknown)
 
 
-def _own_links(poll: _Poll, indexes: range | list[int]) -> set[str]:
-    """The links of these entries that identify them (not shared with other entries)."""
-    entries = poll.result.entries
-    return {e.url for e in (entries[i] for i in indexes) if e.url and poll.doc.owns_link(e)}
-
-
 def _feed_sightings(poll: _Poll) -> list[Row[Any]]:
-    """This feed's sightings with a key or an own link of the document, by id."""
-    found = dict[int, Row[Any]]()
+    """This feed's sightings with a key or a link of the document, by id."""
+    entries, found = poll.result.entries, dict[int, Row[Any]]()
     for start in range(0, len(poll.keys), CHUNK // 2):
         part = range(start, min(start + CHUNK // 2, len(poll.keys)))
         params = {"feed_id": poll.result.feed_id, "keys": sorted({poll.keys[i] for i in part}),
-                  "links": sorted(_own_links(poll, part))}  # fmt: skip
+                  "links": sorted({e.url for e in map(entries.__getitem__, part) if e.url})}
         rows = poll.conn.execute(FEED_SIGHTINGS.of(poll.conn), params)
         found.update((int(row.id), row) for row in rows)
     return [found[i] for i in sorted(found)]

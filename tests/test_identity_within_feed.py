@@ -1,0 +1,137 @@
+"""Issue 10, items 1 and 2: every entry of a feed becomes an item, however the feed is written,
+and its enclosures are archived. Real HTTP server on 127.0.0.1, SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from storage.records import Enclosure, ExportFilter, FeedConfig
+from storage.store import Store
+from tests.dbfixtures import T0, entry, poll
+from tests.feedfixtures import FEEDS
+from tests.httpserver import TestServer
+from tests.test_poll import poll as service_poll
+from tests.test_poll import settings_for
+
+pytestmark = pytest.mark.timeout(120)
+PODCAST = FEEDS / "podcast_shared_link.rss"
+HOME = "https://longtable.example/"
+RSS = {"Content-Type": "application/rss+xml"}
+
+
+def items_of(store: Store) -> list[dict[str, Any]]:
+    return list(store.iter_items(ExportFilter()))
+
+
+def episode(n: int, guid: str | None = None, audio: str | None = None) -> str:
+    audio = audio or f"https://cdn.longtable.example/audio/ltm-{n:03d}.mp3"
+    return (f"<item><title>Episode {n}</title><link>{HOME}</link>"
+            f'<guid isPermaLink="false">{guid or f"ltm-ep-{n:03d}"}</guid>'
+            f'<enclosure url="{audio}" length="{1000 + n}" type="audio/mpeg"/></item>')  # fmt: skip
+
+
+def podcast(items: list[str]) -> bytes:
+    return ('<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel>'
+            f"<title>The Long Table</title><link>{HOME}</link>{''.join(items)}"
+            "</channel></rss>").encode()  # fmt: skip
+
+
+def test_the_podcast_fixture_is_stored_episode_by_episode(
+    http_server: TestServer, store: Store
+) -> None:
+    http_server.route("/podcast.xml", body=PODCAST.read_bytes(), headers=RSS)
+    settings = settings_for(http_server.url("/podcast.xml"), fetch_articles=True)
+    first = service_poll(settings, store)
+    assert (first.ok, first.new_items) == (1, 130)
+    found = items_of(store)
+    assert len(found) == 130  # was 9: every episode folded onto the home page's few keys
+    numbers = sorted(int(re.findall(r"\((\d+)\)", i["title"])[0]) for i in found)
+    assert numbers == list(range(1, 131))
+    # every episode keeps its MP3; lengths in bytes, itunes:duration in seconds
+    by_number = {int(re.findall(r"\((\d+)\)", i["title"])[0]): i for i in found}
+    assert by_number[130]["enclosures"] == [{
+        "url": "https://cdn.longtable.example/audio/ltm-130.mp3", "type": "audio/mpeg",
+        "length": 30_000_000 + 130 * 1234, "duration": 1 * 3600 + 10 * 60 + 10}]  # fmt: skip
+    assert all(len(i["enclosures"]) == 1 for i in found)
+    # the repeated guid keys only its two carriers apart; the older keeps the bare guid
+    keys = {n: by_number[n]["sightings"][0]["key"] for n in (95, 96, 97)}
+    assert keys[95] == "guid:ltm-ep-095" and keys[96] == "guid:ltm-ep-096"
+    assert keys[97].startswith("guid:ltm-ep-096#")
+    # the home page is nobody's article, and nobody's identity
+    assert {i["article_status"] for i in found} == {"off"}
+    assert {i["canonical_url"] for i in found} == {None}
+    again = service_poll(settings, store)
+    assert (again.ok, again.new_items) == (1, 0)
+    assert len(items_of(store)) == 130 and store.stats()["duplicates_folded"] == 0
+
+
+def test_episodes_that_left_the_feed_are_never_what_a_new_one_folds_into(store: Store) -> None:
+    store.sync_feeds([FeedConfig(HOME + "feed.xml")], T0)
+    eps = [entry(f"ep{n}", url=HOME, title=f"Episode {n}", summary=f"Show notes {n}")
+           for n in range(40)]  # fmt: skip
+    poll(store, HOME + "feed.xml", T0, eps[:30])
+    later = poll(store, HOME + "feed.xml", T0 + timedelta(hours=1), eps[10:])
+    assert (later.new_items, later.duplicates_folded) == (10, 0)
+    assert len(items_of(store)) == 40
+
+
+def test_a_one_episode_feed_keeps_every_episode(http_server: TestServer, store: Store) -> None:
+    """The only entry links the home page: that link is not shared in any one document, yet
+    each new episode is a new item (it does not look like the one before)."""
+    url = http_server.url("/latest.xml")
+    settings = settings_for(url)
+    for n in (1, 2, 3):
+        http_server.route("/latest.xml", body=podcast([episode(n)]), headers=RSS)
+        assert service_poll(settings, store).new_items == 1
+    assert sorted(i["title"] for i in items_of(store)) == ["Episode 1", "Episode 2", "Episode 3"]
+    assert store.stats()["duplicates_folded"] == 0
+
+
+def test_guids_changing_every_poll_under_a_shared_link_add_nothing(
+    http_server: TestServer, store: Store
+) -> None:
+    url = http_server.url("/regen.xml")
+    settings = settings_for(url)
+    for run in range(4):
+        doc = podcast([episode(n, guid=f"run{run}-{n}") for n in range(5)])
+        http_server.route("/regen.xml", body=doc, headers=RSS)
+        assert service_poll(settings, store).new_items == (5 if run == 0 else 0)
+    assert len(items_of(store)) == 5
+    assert all(len(i["sightings"]) == 1 for i in items_of(store))
+
+
+def test_same_guid_and_enclosure_twice_is_one_entry(http_server: TestServer, store: Store) -> None:
+    """Listed twice alike (guid, title, enclosure, text): one episode; a careful archivist keeps
+    one item, and the parser says it dropped a duplicate."""
+    http_server.route("/twice.xml", body=podcast([episode(1), episode(1), episode(2)]),
+                      headers=RSS)  # fmt: skip
+    totals = service_poll(settings_for(http_server.url("/twice.xml")), store)
+    assert totals.new_items == 2
+
+
+def test_a_changed_enclosure_is_a_new_revision(store: Store) -> None:
+    url = HOME + "feed.xml"
+    store.sync_feeds([FeedConfig(url)], T0)
+    mp3 = Enclosure("https://cdn.longtable.example/a.mp3", "audio/mpeg", 10, 60)
+    fixed = Enclosure("https://cdn.longtable.example/a-fixed.mp3", "audio/mpeg", 12, 61)
+    poll(store, url, T0, [entry(1, url=HOME, enclosures=(mp3,))])
+    again = poll(store, url, T0 + timedelta(hours=2), [entry(1, url=HOME, enclosures=(mp3,))])
+    assert again.revisions == 0
+    changed = poll(store, url, T0 + timedelta(hours=4), [entry(1, url=HOME, enclosures=(fixed,))])
+    assert changed.revisions == 1
+    [item] = items_of(store)
+    assert [r["enclosures"][0]["url"] for r in item["revisions"]] == [mp3.url, fixed.url]
+    assert item["enclosures"] == [{"url": fixed.url, "type": "audio/mpeg", "length": 12,
+                                   "duration": 61}]  # fmt: skip
+    assert item["revisions"][0]["content_hash"] != item["content_hash"]
+
+
+def test_entries_without_enclosures_hash_as_before() -> None:
+    """Items stored before enclosures were archived must not all gain a revision."""
+    from storage.identity import content_hash, sha256_text
+
+    assert content_hash("t", "s", None) == sha256_text('["t", "s", null]')
