@@ -11,7 +11,6 @@ import pytest
 from aggregator.errors import ParseError
 from aggregator.feedmodel import clean_text
 from aggregator.feeds import parse_feed
-from storage.records import Entry
 from tests.feedfixtures import FEED_URL, FEEDS, as_golden, item, rss
 
 GOLDEN = sorted(p for p in FEEDS.iterdir() if (p.parent / (p.name + ".expected.json")).exists())
