@@ -3,12 +3,16 @@ and its enclosures are archived. Real HTTP server on 127.0.0.1, SQLite and Postg
 
 from __future__ import annotations
 
+import json
 import re
+from collections.abc import Callable
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from storage.export import read_export, write_export
 from storage.records import Enclosure, ExportFilter, FeedConfig
 from storage.store import Store
 from tests.dbfixtures import T0, entry, poll
@@ -135,3 +139,35 @@ def test_entries_without_enclosures_hash_as_before() -> None:
     from storage.identity import content_hash, sha256_text
 
     assert content_hash("t", "s", None) == sha256_text('["t", "s", null]')
+
+
+def test_enclosures_are_exported_and_imported(
+    store: Store, store_url: str, store_url_factory: Callable[[str], str], tmp_path: Path
+) -> None:
+    url = HOME + "feed.xml"
+    store.sync_feeds([FeedConfig(url)], T0)
+    mp3 = Enclosure("https://cdn.longtable.example/a.mp3", "audio/mpeg", 2**40, 3600)
+    ogg = Enclosure("https://cdn.longtable.example/a.ogg", None, None, None)
+    poll(store, url, T0, [entry(1, url=HOME, enclosures=(mp3,)), entry(2, url=HOME)])
+    poll(store, url, T0 + timedelta(hours=2), [entry(1, url=HOME, enclosures=(mp3, ogg)),
+                                               entry(2, url=HOME)])  # fmt: skip
+    path = tmp_path / "archive.jsonl"
+    assert write_export(store, path, "jsonl", ExportFilter()) == 2
+    backend = "postgres" if store_url.startswith("postgresql") else "sqlite"
+    with Store.open(store_url_factory(backend)) as other:
+        other.import_items(read_export(path))
+        assert items_of(other) == items_of(store)
+    first = json.loads(path.read_text("utf-8").splitlines()[0])
+    assert [e["url"] for e in first["enclosures"]] == [mp3.url, ogg.url]
+    assert [len(r["enclosures"]) for r in first["revisions"]] == [1, 2]
+    # a version-1 file written before enclosures were archived still imports
+    old = tmp_path / "old.jsonl"
+    lines = [json.loads(line) for line in path.read_text("utf-8").splitlines()]
+    for record in lines:
+        del record["enclosures"]
+        for revision in record["revisions"]:
+            del revision["enclosures"]
+    old.write_text("".join(json.dumps(r) + "\n" for r in lines), "utf-8")
+    with Store.open(store_url_factory(backend)) as older:
+        older.import_items(read_export(old))
+        assert [i["enclosures"] for i in items_of(older)] == [None, None]
