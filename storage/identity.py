@@ -185,9 +185,15 @@ def document_keys(entries: Sequence[Entry], trust_guids: bool = True) -> Documen
     groups: dict[str, list[int]] = {}
     for index, entry in enumerate(entries):
         groups.setdefault(_base_key(entry, trust_guids), []).append(index)
+    if len(groups) == len(entries):  # the usual document: every base key once
+        keys = list(groups)
+        return DocumentKeys(tuple(keys), _shared_links(entries, keys))
     keys = [""] * len(entries)
     used = set(groups)
     for base, members in groups.items():
+        if len(members) == 1:
+            keys[members[0]] = base
+            continue
         for index, key in zip(members, _split(base, [entries[i] for i in members], used),
                               strict=True):  # fmt: skip
             keys[index] = key
@@ -243,9 +249,10 @@ def _split(base: str, group: list[Entry], used: set[str]) -> list[str]:
 
 
 def _shared_links(entries: Sequence[Entry], keys: list[str]) -> frozenset[str]:
-    first: dict[str, str] = {}
+    first: dict[str | None, str] = {}
     shared: set[str] = set()
     for entry, key in zip(entries, keys, strict=True):
-        if entry.url and first.setdefault(entry.url, key) != key:
-            shared.add(entry.url)
+        url = entry.url
+        if first.setdefault(url, key) != key and url:
+            shared.add(url)
     return frozenset(shared)
