@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import text
 
 from storage.export import read_export, write_export
 from storage.records import Enclosure, ExportFilter, FeedConfig
@@ -171,3 +172,21 @@ def test_enclosures_are_exported_and_imported(
     with Store.open(store_url_factory(backend)) as older:
         older.import_items(read_export(old))
         assert [i["enclosures"] for i in items_of(older)] == [None, None]
+
+
+def test_a_cleared_link_keys_flag_comes_back_without_new_items(store: Store) -> None:
+    """Migration 0005 clears every feed's flag (the old rule set it for one repeated guid); a
+    feed whose guids really change every poll sets it again, adding nothing."""
+    url = HOME + "feed.xml"
+    store.sync_feeds([FeedConfig(url)], T0)
+    for n in range(3):
+        doc = [entry(i, key=f"p{n}-{i}", guid=f"p{n}-{i}") for i in range(5)]
+        poll(store, url, T0 + timedelta(hours=n), doc)
+    flagged = store.get_feed(url)
+    assert flagged is not None and flagged.link_keys
+    with store.db.write() as conn:
+        conn.execute(text("UPDATE feeds SET link_keys = :no").bindparams(no=False))
+    doc = [entry(i, key=f"p9-{i}", guid=f"p9-{i}") for i in range(5)]
+    assert poll(store, url, T0 + timedelta(hours=5), doc).new_items == 0
+    again = store.get_feed(url)
+    assert again is not None and again.link_keys and len(items_of(store)) == 5
