@@ -25,19 +25,20 @@ from aggregator.feedmodel import (
     MAX_TITLE,
     ParsedFeed,
     RawDate,
+    RawEnclosure,
     authors_of,
     clean_link,
     clean_text,
+    enclosures_of,
     finish_entries,
     join_warnings,
     parse_date,
-    rekey_by_link,
 )
 from aggregator.jsonfeed import parse_json_feed
 from aggregator.xmlsafety import UnsafeXml, looks_like_html, prepare_xml
 from storage.records import Entry
 
-__all__ = ["ParsedFeed", "parse_feed", "rekey_by_link"]
+__all__ = ["ParsedFeed", "parse_feed"]
 
 
 def parse_feed(
@@ -125,14 +126,13 @@ def _assemble(
     warnings: tuple[str | None, ...],
 ) -> ParsedFeed:
     """The feed's values as either reader holds them, cleaned and keyed the same way."""
-    kept, unreliable, dup_note = finish_entries(entries)
+    kept, dup_note = finish_entries(entries)
     return ParsedFeed(
         title=clean_text(title, MAX_TITLE),
         link=clean_link(link, url),
         ttl=_ttl(ttl),
         entries=kept,
         warning=join_warnings(*warnings, dup_note),
-        guids_unreliable=unreliable,
     )
 
 
@@ -184,7 +184,18 @@ def _entry(item: Any, base: str, now: datetime | None) -> Entry:
         authors=authors_of(_author_names(item)),
         published=parse_date(_raw(item, "published"), now),
         updated=parse_date(_raw(item, "updated"), now),
+        enclosures=enclosures_of(_enclosures(item), base, item.get("itunes_duration")),
     )
+
+
+def _enclosures(item: Any) -> list[RawEnclosure]:
+    """RSS ``enclosure`` and Atom ``rel=enclosure`` (feedparser's ``enclosures``), then Media
+    RSS ``media:content`` (also inside ``media:group``)."""
+    found = [RawEnclosure(e.get("href"), e.get("type"), e.get("length"))
+             for e in item.get("enclosures") or () if isinstance(e, Mapping)]  # fmt: skip
+    found += [RawEnclosure(m.get("url"), m.get("type"), m.get("filesize"), m.get("duration"))
+              for m in item.get("media_content") or () if isinstance(m, Mapping)]  # fmt: skip
+    return found
 
 
 def _author_names(item: Any) -> list[object]:

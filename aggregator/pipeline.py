@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 from aggregator.errors import ExtractError, FetchError, ParseError
 from aggregator.extract import SiteRules, decode_html
 from aggregator.feedhtml import parse_safely
-from aggregator.feeds import ParsedFeed, parse_feed, rekey_by_link
+from aggregator.feeds import ParsedFeed, parse_feed
 from aggregator.http import BasicAuth, HttpClient, Response
 from aggregator.policy import (
     Decision,
@@ -150,9 +150,6 @@ def _decide(
 ) -> PollResult:
     """Turn a 200 or a 304 into the result to write: entries, validators, next poll."""
     entries = () if parsed is None else parsed.entries
-    link_keys = feed.link_keys or (parsed is not None and parsed.guids_unreliable)
-    if link_keys and entries:
-        entries = rekey_by_link(entries)
     observed = replace(
         _observed(response, ttl=parsed.ttl if parsed else None),
         new_items=len(entries),
@@ -168,7 +165,6 @@ def _decide(
         title=parsed.title if parsed else None,
         entries=entries,
         capture=capture_of("feed", response, now) if entries else None,
-        link_keys=True if link_keys and not feed.link_keys else None,
     )
 
 

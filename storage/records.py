@@ -72,10 +72,21 @@ class FeedState:
 
 
 @dataclass(frozen=True, slots=True)
+class Enclosure:
+    """A media file an entry carries (RSS ``enclosure``, Media RSS, Atom ``rel=enclosure``,
+    JSON Feed ``attachments``): for a podcast, the episode itself."""
+
+    url: str
+    type: str | None = None  # MIME type as the feed gave it
+    length: int | None = None  # bytes, as the feed claims them
+    duration: int | None = None  # seconds (itunes:duration, media duration)
+
+
+@dataclass(frozen=True, slots=True)
 class Entry:
     """One entry of a parsed feed, wire format gone."""
 
-    key: str  # identity within the feed: guid, else link, else a hash of title and date
+    key: str  # identity within the feed: see ``storage.identity.document_keys``
     guid: str | None
     url: str | None
     title: str | None
@@ -84,6 +95,7 @@ class Entry:
     authors: tuple[str, ...] = ()
     published: datetime | None = None
     updated: datetime | None = None
+    enclosures: tuple[Enclosure, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

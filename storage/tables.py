@@ -190,6 +190,7 @@ items = Table(
     Column("fetched_at", UTCDateTime),  # provenance: when the page was fetched
     Column("final_url", CleanText),
     Column("extractor", CleanText),
+    Column("enclosures", CleanJSON),  # [{url, type, length, duration}], or null for none
     Index(None, "canonical_url"),
     Index(None, "fingerprint"),
     Index(None, "changed_at"),
@@ -225,6 +226,7 @@ revisions = Table(
     Column("text", CleanText),
     Column("content_hash", CleanText, nullable=False),
     Column("diff", CleanText),  # unified diff (no context) of the text against seq - 1
+    Column("enclosures", CleanJSON),  # as the item's, at this version
     UniqueConstraint("item_id", "seq"),
 )
 

@@ -1,7 +1,7 @@
 """feed HTML of archives written before it was sanitized, sanitized now
 
-Revision ID: 0005
-Revises: 0004
+Revision ID: 0006
+Revises: 0005
 Create Date: 2026-12-07
 
 Why: until issue 11 an entry's summary and content were stored as the feed gave them (scripts,
@@ -28,8 +28,8 @@ from alembic import op
 from storage.identity import content_fingerprint, content_hash
 from storage.safehtml import safe_or_none
 
-revision = "0005"
-down_revision = "0004"
+revision = "0006"
+down_revision = "0005"
 branch_labels = None
 depends_on = None
 
