@@ -10,7 +10,6 @@ import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Annotated, Any
-from urllib.parse import urlsplit
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
 from ruamel.yaml import YAML
@@ -18,6 +17,7 @@ from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError
 
 from aggregator.errors import ConfigError
+from aggregator.urlcheck import url_problem
 from storage.records import FeedConfig
 
 DEFAULT_DATABASE = "sqlite:///data/archive.db"
@@ -69,11 +69,11 @@ Size = Annotated[int, BeforeValidator(parse_size)]
 
 
 def check_http_url(url: str) -> str:
-    parts = urlsplit(url.strip())
-    if parts.scheme not in ("http", "https"):
-        raise ValueError(f"bad URL {url!r}: only http and https are polled")
-    if not parts.hostname:
-        raise ValueError(f"bad URL {url!r}: no host")
+    """A feed URL no request could reach (malformed host, bad port, another scheme) is refused
+    here, by the rule the HTTP client applies, rather than failing at every poll (issue 10)."""
+    problem = url_problem(url.strip())
+    if problem is not None:
+        raise ValueError(f"bad URL {url!r}: {problem}")
     return url.strip()
 
 
