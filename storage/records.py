@@ -153,6 +153,7 @@ class PollResult:
     redirect_url: str | None = None
     redirect_count: int = 0
     url: str | None = None  # a new URL for the feed (a permanent redirect that repeated)
+    warning: str | None = None  # read, but not all of it (a cap hit, entries dropped): says why
     link_keys: bool | None = None  # None: leave as is
 
 
