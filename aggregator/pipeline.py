@@ -30,6 +30,7 @@ from aggregator.politeness import HostLimiter, RobotsCache
 from aggregator.urlcheck import url_problem
 from aggregator.writer import PollWriter
 from storage.records import (
+    ARTICLE_ATTEMPTS,
     STATUS_ERROR,
     STATUS_GONE,
     STATUS_NOT_MODIFIED,
@@ -59,9 +60,9 @@ KEPT_HEADERS = frozenset(
 )
 # Article retries back off from 15 minutes up to a day, ARTICLE_ATTEMPTS fetches in all (about
 # four days); then the item keeps its feed content for good. The item itself is never lost.
+# (The cap lives in storage: an interrupted fetch counts towards it when the page is re-claimed.)
 ARTICLE_RETRY_BASE = 900.0
 ARTICLE_RETRY_CAP = 86400.0
-ARTICLE_ATTEMPTS = 10
 
 
 @dataclass(frozen=True, slots=True)

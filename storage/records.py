@@ -22,6 +22,9 @@ ARTICLE_PENDING = "pending"  # to fetch (again, after ``article_next_try``)
 ARTICLE_OK = "ok"
 ARTICLE_FAILED = "failed"  # gave up for now; ``article_next_try`` says when to retry
 ARTICLE_OFF = "off"  # the feed does not fetch articles
+# Fetches of one page in all, failures and interrupted fetches counted alike; then the item
+# keeps its feed content for good.
+ARTICLE_ATTEMPTS = 10
 
 
 @dataclass(frozen=True, slots=True)

@@ -225,3 +225,49 @@ def test_a_poll_the_database_refuses_is_the_feeds_failed_poll(
     assert feed is not None and (feed.last_status, feed.error_count) == ("error", 1)
     assert feed.last_http_status == 200 and feed.etag is None  # validators not advanced
     assert store.claim_due(now + timedelta(minutes=10), 1, "another", 300) == []
+
+
+# -- a fetch that never came back (the process died mid-fetch) ------------------------------
+
+FEED = "https://news.example/feed.xml"
+
+
+def pending_item(store: Store) -> None:
+    from storage.records import FeedConfig
+    from tests.dbfixtures import T0, entry, poll
+
+    store.sync_feeds([FeedConfig(url=FEED, fetch_articles=True)], T0)
+    poll(store, FEED, T0, [entry(1)])
+
+
+def test_an_interrupted_fetch_counts_as_an_attempt_up_to_the_cap(store: Store) -> None:
+    """Before, a page whose fetch killed the process came back at every lease expiry, for ever,
+    with 0 attempts."""
+    from storage.articles import GAVE_UP, INTERRUPTED
+    from tests.dbfixtures import T0
+
+    pending_item(store)
+    lease = 300
+    for n in range(ARTICLE_ATTEMPTS):
+        (claimed,) = store.claim_articles(T0 + timedelta(seconds=(lease + 1) * n), 10, "w", lease)
+        assert claimed.attempts == n  # each claim that never came back counted once
+        assert only_item(store)["article_error"] == INTERRUPTED
+    assert store.claim_articles(T0 + timedelta(days=1), 10, "w", lease) == []
+    item = only_item(store)
+    assert (item["article_status"], item["article_attempts"]) == ("failed", ARTICLE_ATTEMPTS)
+    assert item["article_error"] == GAVE_UP
+    assert store.claim_articles(T0 + timedelta(days=30), 10, "w", lease) == []  # for good
+
+
+def test_a_fetch_with_an_outcome_counts_once(store: Store) -> None:
+    from aggregator.pipeline import article_failure
+    from tests.dbfixtures import T0
+
+    pending_item(store)
+    (claimed,) = store.claim_articles(T0, 10, "w", 300)
+    store.apply_article(claimed.item_id, article_failure(claimed, T0, "fetch: HTTP 404 for x"), T0)
+    assert store.claim_articles(T0 + timedelta(minutes=10), 10, "w", 300) == []  # backing off
+    (again,) = store.claim_articles(T0 + timedelta(minutes=16), 10, "w", 300)
+    assert again.attempts == 1
+    item = only_item(store)
+    assert item["article_attempts"] == 1
