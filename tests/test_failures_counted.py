@@ -271,3 +271,22 @@ def test_a_fetch_with_an_outcome_counts_once(store: Store) -> None:
     assert again.attempts == 1
     item = only_item(store)
     assert item["article_attempts"] == 1
+
+
+def test_reextract_counts_a_page_the_extractor_trips_on_and_goes_on(
+    http_server: TestServer, store: Store, monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    import aggregator.tools as tools
+
+    settings = settings_for(serve_story(http_server))
+    assert poll_at(settings, store, datetime.now(UTC)).articles_ok == 1
+
+    def broken(*args: object) -> None:
+        raise KeyError("surprise")
+
+    monkeypatch.setattr(tools, "extract", broken)
+    assert tools.reextract_all(store, settings, None, None) == (1, 0, 1)
+    assert any(m.startswith("extract: unexpected KeyError: 'surprise' for http")
+               for m in caplog.messages)
+    assert only_item(store)["article_status"] == "ok"  # the stored article stays
