@@ -185,10 +185,10 @@ class Worker:
                           max_interval=d.max_interval, fetch_articles=d.fetch_articles)
 
     def start_poll(self, feed: FeedState) -> None:
-        self._spawn(self._poll(feed), f"poll {feed.url}")
+        self._spawn(self._poll(feed), f"poll {feed.url}", self.totals.feed_failed)
 
     def start_article(self, pending: PendingArticle) -> None:
-        self._spawn(self._article(pending), f"article {pending.url}")
+        self._spawn(self._article(pending), f"article {pending.url}", self.totals.page_done)
 
     async def _poll(self, feed: FeedState) -> None:
         try:
@@ -206,8 +206,8 @@ class Worker:
         if result.error:
             log.info("%s", result.error)
 
-    def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
-        failed = self.totals.page_done if name.startswith("article") else self.totals.feed_failed
+    def _spawn(self, coro: Coroutine[Any, Any, None], name: str,
+               failed: Callable[[str], None]) -> None:  # fmt: skip
         task = asyncio.create_task(self._guard(coro, name, failed), name=name)
         self.tasks.add(task)
         task.add_done_callback(self._discard)

@@ -290,3 +290,19 @@ def test_reextract_counts_a_page_the_extractor_trips_on_and_goes_on(
     assert any(m.startswith("extract: unexpected KeyError: 'surprise' for http")
                for m in caplog.messages)
     assert only_item(store)["article_status"] == "ok"  # the stored article stays
+
+
+def test_a_page_that_cannot_be_stored_at_all_is_a_failed_page_not_a_failed_feed(
+    http_server: TestServer, store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The database out of reach for article writes: counted among pages (it was counted as a
+    failed feed), and the page comes back once its claim's lease runs out."""
+
+    def unreachable(*args: object) -> bool:
+        raise StorageError("storage: connection refused")
+
+    monkeypatch.setattr(store, "apply_article", unreachable)
+    totals = poll_at(settings_for(serve_story(http_server)), store, datetime.now(UTC))
+    assert (totals.ok, totals.failed, totals.articles_failed) == (1, 0, 1)
+    (error,) = totals.page_errors
+    assert error.startswith("article http") and error.endswith("storage: connection refused")
