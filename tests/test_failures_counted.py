@@ -306,3 +306,39 @@ def test_a_page_that_cannot_be_stored_at_all_is_a_failed_page_not_a_failed_feed(
     assert (totals.ok, totals.failed, totals.articles_failed) == (1, 0, 1)
     (error,) = totals.page_errors
     assert error.startswith("article http") and error.endswith("storage: connection refused")
+
+
+def test_a_poll_that_trips_the_write_fails_alone_in_its_batch(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Group commit: one result the store trips on (a bug in its pure pre-work, say) failed
+    every result of its batch; now it fails alone, recorded as its feed's failed poll."""
+    import storage.poll
+    from aggregator.writer import PollWriter
+    from storage.records import FeedConfig
+    from tests.dbfixtures import T0, claim_one, entry, poll_result
+
+    bad_url, good_url = FEED, FEED + "?good"
+    store.sync_feeds([FeedConfig(url=bad_url), FeedConfig(url=good_url)], T0)
+    bad, good = claim_one(store, bad_url, T0), claim_one(store, good_url, T0)
+    real = storage.poll.identities
+
+    def tripping(result: PollResult) -> Any:
+        if result.feed_id == bad.id and result.entries:
+            raise ValueError("a bug")
+        return real(result)
+
+    monkeypatch.setattr(storage.poll, "identities", tripping)
+
+    async def write_both() -> list[Any]:
+        writer = PollWriter(store)
+        results = [poll_result(bad, T0, [entry(1)]), poll_result(good, T0, [entry(2)])]
+        outcomes = await asyncio.gather(*(writer.write(r) for r in results),
+                                        return_exceptions=True)
+        await writer.aclose()
+        return outcomes
+
+    failed, written = asyncio.run(write_both())
+    assert isinstance(failed, StorageError) and isinstance(written, PollSummary)
+    assert written.new_items == 1
+    assert [i["guid"] for i in store.iter_items(ExportFilter())] == ["guid-2"]
