@@ -124,6 +124,9 @@ def test_every_cap_is_in_the_readme_with_its_value() -> None:
                                        f"connect {http_defaults.connect_timeout:.0f} s"],
         "redirects per request": [str(http.MAX_REDIRECTS)],
         "response head": [f"{httppool._MAX_HEAD_BYTES // 1024} KiB"],
+        "connections per site": [f"{httppool._PER_ORIGIN_CONNECTIONS} in use",
+                                 f"{httppool._PER_ORIGIN_KEEPALIVE} kept alive for "
+                                 f"{httppool._KEEPALIVE_EXPIRY:.0f} s"],
         "requests in flight": [f"{http.MAX_IN_FLIGHT} per process",
                                f"{http_defaults.per_host_concurrency} per site"],
         "robots.txt": [f"{politeness.ROBOTS_MAX_BYTES // 1024} KiB",
@@ -133,6 +136,7 @@ def test_every_cap_is_in_the_readme_with_its_value() -> None:
         "XML nesting depth": [str(MAX_DEPTH)],
         "feed title, entry title": [f"{feedmodel.MAX_TITLE:,} characters"],
         "guid, link, author name": [f"{feedmodel.MAX_SHORT:,} characters"],
+        "dates in the future": [f"{feedmodel.FUTURE_SLACK.days} day ahead"],
         "article page": [f"{article.MAX_HTML // 2**20} M characters",
                          f"{article.MAX_ELEMENTS:,} elements"],
         "article title": [f"{titles.MAX_TITLE:,} characters"],
