@@ -31,6 +31,7 @@ from storage.redact import redact_text, redact_url, strip_credentials
 from storage.store import Store
 
 EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, EXIT_STORAGE = 0, 1, 2, 3
+FAILURES_LISTED = 10_000  # failed feeds and pages that poll --once names, of each kind
 log = logging.getLogger("aggregator")
 
 
@@ -120,24 +121,30 @@ def check_config(app: App) -> None:
 def poll(app: App, once: bool) -> None:
     """Poll every configured feed once, fetch the new articles, print a summary.
 
-    Exit status: 0 when every feed was polled (new or not modified), 1 when some failed.
+    Exit status: 0 when every feed was polled (new or not modified) and every page fetched,
+    1 when some failed (each is named, one line each, after the summary).
     """
     from aggregator.service import Service
 
     try:
         settings = app.require_config()
         with app.store() as store:
-            store.sync_feeds(settings.feed_configs(), datetime.now(UTC))
+            started = datetime.now(UTC)
+            store.sync_feeds(settings.feed_configs(), started)
             service = Service(settings, store)
+            service.totals.keep(FAILURES_LISTED)
             try:
                 with views.progress(sys.stderr.isatty()) as report:
                     totals = asyncio.run(service.poll_once(report))
             finally:
                 service.close()
+            unpolled = views.unpolled(store.list_feeds(), started)
     except ArchiverError as exc:
         fail(exc)
-    click.echo(views.summary(totals))
-    sys.exit(EXIT_PARTIAL if totals.failed else EXIT_OK)
+    click.echo(views.summary(totals, len(settings.feeds), unpolled))
+    for line in views.failures(totals):
+        click.echo(line)
+    sys.exit(EXIT_PARTIAL if totals.failed or totals.articles_failed else EXIT_OK)
 
 
 @cli.command()

@@ -10,12 +10,12 @@ import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Annotated, Any
-from urllib.parse import urlsplit
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
 
 from aggregator.configyaml import LineDict, LineList, load_yaml, read_config
 from aggregator.errors import ConfigError
+from aggregator.urlcheck import url_problem
 from storage.dburl import Timeouts, check_database_url
 from storage.identity import normalize_url
 from storage.records import FeedConfig
@@ -70,11 +70,11 @@ Size = Annotated[int, BeforeValidator(parse_size)]
 
 
 def check_http_url(url: str) -> str:
-    parts = urlsplit(url.strip())
-    if parts.scheme not in ("http", "https"):
-        raise ValueError(f"bad URL {redact_url(url)!r}: only http and https are polled")
-    if not parts.hostname:
-        raise ValueError(f"bad URL {redact_url(url)!r}: no host")
+    """A feed URL no request could reach (malformed host, bad port, another scheme) is refused
+    here, by the rule the HTTP client applies, rather than failing at every poll (issue 10)."""
+    problem = url_problem(url.strip())
+    if problem is not None:
+        raise ValueError(f"bad URL {redact_url(url)!r}: {problem}")
     if has_raw_userinfo(url.strip()):
         raise ValueError(f"bad URL {redact_url(url)!r}: escape '#', '?', '/' and '@' in the "
                          "user name or password (%23, %3F, %2F, %40)")

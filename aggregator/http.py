@@ -51,6 +51,7 @@ from aggregator.response import (
     request_headers,
     size_text,
 )
+from aggregator.urlcheck import url_problem
 
 __all__ = ["MAX_REDIRECTS", "BasicAuth", "HttpClient", "HttpSettingsLike", "Response"]
 
@@ -89,6 +90,7 @@ class _Target:
     text: str
     core: httpcore.URL
     host_header: tuple[bytes, bytes]
+    problem: str | None  # why no request can reach it (bad port, malformed host), or None
 
 
 @dataclass(frozen=True, slots=True)
@@ -354,8 +356,11 @@ def _checked(raw: str, url: str) -> _Target:
     if scheme not in _SCHEMES:
         what = "redirect to unsupported scheme" if raw != url else "unsupported scheme"
         raise FetchError(f"{what} {scheme or '(none)'!r} for {url}")
-    if not parsed.url.host:
+    if not parsed.url.raw_host:  # not .host: it decodes IDNA, and raises on a bad xn-- label
         raise FetchError(f"invalid URL (no host) for {url}")
+    if parsed.problem is not None:  # the rule check-config applies (aggregator.urlcheck)
+        what = f"invalid URL {url}" if raw == url else f"redirect to invalid URL {raw} for {url}"
+        raise FetchError(f"{what}: {parsed.problem}")
     return parsed
 
 
@@ -366,7 +371,7 @@ def _parse(raw: str) -> _Target:
     core = httpcore.URL(
         scheme=url.raw_scheme, host=url.raw_host, port=url.port, target=url.raw_path
     )
-    return _Target(url, str(url), core, (b"Host", url.netloc))
+    return _Target(url, str(url), core, (b"Host", url.netloc), url_problem(str(url)))
 
 
 def _authorized(

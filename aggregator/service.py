@@ -29,7 +29,7 @@ from aggregator.config import Settings
 from aggregator.errors import ArchiverError, StorageError
 from aggregator.extract import SiteRules
 from aggregator.http import HttpClient
-from aggregator.pipeline import Context, PollOutcome, fetch_article, poll_feed
+from aggregator.pipeline import Context, PollOutcome, archive_article, poll_feed
 from aggregator.politeness import HostLimiter, RobotsCache
 from aggregator.processes import RESTART_DELAY, Crew, ServeHelpers, next_hand
 from aggregator.writer import poll_writer
@@ -61,16 +61,33 @@ class Totals:
     new_items: int = 0
     articles_ok: int = 0
     articles_failed: int = 0
-    # The latest errors only: the service runs for months and must not accumulate them.
+    # The latest errors only (feeds', pages'): the service runs for months and must not
+    # accumulate them; ``poll --once`` keeps more (``keep``), to name each failure.
     errors: deque[str] = field(default_factory=lambda: deque(maxlen=100))
+    page_errors: deque[str] = field(default_factory=lambda: deque(maxlen=100))
+
+    def keep(self, lines: int) -> None:
+        """Keep up to ``lines`` of each kind of error from now on."""
+        self.errors = deque(self.errors, maxlen=lines)
+        self.page_errors = deque(self.page_errors, maxlen=lines)
+
+    def feed_failed(self, error: str) -> None:
+        self.failed += 1
+        self.errors.append(error)
+
+    def page_done(self, error: str | None) -> None:
+        if error is None:
+            self.articles_ok += 1
+        else:
+            self.articles_failed += 1
+            self.page_errors.append(error)
 
     def add(self, outcome: PollOutcome) -> None:
         status = outcome.result.status
         if status == STATUS_NOT_MODIFIED:
             self.not_modified += 1
         elif status == STATUS_ERROR or outcome.result.error:
-            self.failed += 1
-            self.errors.append(outcome.result.error or status)
+            self.feed_failed(outcome.result.error or status)
         else:
             self.ok += 1
         self.new_items += outcome.summary.new_items
@@ -86,8 +103,8 @@ class Totals:
     def merge(self, other: Totals) -> None:
         """Add a helper process's totals (``service.processes``)."""
         for f in fields(self):
-            if f.name == "errors":
-                self.errors.extend(other.errors)
+            if f.name in ("errors", "page_errors"):
+                getattr(self, f.name).extend(getattr(other, f.name))
             else:
                 setattr(self, f.name, getattr(self, f.name) + getattr(other, f.name))
 
@@ -168,10 +185,10 @@ class Worker:
                           max_interval=d.max_interval, fetch_articles=d.fetch_articles)
 
     def start_poll(self, feed: FeedState) -> None:
-        self._spawn(self._poll(feed), f"poll {feed.url}")
+        self._spawn(self._poll(feed), f"poll {feed.url}", self.totals.feed_failed)
 
     def start_article(self, pending: PendingArticle) -> None:
-        self._spawn(self._article(pending), f"article {pending.url}")
+        self._spawn(self._article(pending), f"article {pending.url}", self.totals.page_done)
 
     async def _poll(self, feed: FeedState) -> None:
         try:
@@ -184,17 +201,14 @@ class Worker:
                   outcome.summary.new_items)
 
     async def _article(self, pending: PendingArticle) -> None:
-        result = await fetch_article(self.ctx, pending)
-        await asyncio.to_thread(self.ctx.store.apply_article, pending.item_id, result,
-                                self.ctx.clock())
+        result = await archive_article(self.ctx, pending)
+        self.totals.page_done(result.error)
         if result.error:
-            self.totals.articles_failed += 1
             log.info("%s", result.error)
-        else:
-            self.totals.articles_ok += 1
 
-    def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
-        task = asyncio.create_task(self._guard(coro, name), name=name)
+    def _spawn(self, coro: Coroutine[Any, Any, None], name: str,
+               failed: Callable[[str], None]) -> None:  # fmt: skip
+        task = asyncio.create_task(self._guard(coro, name, failed), name=name)
         self.tasks.add(task)
         task.add_done_callback(self._discard)
 
@@ -202,19 +216,21 @@ class Worker:
         self.tasks.discard(task)
         self.on_done()
 
-    async def _guard(self, coro: Coroutine[Any, Any, None], name: str) -> None:
-        """One failing feed never stops the others: an unexpected error is logged, not raised."""
+    async def _guard(self, coro: Coroutine[Any, Any, None], name: str,
+                     failed: Callable[[str], None]) -> None:  # fmt: skip
+        """One failing feed never stops the others: an error is logged and counted, not raised.
+        Polls and article fetches record their own failures; what reaches here could not be
+        written (the database was unreachable): the lease brings the work back later."""
         try:
             await coro
         except asyncio.CancelledError:
             raise
-        except ArchiverError as exc:  # e.g. the database was unreachable: the lease will expire
+        except ArchiverError as exc:
             log.warning("%s: %s", name, exc)
-            self.totals.failed += 1
-            self.totals.errors.append(str(exc))
-        except Exception:
+            failed(f"{name}: {exc}")
+        except Exception as exc:
             log.exception("%s failed unexpectedly", name)
-            self.totals.failed += 1
+            failed(f"{name}: unexpected {type(exc).__name__}: {exc}")
 
     async def drain(self, timeout: float | None) -> None:
         """Wait for in-flight work; after ``timeout`` abandon it (cancelled polls write nothing)."""

@@ -3,6 +3,11 @@
 A claimed item's ``article_next_try`` moves to the end of the claim's lease: the item is not
 handed out again meanwhile, and comes back by itself if the worker dies. A failure without a
 retry time is final (status "failed", no next try) so that nothing loops on it.
+
+A claim also marks the item ``INTERRUPTED``; the outcome, stored, replaces the mark. An item
+claimed again with the mark still on had no outcome: its process died while fetching it (a
+page that crashes or exhausts the process, say). That counts as a failed attempt, towards the
+same ``ARTICLE_ATTEMPTS`` cap, so that such a page cannot be re-claimed for ever (issue 10).
 """
 
 from __future__ import annotations
@@ -12,8 +17,11 @@ from datetime import datetime, timedelta
 from sqlalchemy import ColumnElement, Connection, and_, or_, select, update
 
 from storage.dialect import for_update_skip_locked
-from storage.records import ARTICLE_FAILED, ARTICLE_PENDING, PendingArticle
+from storage.records import ARTICLE_ATTEMPTS, ARTICLE_FAILED, ARTICLE_PENDING, PendingArticle
 from storage.tables import feeds, items
+
+INTERRUPTED = "fetch: claimed, no outcome stored yet (if this stays, the fetch was interrupted)"
+GAVE_UP = f"fetch: interrupted {ARTICLE_ATTEMPTS} times (the process stopped while fetching)"
 
 
 def _due(now: datetime) -> ColumnElement[bool]:
@@ -34,10 +42,29 @@ def claim(
     conn: Connection, now: datetime, limit: int, lease_seconds: float
 ) -> list[PendingArticle]:
     ids = _due_ids(conn, now, limit, lock=True)
+    ids = _count_interrupted(conn, ids)
     if ids:
         until = now + timedelta(seconds=lease_seconds)
-        conn.execute(update(items).where(items.c.id.in_(ids)).values(article_next_try=until))
+        conn.execute(update(items).where(items.c.id.in_(ids))
+                     .values(article_next_try=until, article_error=INTERRUPTED))  # fmt: skip
     return _describe(conn, ids)
+
+
+def _count_interrupted(conn: Connection, ids: list[int]) -> list[int]:
+    """Count the attempts whose outcome never came; those at the cap are given up. Returns the
+    ids still to fetch."""
+    if not ids:
+        return ids
+    marked = and_(items.c.id.in_(ids), items.c.article_error == INTERRUPTED)
+    conn.execute(update(items).where(marked).values(
+        article_status=ARTICLE_FAILED, article_attempts=items.c.article_attempts + 1))  # fmt: skip
+    spent = and_(marked, items.c.article_attempts >= ARTICLE_ATTEMPTS)
+    given_up = set(conn.execute(select(items.c.id).where(spent)).scalars())
+    if not given_up:
+        return ids
+    conn.execute(update(items).where(items.c.id.in_(given_up))
+                 .values(article_next_try=None, article_error=GAVE_UP))  # fmt: skip
+    return [i for i in ids if i not in given_up]
 
 
 def _due_ids(conn: Connection, now: datetime, limit: int, lock: bool) -> list[int]:

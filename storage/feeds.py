@@ -277,6 +277,7 @@ def history_row(feed_id: int, result: PollResult, summary: PollSummary) -> dict[
         "feed_id": feed_id, "polled_at": result.polled_at, "status": result.status,
         "http_status": result.http_status, "new_items": summary.new_items, "error": result.error,
         "next_check": result.next_check, "next_reason": result.next_reason,
+        "warning": result.warning,
     }  # fmt: skip
 
 
@@ -302,7 +303,7 @@ def to_state(row: Row[Any], item_count: int = 0) -> FeedState:
 def history(conn: Connection, feed_id: int, limit: int) -> list[dict[str, Any]]:
     query = (
         select(polls.c.polled_at, polls.c.status, polls.c.http_status, polls.c.new_items,
-               polls.c.error, polls.c.next_check, polls.c.next_reason)
+               polls.c.error, polls.c.next_check, polls.c.next_reason, polls.c.warning)
         .where(polls.c.feed_id == feed_id).order_by(polls.c.id.desc()).limit(limit)
     )  # fmt: skip
     return [dict(row._mapping) for row in conn.execute(query)]

@@ -22,6 +22,9 @@ ARTICLE_PENDING = "pending"  # to fetch (again, after ``article_next_try``)
 ARTICLE_OK = "ok"
 ARTICLE_FAILED = "failed"  # gave up for now; ``article_next_try`` says when to retry
 ARTICLE_OFF = "off"  # the feed does not fetch articles
+# Fetches of one page in all, failures and interrupted fetches counted alike; then the item
+# keeps its feed content for good.
+ARTICLE_ATTEMPTS = 10
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,6 +170,7 @@ class PollResult:
     redirect_url: str | None = None
     redirect_count: int = 0
     url: str | None = None  # a new URL for the feed (a permanent redirect that repeated)
+    warning: str | None = None  # read, but not all of it (a cap hit, entries dropped): says why
     link_keys: bool | None = None  # None: leave as is
 
 
