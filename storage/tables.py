@@ -157,7 +157,7 @@ polls = Table(
     Column("error", CleanText),
     Column("next_check", UTCDateTime, nullable=False),
     Column("next_reason", CleanText, nullable=False),
-    Column("warning", CleanText),  # read in part: a cap hit, entries dropped (migration 0005)
+    Column("warning", CleanText),  # read in part: a cap hit, entries dropped (migration 0007)
     Index(None, "feed_id", "id"),
 )
 
