@@ -333,8 +333,10 @@ class Service:
             for pending in await self._claim_articles(worker, now):
                 worker.start_article(pending)
 
-    async def _claim_articles(self, worker: Worker, now: datetime) -> list[PendingArticle]:
-        limit = min(worker.free, self.settings.service.article_batch)
+    async def _claim_articles(
+        self, worker: Worker, now: datetime, limit: int | None = None
+    ) -> list[PendingArticle]:
+        limit = limit or min(worker.free, self.settings.service.article_batch)
         return await asyncio.to_thread(self.store.claim_articles, now, limit, worker.ctx.owner,
                                        self.settings.service.lease)
 
@@ -362,7 +364,11 @@ class Service:
             feeds = await asyncio.to_thread(self.store.claim_due, now, 1_000_000, ctx.owner,
                                             self.settings.service.lease, far)
             await self._phase(worker, feeds, worker.start_poll, progress)
-            while pending := await self._claim_articles(worker, self.clock()):
+            # With helpers, a phase deals a whole batch: sized by this process's free slots
+            # alone, it held two pages and the helpers had almost nothing to fetch.
+            many = self.settings.service.processes > 1
+            batch = self.settings.service.article_batch if many else None
+            while pending := await self._claim_articles(worker, self.clock(), batch):
                 await self._phase(worker, pending, worker.start_article, progress)
         return self.totals
 
