@@ -1,19 +1,22 @@
 """Which items still need their article page fetched, and holding them while a worker does it.
 
 A claimed item's ``article_next_try`` moves to the end of the claim's lease: the item is not
-handed out again meanwhile, and comes back by itself if the worker dies. A failure without a
-retry time is final (status "failed", no next try) so that nothing loops on it.
+handed out again meanwhile, and comes back by itself if the worker dies; sooner, at the next
+claim, if the claimer (named in ``article_leases``) is known dead (``storage.holders``). A
+failure without a retry time is final (status "failed", no next try) so that nothing loops on it.
 """
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, and_, or_, select, update
+from sqlalchemy import ColumnElement, Connection, and_, delete, func, or_, select, update
 
-from storage.dialect import for_update_skip_locked
+from storage import holders
+from storage.dialect import for_update_skip_locked, insert
 from storage.records import ARTICLE_FAILED, ARTICLE_PENDING, PendingArticle
-from storage.tables import feeds, items
+from storage.tables import article_leases, feeds, items
 
 
 def _due(now: datetime) -> ColumnElement[bool]:
@@ -31,13 +34,49 @@ def pending(conn: Connection, now: datetime, limit: int) -> list[PendingArticle]
 
 
 def claim(
-    conn: Connection, now: datetime, limit: int, lease_seconds: float
+    conn: Connection, now: datetime, limit: int, lease_seconds: float, owner: str
 ) -> list[PendingArticle]:
     ids = _due_ids(conn, now, limit, lock=True)
     if ids:
         until = now + timedelta(seconds=lease_seconds)
         conn.execute(update(items).where(items.c.id.in_(ids)).values(article_next_try=until))
+        rows = [{"item_id": i, "owner": owner} for i in ids]
+        stmt = insert(conn, article_leases)
+        conn.execute(stmt.on_conflict_do_update(index_elements=["item_id"],
+                                                set_={"owner": stmt.excluded.owner}), rows)
     return _describe(conn, ids)
+
+
+def settle(conn: Connection, item_id: int) -> None:
+    """The item's page outcome is stored: nobody holds it any more."""
+    conn.execute(delete(article_leases).where(article_leases.c.item_id == item_id))
+
+
+def release(conn: Connection, item_ids: list[int], owner: str, now: datetime) -> int:
+    """Hand back ``owner``'s claims of ``item_ids`` (their pages were not fetched): due now."""
+    held = select(article_leases.c.item_id).where(article_leases.c.owner == owner,
+                                                  article_leases.c.item_id.in_(item_ids))
+    return _free(conn, held, now)
+
+
+def free_dead(conn: Connection, now: datetime) -> dict[str, int]:
+    """Free the article claims of holders known dead; {owner: pages freed}."""
+    rows = conn.execute(select(article_leases.c.owner, func.count())
+                        .group_by(article_leases.c.owner)).all()  # fmt: skip
+    counts = {r[0]: int(r[1]) for r in rows}
+    gone = holders.dead(conn, counts)
+    if gone:
+        _free(conn, select(article_leases.c.item_id).where(article_leases.c.owner.in_(gone)), now)
+    return {owner: counts[owner] for owner in gone}
+
+
+def _free(conn: Connection, held: Any, now: datetime) -> int:
+    ids = [int(i) for i in conn.execute(held).scalars()]
+    if ids:
+        conn.execute(update(items).where(items.c.id.in_(ids), items.c.article_next_try > now)
+                     .values(article_next_try=now))  # fmt: skip
+        conn.execute(delete(article_leases).where(article_leases.c.item_id.in_(ids)))
+    return len(ids)
 
 
 def _due_ids(conn: Connection, now: datetime, limit: int, lock: bool) -> list[int]:
