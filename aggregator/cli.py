@@ -128,6 +128,8 @@ def poll(app: App, once: bool) -> None:
     except ArchiverError as exc:
         fail(exc)
     click.echo(views.summary(totals))
+    for line in service.skipped_lines():  # feeds a live process holds: not ours to poll now
+        click.echo(line)
     sys.exit(EXIT_PARTIAL if totals.failed else EXIT_OK)
 
 
