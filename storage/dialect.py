@@ -40,9 +40,12 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Dialect, make_url
 from sqlalchemy.types import TypeDecorator, UserDefinedType
 
+from storage.errors import StorageError
 from storage.tables import strip_nul, utc_naive
 
 BUSY_TIMEOUT_MS = 30_000
+SYNCHRONOUS = "synchronous"  # SQLite URL query: sqlite:///archive.db?synchronous=normal
+SYNCHRONOUS_MODES = ("full", "normal")
 CHUNK = 500  # values per list bound in one statement (SQLite allows 32766 bound parameters)
 WRITE_OPTION = "archiver_write"  # execution option that asks for BEGIN IMMEDIATE on SQLite
 
@@ -58,11 +61,28 @@ def make_engine(url: str) -> Engine:
         engine = create_engine(url, pool_pre_ping=True)
         event.listen(engine, "connect", _on_postgres_connect)
         return engine
+    synchronous = sqlite_synchronous(url)
+    parsed = parsed.difference_update_query([SYNCHRONOUS])
     if parsed.database and parsed.database != ":memory:":
         Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
-    engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
-    _configure_sqlite(engine)
+    engine = create_engine(parsed, connect_args={"check_same_thread": False, "timeout": 30})
+    _configure_sqlite(engine, synchronous)
     return engine
+
+
+def sqlite_synchronous(url: str) -> str:
+    """The ``?synchronous=`` of a SQLite URL: ``full`` (the default) or ``normal``.
+
+    FULL syncs the WAL at every commit, so a committed poll survives a power cut; group commit
+    pays that once per batch. NORMAL syncs only at checkpoints: faster, and still safe if the
+    process crashes, but the last commits before a power cut or a kernel crash can roll back.
+    """
+    values = make_url(url).query.get(SYNCHRONOUS, "full")
+    value = values[-1] if isinstance(values, tuple) else values
+    if value.lower() not in SYNCHRONOUS_MODES:
+        raise StorageError(f"storage: database URL {make_url(url).render_as_string()}: "
+                           f"synchronous={value} is not one of {', '.join(SYNCHRONOUS_MODES)}")
+    return value.lower()
 
 
 def _on_postgres_connect(dbapi_conn: Any, _record: Any) -> None:
@@ -75,7 +95,7 @@ def _on_postgres_connect(dbapi_conn: Any, _record: Any) -> None:
     dbapi_conn.commit()
 
 
-def _configure_sqlite(engine: Engine) -> None:
+def _configure_sqlite(engine: Engine, synchronous: str) -> None:
     """The SQLAlchemy recipe: let SQLAlchemy, not pysqlite, emit BEGIN, so we can choose which."""
 
     @event.listens_for(engine, "connect")
@@ -85,7 +105,7 @@ def _configure_sqlite(engine: Engine) -> None:
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
-        cursor.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: durable across app crashes
+        cursor.execute(f"PRAGMA synchronous={synchronous.upper()}")  # see sqlite_synchronous
         cursor.close()
 
     @event.listens_for(engine, "begin")
