@@ -247,7 +247,7 @@ class Service:
         self._stopping = False
         self._stop = asyncio.Event()  # run()'s, once it runs
         self.fatal: DatabaseGone | None = None  # the archive's file vanished: stop, exit 3
-        self.held: dict[str, int] = {}  # poll_once: feeds skipped, by the live owner holding them
+        self.held: list[holders.Holding] = []  # poll_once: feeds skipped, others hold them
 
     async def run(self, stop: asyncio.Event) -> Totals:
         helpers = (ServeHelpers(self.settings, self.settings.service.processes - 1)
@@ -272,11 +272,12 @@ class Service:
                 if self._claiming is not None:
                     await asyncio.wait([self._claiming])
                 scheduler.shutdown(wait=False)
+                grace = 0.0 if self.fatal else SHUTDOWN_GRACE  # no write could land anyway
                 log.info("stopping: no new polls; waiting up to %.0fs for %d in flight",
-                         SHUTDOWN_GRACE, len(worker.tasks))
+                         grace, len(worker.tasks))
                 stopped = (asyncio.create_task(asyncio.to_thread(helpers.stop))
                            if helpers is not None else None)
-                await worker.drain(0 if self.fatal else SHUTDOWN_GRACE)
+                await worker.drain(grace)
                 if stopped is not None:
                     await stopped
         if self.fatal is not None:
@@ -402,9 +403,11 @@ class Service:
         work.cancel()
 
     def skipped_lines(self) -> list[str]:
-        """poll_once's feeds left to the live processes that hold them, one line per holder."""
-        return [f"skipped {count} feeds held by {holders.describe(owner)} (a live process)"
-                for owner, count in sorted(self.held.items())]  # fmt: skip
+        """poll_once's feeds left to the processes that hold them, one line per holder: a live
+        one, or one whose death cannot be told from here (its lease frees them)."""
+        return [f"skipped {h.feeds} feeds held by {holders.describe(h.owner)} ("
+                + ("a live process)" if h.alive else f"lease until {h.until:%Y-%m-%d %H:%M}Z)")
+                for h in self.held]  # fmt: skip
 
     def close(self) -> None:
         """Stop poll_once's helper processes, if it started any."""

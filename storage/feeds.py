@@ -150,15 +150,16 @@ def free_dead(conn: Connection, now: datetime) -> dict[str, int]:
     return {owner: counts[owner] for owner in gone}
 
 
-def held(conn: Connection, now: datetime, owner: str) -> dict[str, int]:
-    """{owner: feeds} of the pollable feeds that others hold now (leases unexpired)."""
+def held(conn: Connection, now: datetime, owner: str) -> list[holders.Holding]:
+    """Who else holds pollable feeds now (leases unexpired): how many, until when, alive?"""
     rows = conn.execute(
-        select(feeds.c.lease_owner, func.count())
+        select(feeds.c.lease_owner, func.count(), func.max(feeds.c.lease_until))
         .where(feeds.c.active, ~feeds.c.gone, feeds.c.lease_owner.is_not(None),
                feeds.c.lease_owner != owner, feeds.c.lease_until > now)
-        .group_by(feeds.c.lease_owner)
+        .group_by(feeds.c.lease_owner).order_by(feeds.c.lease_owner)
     ).all()  # fmt: skip
-    return {r[0]: int(r[1]) for r in rows}
+    alive = holders.alive(conn, [r[0] for r in rows])
+    return [holders.Holding(r[0], int(r[1]), r[2], r[0] in alive) for r in rows]
 
 
 def release(conn: Connection, feed_id: int, owner: str) -> None:

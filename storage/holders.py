@@ -19,6 +19,7 @@ import socket
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime
 from functools import cache
 from pathlib import Path
 
@@ -126,23 +127,37 @@ def lock_key(owner: str) -> int:
 
 def dead(conn: Connection, owners: Iterable[str]) -> list[str]:
     """The owners among ``owners`` whose holder is known dead (unknown ones are not)."""
-    found: list[str] = []
-    unknown: list[str] = []
+    return sorted(owner for owner, verdict in _judge(conn, owners).items() if verdict is False)
+
+
+def alive(conn: Connection, owners: Iterable[str]) -> set[str]:
+    """The owners among ``owners`` whose holder is known to run."""
+    return {owner for owner, verdict in _judge(conn, owners).items() if verdict}
+
+
+def _judge(conn: Connection, owners: Iterable[str]) -> dict[str, bool | None]:
+    """Each owner's holder: alive, dead, or None (cannot tell: only its lease's expiry can)."""
+    verdicts: dict[str, bool | None] = {}
     for owner in set(owners):
         holder = parse(owner)
-        if holder is None:
-            continue
-        verdict = local_verdict(holder)
-        if verdict is False:
-            found.append(owner)
-        elif verdict is None:
-            unknown.append(owner)
+        verdicts[owner] = None if holder is None else local_verdict(holder)
+    unknown = [o for o, v in verdicts.items() if v is None and parse(o) is not None]
     if unknown and conn.dialect.name == "postgresql":
         keys = {lock_key(owner): owner for owner in unknown}
         locked = {int(k) for k in conn.execute(_LOCKED, {"cls": LOCK_CLASS, "keys": list(keys)})
                   .scalars()}  # fmt: skip
-        found += [owner for key, owner in keys.items() if key not in locked]
-    return sorted(found)
+        verdicts.update({owner: key in locked for key, owner in keys.items()})
+    return verdicts
+
+
+@dataclass(frozen=True, slots=True)
+class Holding:
+    """Feeds another owner holds now, for ``poll --once`` to say why it skipped them."""
+
+    owner: str
+    feeds: int
+    until: datetime  # the last of its leases ends then
+    alive: bool  # known to run (False: cannot tell, the lease's expiry will free them)
 
 
 class HolderLock:

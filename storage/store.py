@@ -136,8 +136,8 @@ class Store:
             return feeds.claim(conn, now, limit, owner, lease_seconds, due_by or now)
 
     @guarded
-    def held_leases(self, now: datetime, owner: str) -> dict[str, int]:
-        """{owner: feeds} of the active feeds that other live holders lease now."""
+    def held_leases(self, now: datetime, owner: str) -> list[holders.Holding]:
+        """Who else holds active feeds now, how many, until when, and whether it runs."""
         with self.db.read() as conn:
             return feeds.held(conn, now, owner)
 

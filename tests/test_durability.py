@@ -71,7 +71,7 @@ def test_no_write_goes_to_a_deleted_or_replaced_file(tmp_path: Path) -> None:
         path.unlink()
         with pytest.raises(DatabaseGone, match=r"a\.db was deleted while this process"):
             store.sync_feeds([FeedConfig("https://two.example/feed")], T0)
-        os.replace(tmp_path / "copy.db", path)
+        (tmp_path / "copy.db").replace(path)
         with pytest.raises(DatabaseGone, match="was replaced by another file"):
             store.check_database()
 
@@ -84,7 +84,7 @@ def remove(path: Path) -> None:
 def replace_with_another(path: Path) -> None:
     other = path.parent / "restored.db"
     Store.open(f"sqlite:///{other}").close()
-    os.replace(other, path)
+    other.replace(path)
 
 
 VANISH = [pytest.param(remove, "was deleted", id="deleted"),
@@ -133,7 +133,7 @@ def test_poll_once_stops_when_its_database_file_is_deleted(
         while http_server.hits("/f0.xml") < 1 and time.monotonic() < deadline:
             time.sleep(0.05)
         remove(path)
-        out, err = proc.communicate(timeout=60)
+        _out, err = proc.communicate(timeout=60)
     finally:
         if proc.poll() is None:
             proc.kill()

@@ -63,7 +63,7 @@ def test_a_killed_holders_feeds_are_claimable_at_once(
     store.sync_feeds([FeedConfig(u) for u in URLS], T0)
     dead = owner_of(child.pid)
     assert len(store.claim_due(T0, 3, dead, LEASE)) == 3
-    assert store.held_leases(T0, "b") == {dead: 3}
+    assert [(h.owner, h.feeds, h.alive) for h in store.held_leases(T0, "b")] == [(dead, 3, True)]
     assert {f.url for f in store.claim_due(T0, 10, "b", LEASE)} == set(URLS[3:])
     assert store.claim_due(T0, 10, "c", LEASE) == []  # held by a live process: not taken
 
@@ -72,7 +72,7 @@ def test_a_killed_holders_feeds_are_claimable_at_once(
     assert holders.local_verdict(holders.parse(dead)) is False  # type: ignore[arg-type]
     taken = store.claim_due(T0 + timedelta(seconds=1), 10, "c", LEASE)
     assert {f.url for f in taken} == set(URLS[:3])  # five minutes early
-    assert store.held_leases(T0, "nobody") == {"b": 2, "c": 3}
+    assert [(h.owner, h.feeds) for h in store.held_leases(T0, "nobody")] == [("b", 2), ("c", 3)]
 
 
 def test_a_reused_pid_is_not_the_holder(store: Store) -> None:
@@ -83,7 +83,7 @@ def test_a_reused_pid_is_not_the_holder(store: Store) -> None:
     store.claim_due(T0, 1, me.owner, LEASE)
     store.claim_due(T0, 1, impostor, LEASE)
     assert [f.url for f in store.claim_due(T0, 10, "b", LEASE)] == [URLS[1]]
-    assert store.held_leases(T0, "b") == {me.owner: 1}
+    assert [(h.owner, h.alive) for h in store.held_leases(T0, "b")] == [(me.owner, True)]
 
 
 def test_holders_it_cannot_judge_keep_their_lease_until_it_expires(store: Store) -> None:
@@ -98,6 +98,8 @@ def test_holders_it_cannot_judge_keep_their_lease_until_it_expires(store: Store)
         assert len(store.claim_due(T0, 10, "b", LEASE)) == 1
     else:
         assert store.claim_due(T0, 10, "b", LEASE) == []
+        assert {(h.owner, h.alive) for h in store.held_leases(T0, "b")} == {
+            ("old-style-owner", False), (elsewhere, False)}  # fmt: skip
     assert len(store.claim_due(T0 + timedelta(seconds=LEASE), 10, "b", LEASE)) >= 1
 
 
@@ -112,10 +114,12 @@ def test_postgres_lock_vouches_for_a_holder_on_another_host(store_url_factory: o
         other.hold(remote)
         assert len(other.claim_due(T0, 2, remote, LEASE)) == 2
         assert len(store.claim_due(T0, 10, "b", LEASE)) == 3
-        assert store.held_leases(T0, "b") == {remote: 2}
+        [held] = store.held_leases(T0, "b")
+        assert (held.owner, held.feeds, held.alive) == (remote, 2, True)
+        assert held.until == T0 + timedelta(seconds=LEASE)
         other.close()  # its connection, and with it the lock, is gone: as if the host died
         assert len(store.claim_due(T0, 10, "c", LEASE)) == 2
-        assert store.held_leases(T0, "c") == {"b": 3}
+        assert [(h.owner, h.alive) for h in store.held_leases(T0, "c")] == [("b", False)]
 
 
 def test_a_killed_holders_article_pages_are_claimable_at_once(
