@@ -17,6 +17,8 @@ import signal
 import socket
 import subprocess
 import sys
+import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -50,13 +52,14 @@ def serve(server: TestServer, pages: bool) -> list[str]:
     return urls
 
 
-def write_config(path: Path, database: str, urls: list[str], pages: bool) -> Path:
+def write_config(path: Path, database: str, urls: list[str], pages: bool,
+                 processes: int = 1) -> Path:  # fmt: skip
     feeds = "\n".join(f"  - url: {url}" for url in urls)
     path.write_text(
         f"database: {json.dumps(database)}\n"
         "http:\n  allow_private_networks: true\n  per_host_delay: 0\n  respect_robots: false\n"
         f"defaults:\n  fetch_articles: {'true' if pages else 'false'}\n"
-        "service:\n  tick: 0.2s\n  lease: 5m\n  concurrency: 4\n"
+        f"service:\n  tick: 0.2s\n  lease: 5m\n  concurrency: 4\n  processes: {processes}\n"
         f"feeds:\n{feeds}\n",
         encoding="utf-8",
     )
@@ -156,3 +159,38 @@ def test_feeds_a_live_process_holds_are_skipped_and_reported(
     line = f"skipped 2 feeds held by {socket.gethostname()} pid {os.getpid()} (a live process)"
     assert line in done.stdout.splitlines(), done.stdout
     assert "no longer running" not in done.stderr
+
+
+@pytest.mark.timeout(300)
+def test_run_helpers_stop_when_the_main_process_is_killed(
+    http_server: TestServer, store_url: str, tmp_path: Path
+) -> None:
+    """``run`` with ``processes: 2``, its main process SIGKILLed: the helper notices, stops and
+    releases what it held, so it neither polls on beside the next ``run``'s helpers nor keeps
+    feeds from the next ``poll --once``."""
+    urls = serve(http_server, False)
+    config = write_config(tmp_path / "feeds.yaml", store_url, urls, False, processes=2)
+    main = ServiceProcess([sys.executable, "-m", "aggregator", "--config", str(config), "run"])
+    try:
+        assert wait_until(lambda: main.stderr.count("service started") >= 2), main.stderr[-3000:]
+        [helper] = [int(line.split("(pid ")[1].rstrip(")\n")) for line in main.lines
+                    if "started helper-1 (pid" in line]  # fmt: skip
+        main.kill()
+    finally:
+        main.kill()
+    assert main.proc.returncode == -signal.SIGKILL
+    assert wait_until(lambda: holders.start_time(helper) is None), "the helper outlived its main"
+
+    done = poll_once(config)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "skipped" not in done.stdout, done.stdout
+    assert archived(store_url) == (FEEDS * ITEMS, ["off"], 0)
+
+
+def wait_until(condition: Callable[[], bool], timeout: float = 60.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
