@@ -34,7 +34,8 @@ _LOCKED = text(
     " AND classid::bigint = :cls AND objid::bigint = ANY(CAST(:keys AS bigint[]))"
     " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
 )
-_LOCK = text("SELECT pg_advisory_lock(:cls, :key)")
+# try: a (31-bit) collision with a live holder must not block; that holder vouches for us too
+_LOCK = text("SELECT pg_try_advisory_lock(:cls, :key)")
 
 
 @dataclass(frozen=True, slots=True)
