@@ -144,6 +144,8 @@ def poll(app: App, once: bool) -> None:
     click.echo(views.summary(totals, len(settings.feeds), unpolled))
     for line in views.failures(totals):
         click.echo(line)
+    for line in service.skipped_lines():  # feeds a live process holds: not ours to poll now
+        click.echo(line)
     sys.exit(EXIT_PARTIAL if totals.failed or totals.articles_failed else EXIT_OK)
 
 

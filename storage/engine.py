@@ -22,6 +22,7 @@ from sqlalchemy import Connection, Engine
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
+from storage.dbfile import FileWatch
 from storage.dburl import DatabaseURLError, Timeouts, check_database_url
 from storage.dialect import WRITE_OPTION, lock_migrations, make_engine, no_statement_timeout
 from storage.errors import StorageError
@@ -91,10 +92,18 @@ class Database:
         # SQLite files: writers of every process take turns (None: the database arbitrates).
         path = sqlite_file(url)
         self.turn = WriteTurn(f"{path}-writer.lock") if path else None
+        self.watch = FileWatch(path) if path else None  # remembered once the file is opened
+
+    def check_file(self) -> None:
+        """Raise ``DatabaseGone`` if the SQLite file was deleted or replaced since it was opened."""
+        if self.watch is not None:
+            self.watch.check()
 
     @contextmanager
     def write(self) -> Iterator[Connection]:
-        """A write transaction (BEGIN IMMEDIATE on SQLite): commits, or rolls back on error."""
+        """A write transaction (BEGIN IMMEDIATE on SQLite): commits, or rolls back on error;
+        never into a SQLite file that was deleted or replaced (``DatabaseGone``)."""
+        self.check_file()
         with self.writer_turn(), self.engine.connect() as conn:
             conn.execution_options(**{WRITE_OPTION: True})
             with conn.begin():

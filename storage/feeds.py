@@ -2,7 +2,8 @@
 writes here.
 
 A lease lets several service instances share one database: ``claim_due`` marks a due feed as
-taken by ``owner`` until ``lease_until``; a crashed instance's feeds come back once it expires.
+taken by ``owner`` until ``lease_until``. A crashed instance's feeds come back at the next claim
+when its death can be told (``storage.holders``), else once the lease expires.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Row, bindparam, func, or_, select, update
 
+from storage import holders
 from storage.dialect import for_update_skip_locked, insert, lock_feed_sync
 from storage.records import (
     STATUS_NOT_MODIFIED,
@@ -164,6 +166,33 @@ def claim(
     rows = conn.execute(select(feeds).where(feeds.c.id.in_(ids))).all()
     order = {fid: i for i, fid in enumerate(ids)}
     return sorted((to_state(r) for r in rows), key=lambda s: order[s.id])
+
+
+def free_dead(conn: Connection, now: datetime) -> dict[str, int]:
+    """Free the unexpired leases of holders known dead; {owner: feeds freed}."""
+    owners = conn.execute(
+        select(feeds.c.lease_owner, func.count())
+        .where(feeds.c.lease_owner.is_not(None), feeds.c.lease_until > now)
+        .group_by(feeds.c.lease_owner)
+    ).all()
+    counts = {r[0]: int(r[1]) for r in owners}
+    gone = holders.dead(conn, counts)
+    if gone:
+        conn.execute(update(feeds).where(feeds.c.lease_owner.in_(gone))
+                     .values(lease_owner=None, lease_until=None))  # fmt: skip
+    return {owner: counts[owner] for owner in gone}
+
+
+def held(conn: Connection, now: datetime, owner: str) -> list[holders.Holding]:
+    """Who else holds pollable feeds now (leases unexpired): how many, until when, alive?"""
+    rows = conn.execute(
+        select(feeds.c.lease_owner, func.count(), func.max(feeds.c.lease_until))
+        .where(feeds.c.active, ~feeds.c.gone, feeds.c.lease_owner.is_not(None),
+               feeds.c.lease_owner != owner, feeds.c.lease_until > now)
+        .group_by(feeds.c.lease_owner).order_by(feeds.c.lease_owner)
+    ).all()  # fmt: skip
+    alive = holders.alive(conn, [r[0] for r in rows])
+    return [holders.Holding(r[0], int(r[1]), r[2], r[0] in alive) for r in rows]
 
 
 def release(conn: Connection, feed_id: int, owner: str) -> None:

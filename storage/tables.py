@@ -258,3 +258,14 @@ captures = Table(
     Index(None, "item_id"),
     Index(None, "feed_id"),
 )
+
+# Who fetches an item's article page now (``articles.claim``), so that the claim of a holder
+# known dead is freed at once (``storage.holders``); the row goes when the outcome is stored.
+article_leases = Table(
+    "article_leases",
+    metadata,
+    Column("item_id", Integer, ForeignKey("items.id", ondelete="CASCADE"), primary_key=True,
+           autoincrement=False),
+    Column("owner", CleanText, nullable=False),
+    Index(None, "owner"),
+)
