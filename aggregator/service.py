@@ -427,7 +427,8 @@ class Service:
     def skipped_lines(self) -> list[str]:
         """poll_once's feeds left to the processes that hold them, one line per holder: a live
         one, or one whose death cannot be told from here (its lease frees them)."""
-        return [f"skipped {h.feeds} feeds held by {holders.describe(h.owner)} ("
+        return [f"skipped {h.feeds} feed{'s' * (h.feeds != 1)} held by "
+                f"{holders.describe(h.owner)} ("
                 + ("a live process)" if h.alive else f"lease until {h.until:%Y-%m-%d %H:%M}Z)")
                 for h in self.held]  # fmt: skip
 
