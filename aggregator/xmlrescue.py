@@ -12,6 +12,8 @@ resolves no entity, loads no DTD and touches no network.
 
 from __future__ import annotations
 
+import re
+
 from lxml import etree
 
 _ATOM = "http://www.w3.org/2005/Atom"
@@ -41,6 +43,8 @@ _EXTENSION_TEXT = {
     _ITUNES: frozenset({"duration", "author"}),
 }
 _PERSON_PARTS = frozenset({"name", "email", "uri"})
+_MARKUP_KEPT = frozenset({"title", "description", "summary", "content", "encoded"})
+_XMLNS = re.compile(r'\sxmlns(?::[\w.-]+)?="[^"]*"')  # lxml repeats inherited declarations
 _ATTRIBUTES = frozenset(
     {"rel", "type", "href", "hreflang", "title", "length", "ispermalink", "url", "filesize",
      "duration", "medium", "version"}
@@ -131,12 +135,17 @@ def _prune_person(person: etree._Element) -> None:
 
 
 def _flatten(el: etree._Element) -> None:
-    """Child markup becomes text, as feedparser reads markup inside a description."""
+    """Child elements become text: their markup in a text construct (as feedparser reads markup
+    inside a description), only their text in an id, link, date or name."""
     _keep_attributes(el)
     if len(el):
-        inner = (el.text or "") + "".join(
-            etree.tostring(child, encoding="unicode", with_tail=True) for child in el
-        )
+        if _kind(el)[1] in _MARKUP_KEPT:
+            inner = (el.text or "") + "".join(
+                _XMLNS.sub("", etree.tostring(child, encoding="unicode", with_tail=True))
+                for child in el
+            )
+        else:
+            inner = "".join(el.itertext())
         _drop_children(el)
         el.text = inner
     if el.get("type", "").lower() in ("xhtml", "application/xhtml+xml"):

@@ -31,19 +31,19 @@ _CHARSET = re.compile(r"""charset\s*=\s*["']?([A-Za-z0-9._:-]+)""", re.IGNORECAS
 # Characters XML 1.0 forbids (expat would reject the document and hand it to the loose parser).
 # Lone surrogates come from decoders such as UTF-7's and cannot even be encoded as UTF-8.
 _ILLEGAL_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
-_HTML_START = re.compile(
-    r"\s*(<!--.*?-->\s*)*<(!doctype\s+html|html[\s>])", re.IGNORECASE | re.DOTALL
-)
+_HTML_START = re.compile(r"<(!doctype\s+html|html[\s>])", re.IGNORECASE)
 # xml.sax joins namespace and local name with a space and splits with str.split(), so
 # whitespace inside a namespace URI (written as such or as a reference, ``&#x85;`` included)
 # crashes feedparser's strict parser or makes it read ``<a:title>`` as the title.
 _XMLNS_VALUE = re.compile(r"""(\sxmlns(?::[\w.-]+)?\s*=\s*)(["'])(.*?)\2""", re.DOTALL)
 _CHAR_REF = re.compile(r"&#([xX][0-9A-Fa-f]+|[0-9]+);")
 _LOOSE_ITEM = re.compile(rb"<(?:[\w.-]+:)?(?:item|entry)[\s>/]")
-_ENTRY_END = re.compile(rb"</(?:[\w.-]+:)?(?:item|entry)\s*>|<(?:[\w.-]+:)?(?:item|entry)[^>]*/>")
+_ENTRY_END = re.compile(rb"</(?:[\w.-]+:)?(?:item|entry)\s*>|<(?:[\w.-]+:)?(?:item|entry)[^<>]*/>")
 _NAME_START = re.compile(r"[A-Za-z_:\u00c0-\uffff]")
 # Inside a markup declaration: quoted strings, comments and brackets must be skipped as units.
 _DECL_TOKEN = re.compile(r""""[^"]*"|'[^']*'|<!--.*?-->|[\[\]>]|[^"'\[\]<>]+|.""", re.DOTALL)
+# Past the last "-->", an opened comment cannot close: trying would rescan to the end each time.
+_DECL_TOKEN_NO_COMMENT = re.compile(r""""[^"]*"|'[^']*'|[\[\]>]|[^"'\[\]<>]+|.""", re.DOTALL)
 _BOMS = (
     (codecs.BOM_UTF32_LE, "utf-32-le"),
     (codecs.BOM_UTF32_BE, "utf-32-be"),
@@ -67,7 +67,12 @@ class PreparedXml:
 
 def looks_like_html(body: bytes) -> bool:
     """An HTML page served where a feed was expected (checked on the first KiB only)."""
-    head = body[:1024].decode("latin-1").lstrip("\ufeff\xef\xbb\xbf")
+    head = body[:1024].decode("latin-1").lstrip("\ufeff\xef\xbb\xbf").lstrip()
+    while head.startswith("<!--"):  # a loop, not a regex: (<!--.*?-->\s*)* was exponential
+        end = head.find("-->", 4)
+        if end < 0:
+            return False
+        head = head[end + 3 :].lstrip()
     return _HTML_START.match(head) is not None
 
 
@@ -201,6 +206,7 @@ def find_root(text: str) -> tuple[int, str | None]:
     Everything before it is dropped by the caller, so no entity or DTD can reach a parser.
     """
     pos, dropped_dtd, length = 0, False, len(text)
+    last_close: int | None = None
     while pos < length:
         lt = text.find("<", pos)
         if lt < 0 or lt + 1 >= length:
@@ -213,7 +219,9 @@ def find_root(text: str) -> tuple[int, str | None]:
             end = text.find("-->", lt + 4)
             pos = length if end < 0 else end + 3
         elif nxt == "!":
-            pos, subset = _skip_declaration(text, lt + 2)
+            if last_close is None:
+                last_close = text.rfind("-->")
+            pos, subset = _skip_declaration(text, lt + 2, last_close)
             dropped_dtd = dropped_dtd or subset
         elif _NAME_START.match(nxt):
             return lt, "DTD internal subset removed" if dropped_dtd else None
@@ -222,11 +230,18 @@ def find_root(text: str) -> tuple[int, str | None]:
     raise UnsafeXml("not a feed (no root element)")
 
 
-def _skip_declaration(text: str, pos: int) -> tuple[int, bool]:
-    """End of a ``<!DOCTYPE …>`` (or other ``<!…>``) and whether it had an internal subset."""
+def _skip_declaration(text: str, pos: int, last_close: int) -> tuple[int, bool]:
+    """End of a ``<!DOCTYPE …>`` (or other ``<!…>``) and whether it had an internal subset.
+
+    ``last_close`` is the offset of the text's last "-->" (found once by the caller).
+    """
     depth, had_subset = 0, False
-    for token in _DECL_TOKEN.finditer(text, pos):
-        value = token.group()
+    while pos < len(text):
+        tokens = _DECL_TOKEN if pos + 4 <= last_close else _DECL_TOKEN_NO_COMMENT
+        token = tokens.match(text, pos)
+        if token is None:  # pragma: no cover (the last alternative matches any character)
+            break
+        pos, value = token.end(), token.group()
         if value == "[":
             depth, had_subset = depth + 1, True
         elif value == "]":

@@ -109,10 +109,13 @@ def bound_people(text: str, limit: int = MAX_PERSON) -> tuple[str, int]:
         return text, 0
     out: list[str] = []
     copied = scan = cut = 0
+    closers: dict[str, int] = {}  # per name: the end tag found last (len(text) if none is left)
     while (start := _PERSON_START.search(text, scan)) is not None:
-        scan = start.end()
-        end = _end_tag(text, start.group(1), start.end())
-        if end < 0 or end - start.end() <= limit:
+        scan, name = start.end(), start.group(1)
+        if start.start() < closers.get(name, -1):
+            continue  # nested in, or unclosed like, the previous one: its end tag is taken
+        end = closers[name] = _end_tag(text, name, start.end())
+        if end - start.end() <= limit or end == len(text):
             continue
         bounded = _bounded(text[start.end() : end], limit)
         if bounded is None:
@@ -127,14 +130,18 @@ def bound_people(text: str, limit: int = MAX_PERSON) -> tuple[str, int]:
 
 
 def _end_tag(text: str, name: str, pos: int) -> int:
-    """Offset of ``</name>`` (XML names are case-sensitive), or -1."""
+    """Offset of ``</name>`` (XML names are case-sensitive), or ``len(text)`` if there is none.
+
+    Each search starts past the previous one's result for that name, so all of them together
+    read the text once.
+    """
     closing = "</" + name
     while (found := text.find(closing, pos)) >= 0:
         after = found + len(closing)
         if after < len(text) and (text[after] == ">" or text[after].isspace()):
             return found
         pos = after
-    return -1
+    return len(text)
 
 
 def _bounded(content: str, limit: int) -> str | None:
