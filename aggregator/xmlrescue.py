@@ -70,6 +70,7 @@ def rescue_xml(data: bytes) -> bytes | None:
         return None
     _keep_attributes(root)
     _prune_container(root)
+    etree.cleanup_namespaces(root)  # no declaration of a namespace nothing kept uses
     result: bytes = etree.tostring(root, encoding="utf-8", xml_declaration=True)
     return result
 

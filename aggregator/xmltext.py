@@ -80,7 +80,7 @@ def repair_char_refs(text: str) -> tuple[str, int]:
             paired.add(match.end())
             return joined
         repaired += 1
-        if code is not None and (0xD800 <= code <= 0xDFFF or code > 0x10FFFF):
+        if code is None or 0xD800 <= code <= 0xDFFF or code > 0x10FFFF:
             return _REPLACEMENT
         return ""
 
