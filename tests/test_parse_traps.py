@@ -253,3 +253,43 @@ def test_a_crash_on_the_rescued_copy_too_is_one_parse_error(
     message = str(caught.value)
     assert message == (f"parse: feedparser failed (KeyError: 'links'), even on a rescued copy, "
                        f"for {FEED_URL}")
+
+
+# ---------------------------------------------------------------- the same class in JSON Feed
+
+JSON_FIELDS = ["title", "id", "url", "external_url", "summary", "content_text", "content_html",
+               "date_published", "date_modified"]
+
+
+def json_feed(trap: str) -> bytes:
+    """Entry g1 is clean; entry g2 has an escaped lone surrogate in every string it reads."""
+    fields = ", ".join(f'"{name}": "https://e.org/{trap}x"' for name in JSON_FIELDS)
+    return (
+        '{"version": "https://jsonfeed.org/version/1.1", "title": "T' + trap + '", "items": ['
+        '{"id": "g1", "title": "ok"}, {' + fields + ', "authors": [{"name": "' + trap + 'n"}]}]}'
+    ).encode()
+
+
+@pytest.mark.parametrize("trap", ["\\ud800", "\\uDFFF", "\\udc00\\ud800"])
+def test_escaped_lone_surrogates_in_json_become_replacement_characters(trap: str) -> None:
+    parsed = parse_feed(json_feed(trap), FEED_URL, {"Content-Type": "application/feed+json"})
+    good_entry(parsed)
+    text = repr([parsed.title, parsed.link, *(vars_of(e) for e in parsed.entries)])
+    assert "\\ud" not in text and "\ufffd" in text
+    for entry in parsed.entries:
+        for value in vars_of(entry):
+            str(value).encode("utf-8")  # what the database does with every field
+
+
+def vars_of(entry: object) -> list[object]:
+    return [getattr(entry, name) for name in entry.__slots__]  # type: ignore[attr-defined]
+
+
+def test_a_json_feed_with_a_lone_surrogate_is_stored(http_server: TestServer, store: Store) -> None:
+    """It used to fail every poll of its feed at the database ("surrogates not allowed")."""
+    http_server.route("/feed.json", body=json_feed("\\ud800"),
+                      headers={"Content-Type": "application/feed+json"})
+    totals = poll(settings_for(http_server.url("/feed.json")), store)
+    assert (totals.ok, totals.failed, totals.new_items) == (1, 0, 2)
+    titles = sorted(i["title"] for i in items_of(store))
+    assert titles == ["https://e.org/\ufffdx", "ok"]
