@@ -33,7 +33,7 @@ from aggregator.feedmodel import (
     parse_date,
     rekey_by_link,
 )
-from aggregator.jsonfeed import parse_json_feed
+from aggregator.jsonfeed import parse_json_feed, without_lone_surrogates
 from aggregator.xmlrescue import rescue_xml
 from aggregator.xmlsafety import UnsafeXml, looks_like_html, prepare_xml
 from storage.records import Entry
@@ -82,7 +82,7 @@ def _is_json(body: bytes, headers: Mapping[str, str]) -> bool:
 
 def _load_json(body: bytes, url: str) -> object:
     try:
-        return json.loads(body)
+        return json.loads(body, object_pairs_hook=without_lone_surrogates)
     except RecursionError:
         raise ParseError(f"JSON nested too deeply for {url}") from None
     except (ValueError, UnicodeError) as exc:  # JSONDecodeError is a ValueError

@@ -23,7 +23,6 @@ from aggregator.feedmodel import (
 )
 from storage.records import Entry
 
-_SURROGATE = re.compile("[\ud800-\udfff]")
 VERSIONS = ("https://jsonfeed.org/version/1", "https://jsonfeed.org/version/1.1")
 
 
@@ -43,8 +42,8 @@ def parse_json_feed(document: object, url: str, now: datetime | None) -> ParsedF
     skipped = min(len(items), MAX_ENTRIES) - len(objects)
     entries, unreliable, dup_note = finish_entries([_entry(i, url, now) for i in objects])
     return ParsedFeed(
-        title=clean_text(_get(document, "title"), MAX_TITLE),
-        link=clean_link(_get(document, "home_page_url"), url),
+        title=clean_text(document.get("title"), MAX_TITLE),
+        link=clean_link(document.get("home_page_url"), url),
         ttl=None,
         entries=entries,
         warning=join_warnings(
@@ -57,21 +56,21 @@ def parse_json_feed(document: object, url: str, now: datetime | None) -> ParsedF
 
 
 def _entry(item: Mapping[str, Any], url: str, now: datetime | None) -> Entry:
-    raw_id = _get(item, "id")
+    raw_id = item.get("id")
     # JSON Feed 1.0 readers must coerce a numeric id to a string.
     numeric = isinstance(raw_id, int | float) and not isinstance(raw_id, bool)
     guid = str(raw_id) if numeric else raw_id
-    summary = clean_text(_get(item, "summary")) or clean_text(_get(item, "content_text"))
+    summary = clean_text(item.get("summary")) or clean_text(item.get("content_text"))
     return Entry(
         key="",
         guid=clean_text(guid, MAX_SHORT),
-        url=clean_link(_get(item, "url"), url) or clean_link(_get(item, "external_url"), url),
-        title=clean_text(_get(item, "title"), MAX_TITLE),
+        url=clean_link(item.get("url"), url) or clean_link(item.get("external_url"), url),
+        title=clean_text(item.get("title"), MAX_TITLE),
         summary=summary,
-        content_html=clean_text(_get(item, "content_html")),
+        content_html=clean_text(item.get("content_html")),
         authors=authors_of(_author_names(item)),
-        published=parse_date(RawDate(_str(_get(item, "date_published"))), now),
-        updated=parse_date(RawDate(_str(_get(item, "date_modified"))), now),
+        published=parse_date(RawDate(_str(item.get("date_published"))), now),
+        updated=parse_date(RawDate(_str(item.get("date_modified"))), now),
     )
 
 
@@ -79,19 +78,26 @@ def _author_names(item: Mapping[str, Any]) -> list[object]:
     """1.1 has ``authors`` (a list); 1.0 has ``author`` (one object)."""
     found = item.get("authors")
     people = found if isinstance(found, list) else [item.get("author")]
-    return [_get(p, "name") for p in people if isinstance(p, dict)]
+    return [p.get("name") for p in people if isinstance(p, dict)]
 
 
 def _str(value: object) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def _get(mapping: Mapping[str, Any], key: str) -> object:
-    """A member, with lone surrogates (JSON may escape them: "\\ud800") read as U+FFFD.
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
-    No database stores a lone surrogate: one in a title made every poll of its feed fail.
+
+def without_lone_surrogates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """``json.loads`` object hook: string members keep no lone surrogate (U+FFFD instead).
+
+    JSON may escape one ("\\ud800"); no database stores it, so a single one in a title made
+    every poll of its feed fail. Every field read here is an object member.
     """
-    value = mapping.get(key)
+    return {key: _replace_surrogates(value) for key, value in pairs}
+
+
+def _replace_surrogates(value: Any) -> Any:
     if isinstance(value, str) and _SURROGATE.search(value):
         return value.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
     return value
