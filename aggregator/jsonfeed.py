@@ -98,6 +98,6 @@ def without_lone_surrogates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 
 
 def _replace_surrogates(value: Any) -> Any:
-    if isinstance(value, str) and _SURROGATE.search(value):
-        return value.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
+    if isinstance(value, str):
+        return _SURROGATE.sub("\ufffd", value)  # json.loads joins the valid pairs itself
     return value

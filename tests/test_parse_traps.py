@@ -17,9 +17,12 @@ from aggregator.errors import ParseError
 from aggregator.feeds import ParsedFeed, parse_feed
 from aggregator.xmlrescue import rescue_xml
 from aggregator.xmltext import MAX_PERSON
+from storage.export import write_export
+from storage.records import ExportFilter
 from storage.store import Store
 from tests.corpusfiles import documents, require
 from tests.feedfixtures import FEED_URL
+from tests.feedgen import Item, article_page, rss
 from tests.httpserver import TestServer
 from tests.test_poll import items_of, poll, settings_for
 
@@ -293,3 +296,27 @@ def test_a_json_feed_with_a_lone_surrogate_is_stored(http_server: TestServer, st
     assert (totals.ok, totals.failed, totals.new_items) == (1, 0, 2)
     titles = sorted(i["title"] for i in items_of(store))
     assert titles == ["https://e.org/\ufffdx", "ok"]
+
+
+# ---------------------------------------------------------------- and in an article's JSON-LD
+
+JSON_LD = ('<script type="application/ld+json">{"@type": "NewsArticle", "headline": "H\\ud800",'
+           ' "author": [{"name": "\\udc00Ann"}, "Bob\\udfff"], "inLanguage": "en\\ud800"}'
+           "</script></head>")
+
+
+def test_an_article_with_lone_surrogates_in_its_json_ld_is_archived_as_text(
+    http_server: TestServer, store: Store, tmp_path: Path
+) -> None:
+    """They were stored as they came: no UTF-8 writer can write them (export wrote "?")."""
+    story = Item(1, http_server.base_url)
+    page = article_page(story).replace(b"</head>", JSON_LD.encode())
+    http_server.route("/feed.xml", body=rss([story]))
+    http_server.route("/news/1.html", body=page, headers={"Content-Type": "text/html"})
+    totals = poll(settings_for(http_server.url("/feed.xml"), fetch_articles=True), store)
+    assert (totals.new_items, totals.articles_ok, totals.articles_failed) == (1, 1, 0)
+    [stored] = items_of(store)
+    assert set(stored["article"]["authors"]) == {"\ufffdAnn", "Bob\ufffd"}
+    out = tmp_path / "export.jsonl"
+    assert write_export(store, out, "jsonl", ExportFilter()) == 1
+    assert "\ufffdAnn" in out.read_text("utf-8")
