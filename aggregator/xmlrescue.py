@@ -64,7 +64,7 @@ def rescue_xml(data: bytes) -> bytes | None:
     )
     try:
         root = etree.fromstring(data, parser)
-    except etree.LxmlError:
+    except (etree.LxmlError, ValueError):
         return None
     if root is None or _kind(root)[1] not in _ROOTS:
         return None
@@ -80,8 +80,8 @@ def _kind(el: etree._Element) -> tuple[str, str]:
     tag = el.tag
     if not isinstance(tag, str):
         return "", ""
-    qname = etree.QName(tag)
-    return qname.namespace or "", qname.localname.lower()
+    namespace, _, local = tag[1:].partition("}") if tag[0] == "{" else ("", "", tag)
+    return namespace, local.rpartition(":")[2].lower()  # recovery keeps unbound "rdf:RDF"
 
 
 def _prune_container(container: etree._Element) -> None:

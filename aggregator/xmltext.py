@@ -22,9 +22,11 @@ _REF_SCAN = re.compile(
 )
 _CHAR_REF = re.compile(r"&#([xX][0-9A-Fa-f]+|[0-9]+);")
 _REPLACEMENT = "&#xFFFD;"
-# The person fields feedparser runs its e-mail regex on (any namespace: dc, itunes, …).
+# The person fields feedparser runs its e-mail regex on (any namespace: dc, itunes, …), and an
+# Atom person's parts: in a malformed document its loose parser joins them into one such field.
 _PERSON_START = re.compile(
-    r"<((?:[\w.-]+:)?(?:author|creator|publisher|contributor|managingeditor|webmaster))"
+    r"<((?:[\w.-]+:)?(?:author|creator|publisher|contributor|managingeditor|webmaster|name|email"
+    r"|uri))"
     r"""((?:\s+[^\s=/>]+\s*=\s*(?:"[^"]*"|'[^']*'))*)\s*>""",
     re.IGNORECASE,
 )
@@ -103,7 +105,7 @@ def bound_people(text: str, limit: int = MAX_PERSON) -> tuple[str, int]:
 
     A cut field keeps its first ``limit`` characters as plain text (child markup, CDATA and
     comments flattened: feedparser joins them all into the string its regex reads). An Atom
-    person (``<name>``/``<email>`` children) is left alone: feedparser runs no regex on it.
+    person (``<name>``/``<email>`` children) keeps its structure: its parts are cut one by one.
     """
     if len(text) <= limit:
         return text, 0
