@@ -24,11 +24,13 @@ _CHAR_REF = re.compile(r"&#([xX][0-9A-Fa-f]+|[0-9]+);")
 _REPLACEMENT = "&#xFFFD;"
 # The person fields feedparser runs its e-mail regex on (any namespace: dc, itunes, …), and an
 # Atom person's parts: in a malformed document its loose parser joins them into one such field.
+# CDATA sections and comments are skipped whole: an <author> in a CDATA-wrapped HTML body is text.
 _PERSON_START = re.compile(
-    r"<((?:[\w.-]+:)?(?:author|creator|publisher|contributor|managingeditor|webmaster|name|email"
+    r"<!\[CDATA\[.*?(?:\]\]>|\Z)|<!--.*?(?:-->|\Z)"
+    r"|<((?:[\w.-]+:)?(?:author|creator|publisher|contributor|managingeditor|webmaster|name|email"
     r"|uri))"
     r"""((?:\s+[^\s=/>]+\s*=\s*(?:"[^"]*"|'[^']*'))*)\s*>""",
-    re.IGNORECASE,
+    re.IGNORECASE | re.DOTALL,
 )
 _ATOM_PERSON_CHILD = re.compile(r"<(?:[\w.-]+:)?(?:name|email)[\s/>]", re.IGNORECASE)
 _MARKUP = re.compile(
@@ -114,6 +116,8 @@ def bound_people(text: str, limit: int = MAX_PERSON) -> tuple[str, int]:
     closers: dict[str, int] = {}  # per name: the end tag found last (len(text) if none is left)
     while (start := _PERSON_START.search(text, scan)) is not None:
         scan, name = start.end(), start.group(1)
+        if name is None:
+            continue  # a CDATA section or a comment
         if start.start() < closers.get(name, -1):
             continue  # nested in, or unclosed like, the previous one: its end tag is taken
         end = closers[name] = _end_tag(text, name, start.end())

@@ -71,6 +71,14 @@ def test_person_search_reads_the_text_once() -> None:
     assert bound_people(atom) == (atom, 0)
 
 
+@pytest.mark.parametrize("section", ["<![CDATA[{}]]>", "<!--{}-->"])
+def test_a_person_element_inside_a_cdata_section_or_comment_is_text(section: str) -> None:
+    text = "<content:encoded>" + section.format("<author>" + "x" * 1000 + "</author>") + "</c>"
+    assert bound_people(text) == (text, 0)
+    unclosed = section.split("{}")[0] + "<author>" * N  # unclosed: runs to the end, read once
+    assert bound_people(unclosed) == (unclosed, 0)
+
+
 def test_person_cut_never_splits_a_reference() -> None:
     text = "<author>" + "x" * (MAX_PERSON - 3) + "&amp;" * 10 + "</author>"
     cut, count = bound_people(text)
