@@ -50,6 +50,7 @@ from aggregator.feedmodel import (
     enclosures_of,
     parse_date,
 )
+from aggregator.xmltext import MAX_PERSON
 from storage.records import Entry
 
 ATOM_FEED = "{http://www.w3.org/2005/Atom}feed"
@@ -545,7 +546,8 @@ def _split_author(author: str) -> str | None:
     """feedparser's ``_sync_author_detail`` for a text author: the name left beside the mail."""
     if not author:
         return None
-    match = _EMAIL.search(author)
+    # Quadratic on long input: prepare_xml already cut person fields to MAX_PERSON characters.
+    match = _EMAIL.search(author[: 2 * MAX_PERSON])
     if match:
         email = match.group(0)
         for junk in (email, "()", "<>", "&lt;&gt;"):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
@@ -93,3 +94,21 @@ def _author_names(item: Mapping[str, Any]) -> list[object]:
 
 def _str(value: object) -> str | None:
     return value if isinstance(value, str) else None
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def without_lone_surrogates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """``json.loads`` object hook: string members keep no lone surrogate (U+FFFD instead).
+
+    JSON may escape one ("\\ud800"); no database stores it, so a single one in a title made
+    every poll of its feed fail. Every field read here is an object member.
+    """
+    return {key: _replace_surrogates(value) for key, value in pairs}
+
+
+def _replace_surrogates(value: Any) -> Any:
+    if isinstance(value, str):
+        return _SURROGATE.sub("\ufffd", value)  # json.loads joins the valid pairs itself
+    return value

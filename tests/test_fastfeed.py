@@ -255,6 +255,7 @@ TEXT_PIECES = [
     "<![CDATA[<p>a & b</p>]]>", "<![CDATA[]]>", "<![CDATA[  ]]>", "<!-- note -->", "<?pi x?>",
     "é", "Ψ", "中文", "😀", "Ã©", "â€™", "\u00a0", "\u2028", "\x85", "\x92", "\x01", "&amp;amp;",
     "&amp;nbsp;", "&amp;mdash;", "a@example.com", "(Name)", "&lt;&gt;", "http:///x",
+    "&#xD800;", "&#x110000;", "&#xD83D;&#xDE00;", "&#1;", "&#xFFFE;",  # repaired by xmltext
 ]  # fmt: skip
 LINKS = [
     "https://example.com/a?x=1&amp;y=2", "/relative/path", "relative", "http:///triple/slash",
@@ -275,6 +276,7 @@ DATES = [
 AUTHORS = [
     "Jane Roe", "jane@example.com (Jane Roe)", "jane@example.com", "Jane &lt;jane@example.com&gt;",
     "(Editor) x@y.org", "", "  ", "Ann &amp; Bob", "Ã‰ditions", "a@b.co (A (B))",
+    "a" * 600, "x@y.org (" + "b." * 400 + ")", "<![CDATA[" + "c" * 700 + "]]>",  # cut at 500
 ]  # fmt: skip
 NAMESPACES = {
     "dc": "http://purl.org/dc/elements/1.1/",
@@ -400,6 +402,8 @@ def rss_documents(draw: st.DrawFn) -> Doc:
     items = draw(st.lists(rss_items(plain), max_size=5))
     channel = "".join(draw(st.permutations([h for h in head if h] + items)))
     declarations = "".join(f' xmlns:{p}="{uri}"' for p, uri in NAMESPACES.items())
+    odd_uri = st.sampled_from(["", ' xmlns:w="&#x85;urn:w"', ' xmlns:w="urn:&#x2028;w"'])
+    declarations += draw(odd_uri)  # whitespace referenced in a namespace URI: squeezed
     xml = f'<rss version="2.0"{declarations}><channel>{channel}</channel></rss>'
     return draw(encoded(xml, plain))
 
