@@ -19,7 +19,7 @@ from aggregator.urlcheck import url_problem
 from storage.dburl import Timeouts, check_database_url
 from storage.identity import normalize_url
 from storage.records import FeedConfig
-from storage.redact import has_raw_userinfo, redact_url, split_credentials
+from storage.redact import has_raw_userinfo, redact_text, redact_url, split_credentials
 
 DEFAULT_DATABASE = "sqlite:///data/archive.db"
 DEFAULT_USER_AGENT = (
@@ -72,12 +72,12 @@ Size = Annotated[int, BeforeValidator(parse_size)]
 def check_http_url(url: str) -> str:
     """A feed URL no request could reach (malformed host, bad port, another scheme) is refused
     here, by the rule the HTTP client applies, rather than failing at every poll (issue 10)."""
-    problem = url_problem(url.strip())
-    if problem is not None:
-        raise ValueError(f"bad URL {redact_url(url)!r}: {problem}")
-    if has_raw_userinfo(url.strip()):
+    if has_raw_userinfo(url.strip()):  # first: such a URL splits the password into the host
         raise ValueError(f"bad URL {redact_url(url)!r}: escape '#', '?', '/' and '@' in the "
                          "user name or password (%23, %3F, %2F, %40)")
+    problem = url_problem(url.strip())
+    if problem is not None:
+        raise ValueError(f"bad URL {redact_url(url)!r}: {redact_text(problem)}")
     return url.strip()
 
 

@@ -164,11 +164,12 @@ def unpolled(feeds: list[FeedState], since: datetime) -> dict[str, int]:
 
 
 def failures(totals: Any) -> list[str]:
-    """Each failed feed and page, one line each (the latest, if there were very many)."""
-    lines = [f"  feed failed: {e}" for e in totals.errors]
+    """Each failed feed and page, one line each (the latest, if there were very many), with
+    secrets in their URLs redacted."""
+    lines = [f"  feed failed: {redact_text(e)}" for e in totals.errors]
     if (more := totals.failed - len(totals.errors)) > 0:
         lines.append(f"  ... and {more} more failed feeds (`aggregator feeds` lists their errors)")
-    lines += [f"  page failed: {e}" for e in totals.page_errors]
+    lines += [f"  page failed: {redact_text(e)}" for e in totals.page_errors]
     if (more := totals.articles_failed - len(totals.page_errors)) > 0:
         lines.append(f"  ... and {more} more failed pages")
     return lines
