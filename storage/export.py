@@ -37,6 +37,7 @@ if TYPE_CHECKING:
 FORMAT = "feed-archiver-export"
 VERSION = 1
 MAX_ITEM_CHARS = 64 << 20  # one item's JSON: bounds the memory a line (or a bad value) takes
+PROBE_CHARS = 1 << 20  # of the first line, read to tell JSON Lines from one document
 
 
 @cache
@@ -161,8 +162,8 @@ def _records(path: Path, validate: bool) -> Iterator[Record]:
 
 
 def _first_line(src: IO[str]) -> str:
-    """The first line that is not blank, or as much of it as an item may hold."""
-    while line := src.readline(MAX_ITEM_CHARS):
+    """The first line that is not blank, or its first ``PROBE_CHARS`` (enough to tell the form)."""
+    while line := src.readline(PROBE_CHARS):
         if line.strip():
             return line.strip()
     return ""

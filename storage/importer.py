@@ -161,31 +161,31 @@ class ImportRun:
 
     def _remember_keys(self, recs: list[Record], feed_ids: dict[str, int]) -> None:
         """One item per sighting key (feed, key) in a file."""
-        first: dict[tuple[int, str], Record] = {}
+        first: dict[tuple[int, str], tuple[Record, str]] = {}
         rows = []
         for rec in recs:
             for s in rec.item["sightings"]:
                 pair = (feed_ids[s["feed_url"]], s["key"])
-                earlier = first.setdefault(pair, rec)
+                earlier, _ = first.setdefault(pair, (rec, s["feed_url"]))
                 if earlier is not rec:
-                    other = f"item {earlier.item['id']!r} too, at {earlier.where()}"
-                    raise self.fail(rec, f"sighting {s['feed_url']} {s['key']!r} is claimed by "
-                                         f"{other}")  # fmt: skip
+                    raise self._claimed(rec, s["feed_url"], s["key"], earlier.item["id"],
+                                        earlier.where())  # fmt: skip
                 rows.append({"feed_id": pair[0], "key": pair[1], "line": rec.line,
                              "uid": rec.item["id"]})  # fmt: skip
         stmt = (insert(self.conn, seen_keys).on_conflict_do_nothing()
                 .returning(seen_keys.c.feed_id, seen_keys.c.key))  # fmt: skip
         fresh = {tuple(r) for r in self.conn.execute(stmt, rows)} if rows else set()
         for row in rows:
-            if (row["feed_id"], row["key"]) not in fresh:
-                self._repeated_key(first[(row["feed_id"], row["key"])], row)
+            pair = (row["feed_id"], row["key"])
+            if pair not in fresh:
+                query = select(seen_keys.c.line, seen_keys.c.uid).where(
+                    seen_keys.c.feed_id == pair[0], seen_keys.c.key == pair[1])
+                line, uid = self.conn.execute(query).one()
+                rec, feed_url = first[pair]
+                raise self._claimed(rec, feed_url, pair[1], uid, f"line {line}")
 
-    def _repeated_key(self, rec: Record, row: dict[str, Any]) -> None:
-        query = select(seen_keys.c.line, seen_keys.c.uid).where(
-            seen_keys.c.feed_id == row["feed_id"], seen_keys.c.key == row["key"])
-        line, uid = self.conn.execute(query).one()
-        raise self.fail(rec, f"sighting key {row['key']!r} is claimed by item {uid!r} too, "
-                             f"at line {line}")
+    def _claimed(self, rec: Record, feed: str, key: str, uid: str, where: str) -> Exception:
+        return self.fail(rec, f"sighting {feed} {key!r} is claimed by item {uid!r} too, at {where}")
 
     def _keys_of_others(
         self, recs: list[Record], feed_ids: dict[str, int]
