@@ -10,11 +10,12 @@ Each check takes the stricter database, so whatever one accepts the other does t
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from datetime import datetime
 from functools import cache
 from typing import Any
 
-from sqlalchemy import BigInteger, Column, Integer, SmallInteger, Table, UniqueConstraint
+from sqlalchemy import BigInteger, Column, Integer, SmallInteger, String, Table, UniqueConstraint
 
 from storage.errors import StorageError
 from storage.tables import CleanJSON, UTCDateTime, utc_naive
@@ -46,24 +47,35 @@ def indexed(table: Table) -> frozenset[str]:
 
 def row_problem(table: Table, row: dict[str, Any]) -> tuple[str, str] | None:
     """(column, what is wrong) for the first value of ``row`` neither database would store."""
+    checks = _checks(table)
     for name, value in row.items():
-        column = table.columns.get(name)
-        problem = None if column is None or value is None else _problem(table, column, value)
+        check = checks.get(name)
+        problem = None if check is None or value is None else check(value)
         if problem:
             return name, problem
     return None
 
 
-def _problem(table: Table, column: Column[Any], value: Any) -> str | None:
+Check = Callable[[Any], "str | None"]
+
+
+@cache
+def _checks(table: Table) -> dict[str, Check]:
+    """Per column of ``table``, the check its type calls for (none for booleans, floats...)."""
+    return {c.name: check for c in table.columns if (check := _check(table, c)) is not None}
+
+
+def _check(table: Table, column: Column[Any]) -> Check | None:
     bits = _int_bits(column)
-    if bits is not None and isinstance(value, int):
-        return _int_problem(value, bits)
-    if isinstance(column.type, UTCDateTime) and isinstance(value, datetime):
-        return _time_problem(value)
+    if bits is not None:
+        return lambda v: _int_problem(v, bits) if isinstance(v, int) else None
+    if isinstance(column.type, UTCDateTime):
+        return lambda v: _time_problem(v) if isinstance(v, datetime) else None
     if isinstance(column.type, CleanJSON):
-        return json_problem(value)
-    if isinstance(value, str):
-        return text_problem(value, INDEXED_TEXT_BYTES if column.name in indexed(table) else None)
+        return json_problem
+    if isinstance(getattr(column.type, "impl_instance", column.type), String):  # CleanText too
+        limit = INDEXED_TEXT_BYTES if column.name in indexed(table) else None
+        return lambda v: text_problem(v, limit) if isinstance(v, str) else None
     return None
 
 

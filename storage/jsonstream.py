@@ -89,10 +89,12 @@ class _Reader:
             return value
 
     def _more(self) -> None:
-        """Read on (doubling: big values cost O(n log n)), up to ``limit`` for one value."""
-        if len(self.buf) - self.pos > self.limit:
+        """Read on, doubling what is pending (a big value costs O(n log n)), not the buffer
+        with the part already read; never more than ``limit`` for one value."""
+        pending = len(self.buf) - self.pos
+        if pending > self.limit:
             raise JsonStreamError(self.line, f"a value longer than {self.limit:,} characters")
-        self._fill(max(CHUNK, len(self.buf)))
+        self._fill(max(CHUNK, pending))
 
 
 def _wants_more(exc: json.JSONDecodeError, buffered: int) -> bool:
