@@ -215,15 +215,19 @@ class ImportRun:
 
 
 def _owners(conn: Connection, pairs: set[tuple[int, str]]) -> dict[tuple[int, str], str]:
-    """(feed id, key) -> uid of the archive's item holding that sighting."""
+    """(feed id, key) -> uid of the archive's item holding that sighting; looked up feed by
+    feed, so that the (feed_id, key) index serves (no index starts with the key)."""
+    by_feed: defaultdict[int, list[str]] = defaultdict(list)
+    for feed_id, key in sorted(pairs):
+        by_feed[feed_id].append(key)
     found: dict[tuple[int, str], str] = {}
-    keys = sorted({key for _, key in pairs})
-    for start in range(0, len(keys), CHUNK):
-        query = (select(sightings.c.feed_id, sightings.c.key, items.c.uid)
-                 .join(items, items.c.id == sightings.c.item_id)
-                 .where(sightings.c.key.in_(keys[start : start + CHUNK])))  # fmt: skip
-        found |= {(r.feed_id, r.key): r.uid for r in conn.execute(query)
-                  if (r.feed_id, r.key) in pairs}  # fmt: skip
+    for feed_id, keys in by_feed.items():
+        for start in range(0, len(keys), CHUNK):
+            query = (select(sightings.c.key, items.c.uid)
+                     .join(items, items.c.id == sightings.c.item_id)
+                     .where(sightings.c.feed_id == feed_id,
+                            sightings.c.key.in_(keys[start : start + CHUNK])))  # fmt: skip
+            found |= {(feed_id, r.key): r.uid for r in conn.execute(query)}
     return found
 
 
