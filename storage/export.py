@@ -5,8 +5,10 @@ or one JSON document ``{"format": "feed-archiver-export", "version": 1, "exporte
 "items": [...]}`` written and read incrementally. Items are checked against the JSON Schema in
 ``storage/schema/export-v1.json``.
 
-Reading validates the *whole file first*, then reads it again to hand out items: a bad file
-is refused before anything is imported, so the archive is never left half-loaded by it.
+Reading validates the *whole file first* (the schema, then every value against what both
+databases store: ``storage.importer.prepare_record``), then reads it again to hand out items:
+a bad file is refused before anything is written. Lines and values are read in memory bounded
+by ``MAX_ITEM_CHARS``, whatever the file's size.
 """
 
 from __future__ import annotations

@@ -320,7 +320,7 @@ def _sighting_rows(
 
 def _revision_rows(batch: list[dict[str, Any]], ids: dict[str, int]) -> list[dict[str, Any]]:
     return [
-        {"item_id": ids[rec["id"]], "seq": v["seq"], "recorded_at": _time(v["recorded_at"]),
+        {"item_id": ids[rec["id"]], "seq": int(v["seq"]), "recorded_at": _time(v["recorded_at"]),
          "title": v.get("title"), "summary": v.get("summary"), "text": v.get("text"),
          "content_hash": v["content_hash"], "diff": v.get("diff")}
         for rec in batch for v in rec["revisions"]

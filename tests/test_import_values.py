@@ -59,6 +59,8 @@ SPOILERS: dict[str, tuple[Spoil, str]] = {
                                "article_attempts: 1180591620717411303424 does not fit"),
     "seq beyond int4": (lambda r: r | {"revisions": revision(r, seq=2**31)},
                         "revisions/0/seq: 2147483648 does not fit the database's 32-bit"),
+    "seq a float beyond int4": (lambda r: r | {"revisions": revision(r, seq=1e300)},
+                                "revisions/0/seq: 10000000000000000525047602552044202487044"),
     "year 1 east of UTC": (lambda r: r | {"published": "0001-01-01T00:00:00+05:00"},
                            "published: 0001-01-01T00:00:00+05:00 is outside the calendar"),
     "year 9999 west of UTC": (lambda r: r | {"last_seen": "9999-12-31T23:00:00-05:00"},
@@ -154,6 +156,16 @@ def test_a_value_at_every_bound_imports(store: Store, tmp_path: Path) -> None:
     [stored] = export_items(store)
     assert stored["id"] == edge["id"] and stored["published"] == edge["published"]
     assert stored["revisions"][0]["seq"] == 2**31 - 1
+
+
+def test_an_integral_float_is_the_integer(store: Store, tmp_path: Path) -> None:
+    """JSON does not tell 2 from 2.0, and neither does the schema: both are stored as 2."""
+    rec = item(1, article_attempts=3.0)
+    rec["revisions"] = revision(rec, seq=2.0)
+    store.import_file(write_jsonl(tmp_path / "float.jsonl", [rec]))
+    [stored] = export_items(store)
+    assert (stored["article_attempts"], stored["revisions"][0]["seq"]) == (3, 2)
+    assert json.dumps(stored["revisions"][0]["seq"]) == "2"
 
 
 @pytest.mark.parametrize("suffix", [".jsonl", ".json"])
