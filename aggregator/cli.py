@@ -282,12 +282,10 @@ def _terminate_cleanly() -> Iterator[None]:
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @pass_app
 def import_(app: App, file: Path) -> None:
-    """Load an export back; importing the same file twice changes nothing."""
-    from storage.export import read_export
-
+    """Load an export back, all or nothing; importing the same file twice changes nothing."""
     try:
         with app.store() as store:
-            summary = store.import_items(read_export(file))
+            summary = store.import_file(file)
     except ArchiverError as exc:
         fail(exc)
     click.echo(views.import_summary(summary))

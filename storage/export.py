@@ -5,13 +5,16 @@ or one JSON document ``{"format": "feed-archiver-export", "version": 1, "exporte
 "items": [...]}`` written and read incrementally. Items are checked against the JSON Schema in
 ``storage/schema/export-v1.json``.
 
-Reading validates the *whole file first*, then reads it again to hand out items: a bad file
-is refused before anything is imported, so the archive is never left half-loaded by it.
+Reading validates the *whole file first* (the schema, then every value against what both
+databases store: ``storage.importer.prepare_record``), then reads it again to hand out items:
+a bad file is refused before anything is written. Lines and values are read in memory bounded
+by ``MAX_ITEM_CHARS``, whatever the file's size.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import stat
 import sys
@@ -27,6 +30,8 @@ from jsonschema import Draft202012Validator
 from storage.engine import sqlite_file
 from storage.errors import ExportError, ExportFormatError
 from storage.files import atomic_text, file_kind
+from storage.importcheck import BadRecord, Record
+from storage.importer import prepare_record
 from storage.jsonstream import JsonStreamError, stream_document
 from storage.records import ExportFilter
 from storage.redact import strip_credentials
@@ -37,12 +42,27 @@ if TYPE_CHECKING:
 
 FORMAT = "feed-archiver-export"
 VERSION = 1
+MAX_ITEM_CHARS = 64 << 20  # one item's JSON: bounds the memory a line (or a bad value) takes
+PROBE_CHARS = 1 << 20  # of the first line, read to tell JSON Lines from one document
+
+
+@cache
+def _schema() -> dict[str, Any]:
+    loaded: dict[str, Any] = json.loads(
+        files("storage").joinpath("schema/export-v1.json").read_text("utf-8")
+    )
+    return loaded
+
+
+def item_schema() -> dict[str, Any]:
+    """``#/$defs/item`` of the export's JSON Schema."""
+    item: dict[str, Any] = _schema()["$defs"]["item"]
+    return item
 
 
 @cache
 def item_validator() -> Draft202012Validator:
-    schema = json.loads(files("storage").joinpath("schema/export-v1.json").read_text("utf-8"))
-    return Draft202012Validator({"$ref": "#/$defs/item", "$defs": schema["$defs"]})
+    return Draft202012Validator({"$ref": "#/$defs/item", "$defs": _schema()["$defs"]})
 
 
 def write_export(
@@ -105,27 +125,36 @@ def _dumps(value: Any) -> str:
 
 def read_export(path: Path) -> Iterator[dict[str, Any]]:
     """The file's items, validated, their HTML sanitized. The whole file is checked before the
-    first item is given (so it is read twice: a FIFO or a device is refused, not waited on)."""
+    first item is given."""
+    for record in read_records(path):
+        yield record.item
+
+
+def read_records(path: Path) -> Iterator[Record]:
+    """The file's items with their lines, their HTML sanitized (stored HTML is safe, whoever
+    wrote the file: issue 11). The whole file is checked before the first one (so it is read
+    twice: a FIFO or a device is refused, not waited on)."""
     with contextlib.suppress(OSError):  # a missing file is reported by the open below
         mode = path.stat().st_mode
         if not stat.S_ISREG(mode):
             raise ExportFormatError(f"{path} is {file_kind(mode)}; import reads a regular file")
     for _ in _records(path, validate=True):
         pass
-    for _line, item in _records(path, validate=False):  # parse errors would still raise
-        yield sanitize_record(item)  # stored HTML is safe, whoever wrote the file (issue 11)
+    for record in _records(path, validate=False):  # parse errors would still raise
+        yield dataclasses.replace(record, item=sanitize_record(record.item))
 
 
-def _records(path: Path, validate: bool) -> Iterator[tuple[int, dict[str, Any]]]:
+def _records(path: Path, validate: bool) -> Iterator[Record]:
     try:
         with path.open("r", encoding="utf-8") as src:
             first = _first_line(src)
             src.seek(0)
             reader = _jsonl if _is_jsonl(first) else _document
-            for index, (line, item) in enumerate(reader(path, src)):
+            for index, (line, size, item) in enumerate(reader(path, src)):
+                record = Record(line, index, item, size)
                 if validate:
-                    _validate(path, line, index, item)
-                yield line, item
+                    _validate(path, record)
+                yield record
     except UnicodeDecodeError as exc:
         raise ExportFormatError(f"{path}: not UTF-8 text ({exc.reason})") from exc
     except OSError as exc:
@@ -133,42 +162,56 @@ def _records(path: Path, validate: bool) -> Iterator[tuple[int, dict[str, Any]]]
 
 
 def _first_line(src: IO[str]) -> str:
-    for line in src:
+    """The first line that is not blank, or its first ``PROBE_CHARS`` (enough to tell the form)."""
+    while line := src.readline(PROBE_CHARS):
         if line.strip():
             return line.strip()
     return ""
 
 
 def _is_jsonl(first: str) -> bool:
-    with contextlib.suppress(ValueError):
+    with contextlib.suppress(ValueError, RecursionError):
         value = json.loads(first)
         return isinstance(value, dict) and "format_version" in value
-    return False
+    return first.startswith('{"format_version"')  # a first line too long to read whole
 
 
-def _jsonl(path: Path, src: IO[str]) -> Iterator[tuple[int, dict[str, Any]]]:
-    for number, line in enumerate(src, start=1):
+def _jsonl(path: Path, src: IO[str]) -> Iterator[tuple[int, int, dict[str, Any]]]:
+    number = 0
+    while line := src.readline(MAX_ITEM_CHARS + 1):  # bounded: one line never fills memory
+        number += 1
+        if len(line) > MAX_ITEM_CHARS:
+            raise ExportFormatError(
+                f"{path}: line {number}: longer than {MAX_ITEM_CHARS:,} characters "
+                "(an item may hold no more)"
+            )
         if not line.strip():
             continue
-        try:
-            value = json.loads(line)
-        except ValueError as exc:
-            raise ExportFormatError(f"{path}: line {number}: not valid JSON ({exc})") from exc
-        if not isinstance(value, dict):
-            raise ExportFormatError(f"{path}: line {number}: an item must be a JSON object")
-        version = value.pop("format_version", None)
-        if version != VERSION:
-            raise ExportFormatError(
-                f"{path}: line {number}: format_version {version!r} is not supported "
-                f"(this program reads version {VERSION})"
-            )
-        yield number, value
+        yield number, len(line), _jsonl_item(path, number, line)
 
 
-def _document(path: Path, src: IO[str]) -> Iterator[tuple[int, dict[str, Any]]]:
+def _jsonl_item(path: Path, number: int, line: str) -> dict[str, Any]:
+    try:
+        value = json.loads(line)
+    except RecursionError:
+        raise ExportFormatError(f"{path}: line {number}: nested too deep") from None
+    except ValueError as exc:
+        raise ExportFormatError(f"{path}: line {number}: not valid JSON ({exc})") from exc
+    if not isinstance(value, dict):
+        raise ExportFormatError(f"{path}: line {number}: an item must be a JSON object")
+    version = value.pop("format_version", None)
+    if version != VERSION:
+        raise ExportFormatError(
+            f"{path}: line {number}: format_version {version!r} is not supported "
+            f"(this program reads version {VERSION})"
+        )
+    return value
+
+
+def _document(path: Path, src: IO[str]) -> Iterator[tuple[int, int, dict[str, Any]]]:
     header: dict[str, Any] = {}
     try:
-        for line, key, value in stream_document(src, "items"):
+        for line, key, value, size in stream_document(src, "items", MAX_ITEM_CHARS):
             if key != "items":
                 header[key] = value
                 _check_header(path, line, header)
@@ -177,7 +220,7 @@ def _document(path: Path, src: IO[str]) -> Iterator[tuple[int, dict[str, Any]]]:
                 raise ExportFormatError(f"{path}: line {line}: items come before the version")
             if not isinstance(value, dict):
                 raise ExportFormatError(f"{path}: line {line}: an item must be a JSON object")
-            yield line, value
+            yield line, size, value
     except JsonStreamError as exc:
         raise ExportFormatError(f"{path}: line {exc.line}: {exc.reason}") from exc
     if header.get("format") != FORMAT or "version" not in header:
@@ -194,17 +237,23 @@ def _check_header(path: Path, line: int, header: dict[str, Any]) -> None:
         )
 
 
-def _validate(path: Path, line: int, index: int, item: dict[str, Any]) -> None:
+def _validate(path: Path, record: Record) -> None:
+    """The schema, every time, then every value against what both databases store."""
+    item = record.item
     error = next(iter(item_validator().iter_errors(item)), None)
-    if error is None:
-        _check_times(path, line, index, item)
-        return
-    where = "/".join(str(p) for p in error.absolute_path) or "(item)"
-    raise ExportFormatError(f"{path}: line {line} (item {index}): {where}: {error.message}")
+    if error is not None:
+        where = "/".join(str(p) for p in error.absolute_path) or "(item)"
+        raise ExportFormatError(f"{path}: {record.where()}: {where}: {error.message}")
+    _check_times(path, record)
+    try:
+        prepare_record(item)
+    except BadRecord as exc:
+        raise ExportFormatError(f"{path}: {record.where()}, id {item['id']!r}: {exc}") from None
 
 
-def _check_times(path: Path, line: int, index: int, item: dict[str, Any]) -> None:
+def _check_times(path: Path, record: Record) -> None:
     """The schema's pattern admits what Python parses, but a date like 2024-02-31 slips by."""
+    item = record.item
     stamps = [item.get(k) for k in ("published", "updated", "first_seen", "last_seen")]
     stamps += [s.get(k) for s in item["sightings"] for k in ("first_seen", "last_seen")]
     stamps += [r["recorded_at"] for r in item["revisions"]]
@@ -213,6 +262,4 @@ def _check_times(path: Path, line: int, index: int, item: dict[str, Any]) -> Non
             if stamp is not None:
                 datetime.fromisoformat(stamp)
         except ValueError as exc:
-            raise ExportFormatError(
-                f"{path}: line {line} (item {index}): bad time {stamp!r}"
-            ) from exc
+            raise ExportFormatError(f"{path}: {record.where()}: bad time {stamp!r}") from exc

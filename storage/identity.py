@@ -27,6 +27,7 @@ import string
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 from urllib.parse import quote, urlsplit, urlunsplit
 
 import idna  # httpx's own dependency: the IDNA 2008 encoder the fetcher uses
@@ -145,6 +146,15 @@ def content_hash(
     if enclosures:
         parts.append([[e.url, e.type, e.length, e.duration] for e in enclosures])
     return sha256_text(json.dumps(parts, ensure_ascii=False))
+
+
+def enclosures_from(data: Any) -> tuple[Enclosure, ...]:
+    """Back from ``enclosures_json``'s shape (a stored or imported value)."""
+    if not isinstance(data, list):
+        return ()
+    return tuple(Enclosure(d["url"], d.get("type"), d.get("length"), d.get("duration"))
+                 for d in data
+                 if isinstance(d, dict) and isinstance(d.get("url"), str))  # fmt: skip
 
 
 def item_uid(feed_url: str, key: str) -> str:

@@ -15,7 +15,7 @@ from sqlalchemy import Connection, Row, bindparam, delete, select, update
 
 from storage import captures, revisions
 from storage.dialect import by_dialect, insert_rows, lock_keys, select_in
-from storage.identity import content_fingerprint, content_hash, normalize_url
+from storage.identity import content_fingerprint, content_hash, enclosures_from, normalize_url
 from storage.records import ARTICLE_FAILED, ARTICLE_OK, Article, ArticleResult, Enclosure, Entry
 from storage.tables import captures as captures_t
 from storage.tables import items, sightings, strip_nul
@@ -64,15 +64,6 @@ def enclosures_json(enclosures: tuple[Enclosure, ...]) -> list[dict[str, Any]] |
         return None
     return [{"url": e.url, "type": e.type, "length": e.length, "duration": e.duration}
             for e in enclosures]  # fmt: skip
-
-
-def enclosures_from(data: Any) -> tuple[Enclosure, ...]:
-    """Back from ``enclosures_json``'s shape (a stored or imported value)."""
-    if not isinstance(data, list):
-        return ()
-    return tuple(Enclosure(d["url"], d.get("type"), d.get("length"), d.get("duration"))
-                 for d in data
-                 if isinstance(d, dict) and isinstance(d.get("url"), str))  # fmt: skip
 
 
 def entry_values(entry: Entry) -> dict[str, Any]:

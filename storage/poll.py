@@ -38,7 +38,14 @@ from storage.feeds import (
     rate_due,
     write_states,
 )
-from storage.identity import DocumentKeys, content_hash, document_keys, item_uid, normalize_url
+from storage.identity import (
+    DocumentKeys,
+    content_hash,
+    document_keys,
+    enclosures_from,
+    item_uid,
+    normalize_url,
+)
 from storage.records import (
     ARTICLE_OFF,
     ARTICLE_OK,
@@ -431,7 +438,7 @@ def _looks_same(row: Any, entry: Entry) -> bool:
     (items stored before enclosures were archived have none)."""
     if clean_text(row.title) != clean_text(entry.title):
         return False
-    stored = {e.url for e in items.enclosures_from(row.enclosures)}
+    stored = {e.url for e in enclosures_from(row.enclosures)}
     given = {clean_text(e.url) for e in entry.enclosures}
     return not (stored and given) or stored == given
 

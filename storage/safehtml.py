@@ -15,7 +15,7 @@ from typing import Any
 
 import nh3
 
-from storage.identity import content_hash
+from storage.identity import content_hash, enclosures_from
 
 ALLOWED_TAGS = frozenset({
     "p", "h1", "h2", "h3", "h4", "h5", "h6", "ul", "ol", "li", "dl", "dt", "dd", "blockquote",
@@ -78,11 +78,13 @@ def sanitize_record(item: dict[str, Any]) -> dict[str, Any]:
     if summary != item.get("summary"):
         item["summary"] = summary
         text = article.get("text") if isinstance(article, dict) else None
-        item["content_hash"] = content_hash(item.get("title"), summary, text)
+        item["content_hash"] = content_hash(item.get("title"), summary, text,
+                                            enclosures_from(item.get("enclosures")))
     for revision in item.get("revisions") or ():
         summary = safe_or_none(revision.get("summary"))
         if summary != revision.get("summary"):
             revision["summary"] = summary
-            revision["content_hash"] = content_hash(revision.get("title"), summary,
-                                                    revision.get("text"))
+            revision["content_hash"] = content_hash(
+                revision.get("title"), summary, revision.get("text"),
+                enclosures_from(revision.get("enclosures")))
     return item

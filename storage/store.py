@@ -8,18 +8,22 @@ exception, and nothing is swallowed.
 
 from __future__ import annotations
 
+import itertools
 import logging
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
 
 from storage import archive, articles, captures, feeds, holders, importer, items, maintenance, poll
 from storage.dburl import Timeouts
 from storage.engine import Database, boundary, describe, guarded, guarded_iter, migrate
 from storage.errors import StorageError
 from storage.identity import normalize_url
+from storage.importcheck import Record
 from storage.records import (
     ArticleResult,
     Capture,
@@ -298,13 +302,40 @@ class Store:
                 return
 
     @guarded
-    def import_items(self, records: Iterable[dict[str, Any]]) -> ImportSummary:
-        """Load export items, ``importer.BATCH`` per transaction; importing twice == once."""
-        total = importer.ImportSummary()
-        for batch in importer.batches(records):
-            with self.db.write() as conn:
-                total = total + importer.import_batch(conn, batch)
-        return total
+    def import_items(
+        self, records: Iterable[dict[str, Any]], source: str = "import"
+    ) -> ImportSummary:
+        """Load export items (numbered from 1) in one transaction; importing twice == once."""
+        return self.import_records(
+            (Record(i + 1, i, item) for i, item in enumerate(records)), source
+        )
+
+    def import_file(self, path: Path) -> ImportSummary:
+        """Load an export file: checked whole first, then written in one transaction."""
+        from storage.export import read_records  # the file format's module
+
+        return self.import_records(read_records(path), str(path))
+
+    @guarded
+    def import_records(
+        self, records: Iterable[Record], source: str
+    ) -> ImportSummary:
+        """All or nothing. The first batch is taken before the transaction opens: a file's
+        reader checks the whole file then, so a bad file never holds the write lock."""
+        chunks = importer.batches(records)
+        first = next(chunks, None)
+        if first is None:
+            return ImportSummary()
+        with self.db.write() as conn:
+            run = importer.ImportRun(conn, source)
+            try:
+                for batch in itertools.chain([first], chunks):
+                    run.add(batch)
+            except (SQLAlchemyError, ValueError, OverflowError) as exc:
+                detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+                raise StorageError(f"import of {source} failed at {run.lines}, "
+                                   f"nothing imported: {detail}") from exc  # fmt: skip
+            return run.finish()
 
     @guarded
     def stats(self) -> dict[str, Any]:
