@@ -79,11 +79,39 @@ def choose(
         match = _matching(heading, stated)
         if match is not None:
             return heading, match
+    shown = _shown_headline(headings, stated, site_names, host)
+    if shown:
+        return shown, GENERIC
     if stated:
         return stated[0]
     if len(headings) == 1 and clean(headings[0]):
         return clean(headings[0]), GENERIC
     return None
+
+
+def _shown_headline(
+    headings: Sequence[str], stated: Sequence[tuple[str, str]], site_names: Sequence[str], host: str
+) -> str | None:
+    """The one <h1> that tells the same story in other words than the SEO title: the reader's.
+
+    "Two federal prison officers charged …" shown, "Prison guards charged …" in <title> and
+    og:title: the page's headline is what a citation quotes (issue 17).
+    """
+    outlets = {normalize(n) for n in site_names} | _host_names(host)
+    eligible = [
+        h for h in (clean(x) for x in headings)
+        if len(h.split()) >= 3 and normalize(h) not in outlets
+    ]
+    if len(eligible) != 1:
+        return None
+    words = _content_words(eligible[0])
+    if any(len(words & _content_words(title)) >= 2 for title, _ in stated):
+        return eligible[0]
+    return None
+
+
+def _content_words(text: str) -> set[str]:
+    return {w for w in normalize(text).split() if len(w) >= 4}
 
 
 def _matching(heading: str, stated: Sequence[tuple[str, str]]) -> str | None:
