@@ -19,7 +19,7 @@ from aggregator.extract.bylines import people, shown_bylines
 from aggregator.extract.clean import FURNITURE, clean_element, parse_soup, sanitize
 from aggregator.extract.dates import in_page_zone, is_day_only, parse_date, reconcile
 from aggregator.extract.generic import GENERIC, generic_body
-from aggregator.extract.polish import drop_leading_title, drop_link_blocks
+from aggregator.extract.polish import drop_leading_meta, drop_leading_title, drop_link_blocks
 from aggregator.extract.rules import SiteRule, SiteRules
 from aggregator.extract.structured import META, STRUCTURED, PageMeta, is_amp, read_meta
 from aggregator.extract.text import html_to_text
@@ -285,6 +285,8 @@ def _paragraphs_html(body: str) -> str:
 
 def _build(got: _Fields, rule: SiteRule | None, url: str) -> Article:
     html = drop_leading_title(str(got.values.get("html") or ""), _opt(got.values.get("title")))
+    if got.sources.get("html") == GENERIC:
+        html = drop_leading_meta(html)
     text = _strip_title(html_to_text(html), got.values.get("title"))
     if not text.strip():
         raise ExtractError(f"extract: no article text found (or page too large) for {url}")

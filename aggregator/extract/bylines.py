@@ -52,7 +52,7 @@ _NOT_PERSON = frozenset({
     "гость", "редакция", "корреспондент", "пресс-служба", "служба", "агентство",
     "correspondente", "desk-editor", "opinion", "analysis", "multiple",
     "sources", "source", "about", "more", "recent", "stories", "posts", "articles", "view",
-    "all", "follow", "contact", "email", "subscribe",
+    "all", "follow", "contact", "email", "subscribe", "by", "von", "par", "por",
 })
 _AGENCIES = frozenset({
     "reuters", "ap", "associated press", "the associated press", "afp", "agence france-presse",

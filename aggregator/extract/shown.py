@@ -27,8 +27,18 @@ _SKIP = frozenset({"a", "figcaption", "figure", "script", "style", "noscript", "
 _FURNITURE = re.compile(r"related|promo|advert|recommend|popular|latest|more-?news|read-?also|"
                         r"also-?read|caption|credit|comment|teaser|trending|most-?read", re.I)
 
+# Month names dateutil does not know, as Kazinform's Russian and Kazakh pages print them.
+_MONTHS_LOCAL = {
+    "января": "January", "февраля": "February", "марта": "March", "апреля": "April",
+    "мая": "May", "июня": "June", "июля": "July", "августа": "August", "сентября": "September",
+    "октября": "October", "ноября": "November", "декабря": "December", "қаңтар": "January",
+    "ақпан": "February", "наурыз": "March", "сәуір": "April", "мамыр": "May", "маусым": "June",
+    "шілде": "July", "тамыз": "August", "қыркүйек": "September", "қазан": "October",
+    "қараша": "November", "желтоқсан": "December",
+}  # fmt: skip
 _MONTH = (r"(?:jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?|"
-          r"sept?(?:ember)?|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?)\.?")
+          r"sept?(?:ember)?|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?|"
+          + "|".join(_MONTHS_LOCAL) + r")\.?")
 _DAY = r"\d{1,2}(?:st|nd|rd|th)?"
 _YEAR = r"(?:19|20)\d{2}"
 _WEEKDAY = r"(?:(?:mon|tue|wed|thu|fri|sat|sun)[a-z]*\.?,?\s+)?"
@@ -67,7 +77,7 @@ _DATE = (
 )
 _SEP = r"(?:\s*(?:,|at|@|-{1,2}|–|—|\||/|•|T|à|às|um|в)?\s*)"
 _SHOWN = re.compile(
-    rf"(?P<before>{_CLOCK}(?:\s*{_ZONE})?,?\s+)?(?P<date>{_DATE})"
+    rf"(?P<before>{_CLOCK}(?:\s*{_ZONE})?\s*[,|•·–—-]?\s*)?(?P<date>{_DATE})"
     rf"(?P<after>{_SEP}{_CLOCK}(?:[\s,]*\(?{_ZONE}\)?)?)?",
     re.I,
 )
@@ -78,6 +88,7 @@ _LABEL = re.compile(
     re.I,
 )
 _NO_DEFAULT = datetime(2000, 1, 1)
+_HEADLINE_TAGS = ("h2", "h3", "div", "span", "p", "header", "strong", "b", "font", "td")
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,7 +123,7 @@ def headline(root: HtmlElement, title: str | None) -> HtmlElement | None:
         if first is None and len(text.split()) >= 2:
             first = h1
     if key:
-        for node in root.iter("h2", "h3", "div", "span", "p", "header", "strong"):
+        for node in root.iter(*_HEADLINE_TAGS):
             if node.text and _norm(node.text) == key:
                 return node  # "whatever the element is called" (issue 17)
     return first
@@ -130,6 +141,15 @@ def near(headline_node: HtmlElement, lang: str = "") -> list[Shown]:
     if not found:
         found = [s for v in stamps if (s := _from_stamp(v)) is not None][:1]
     return found or _dates_in(_text_before(headline_node), dayfirst)
+
+
+def is_date_line(text: str) -> bool:
+    """"Published: 14/03/2006", "Nov 19, 2019, 8:03 am ET": a line that is only a date."""
+    m = _SHOWN.search(text)
+    if m is None:
+        return False
+    rest = (text[: m.start()] + text[m.end() :]).strip(" |:,.-–—()")
+    return len(rest.split()) <= 3
 
 
 def _dates_in(text: str, dayfirst: bool) -> list[Shown]:
@@ -178,9 +198,10 @@ def _visible_text(node: HtmlElement) -> str:
 def choose(shown: list[Shown]) -> Shown | None:
     """The publication date among those shown: labelled so, else the first not an update."""
     for wanted in ("published", ""):
-        for item in shown:
-            if item.label == wanted:
-                return item
+        group = [item for item in shown if item.label == wanted]
+        if group:  # "2021-04-20 … 20 April 2021, 17:05": the same day with its time
+            timed = (i for i in group if i.clock is not None and i.day == group[0].day)
+            return next(timed, group[0])
     return shown[0] if shown else None
 
 
@@ -280,6 +301,8 @@ def _day(text: str, dayfirst: bool) -> date | None:
     try:
         if iso:
             return date(int(iso[1]), int(iso[2]), int(iso[3]))
+        for local, english in _MONTHS_LOCAL.items():
+            text = re.sub(local, english, text, flags=re.I)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             parsed = dateparser.parse(text, fuzzy=True, dayfirst=dayfirst, default=_NO_DEFAULT)

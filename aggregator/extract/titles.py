@@ -54,7 +54,7 @@ _NOT_NAMES = frozenset({"www", "amp", "m", "mobile", "co", "com", "net", "org", 
 def _host_names(host: str) -> set[str]:
     """"entermedia.co.kr" names the outlet "entermedia" (no public-suffix list needed here)."""
     labels = host.lower().split(".")[:-1]  # the last label is a TLD
-    names = {label for label in labels if label not in _NOT_NAMES and len(label) > 2}
+    names = {normalize(x) for x in labels if x not in _NOT_NAMES and len(x) > 2}
     return names | {normalize(host)} if names else set()
 
 
@@ -73,6 +73,7 @@ def choose(
     host: str,
 ) -> tuple[str, str] | None:
     """(title, source): the <h1> that matches a stated title, else the best stated title."""
+    site_names = [*site_names, *_logo_headings(candidates, headings)]
     stated = [(strip_site_name(clean(t), site_names, host), s) for t, s in candidates if clean(t)]
     stated = [(t, s) for t, s in stated if t]
     for heading in (clean(h) for h in headings):
@@ -89,6 +90,19 @@ def choose(
     return None
 
 
+def _logo_headings(
+    candidates: Sequence[tuple[str, str]], headings: Sequence[str]
+) -> list[str]:
+    """An <h1> that repeats the last, shorter segment of a title is the outlet's logo: its name."""
+    found = []
+    for title, _ in candidates:
+        parts = _SEPARATORS.split(clean(title))
+        if len(parts) >= 2 and len(parts[-1]) < max(len(p) for p in parts[:-1]):
+            last = normalize(parts[-1])
+            found += [h for h in headings if normalize(h) == last]
+    return found
+
+
 def _shown_headline(
     headings: Sequence[str], stated: Sequence[tuple[str, str]], site_names: Sequence[str], host: str
 ) -> str | None:
@@ -98,6 +112,7 @@ def _shown_headline(
     og:title: the page's headline is what a citation quotes (issue 17).
     """
     outlets = {normalize(n) for n in site_names} | _host_names(host)
+    outlets |= {normalize(p) for t, _ in stated for p in _SEPARATORS.split(t)[1:]}
     eligible = [
         h for h in (clean(x) for x in headings)
         if len(h.split()) >= 3 and normalize(h) not in outlets
@@ -123,13 +138,25 @@ def _matching(heading: str, stated: Sequence[tuple[str, str]]) -> str | None:
         other = normalize(title)
         if other == key or (len(other) >= 20 and key.startswith(other)):
             return source
-        if any(normalize(part) == key for part in _SEPARATORS.split(title)):
+        if _is_segment(key, _SEPARATORS.split(title)):
             return source  # "Headline | Section | Outlet" with an unknown outlet name
         if other.startswith(key + " ") and len(key.split()) >= 3:
             return source  # "Headline – Unknown Outlet": the page's <h1> is the headline itself
         if _similar(key, other):
             return source  # "HS Roundup: …" stated, "High School Roundup: …" shown: show wins
     return None
+
+
+def _is_segment(key: str, parts: list[str]) -> bool:
+    """The heading is one segment of the title, and not the outlet's name at its end: a logo
+    <h1> "Outlet" against "Headline | Outlet" is no headline."""
+    for index, part in enumerate(parts):
+        if normalize(part) != key:
+            continue
+        last = index == len(parts) - 1 and len(parts) > 1
+        if not last or len(part) >= max(len(p) for p in parts[:-1]):
+            return True
+    return False
 
 
 def _similar(a: str, b: str) -> bool:
