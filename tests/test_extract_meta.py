@@ -13,7 +13,7 @@ from aggregator.extract import SiteRules, article_to_dict, extract
 from aggregator.extract.article import parse_page
 from aggregator.extract.bylines import names_in, people, shown_bylines
 from aggregator.extract.dates import reconcile
-from aggregator.extract.shown import Shown, choose, headline, near
+from aggregator.extract.shown import Shown, choose, headline, near, window
 from aggregator.extract.titles import choose as choose_title
 from benchmarks import extract_meta
 from storage.records import Article, ArticleResult, ExportFilter, FeedConfig
@@ -99,7 +99,7 @@ def _near(html: str, title: str) -> list[Shown]:
     root = parse_page(html, "https://x.example/a")
     node = headline(root, title)
     assert node is not None
-    return near(node, root.get("lang") or "")
+    return near(window(node), root.get("lang") or "")
 
 
 def test_date_line_under_the_headline_with_its_zone() -> None:

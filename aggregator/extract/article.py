@@ -61,8 +61,9 @@ def extract(html: str, url: str, rules: SiteRules) -> Article:
         rule_date = _apply_rule(html, url, rule, is_amp(root), meta, got)
     _apply_meta(meta, headings, url, rule, got)
     head = shown.headline(root, _opt(got.values.get("title")))
-    _apply_authors(root, head, meta, url, got)
-    _apply_published(root, head, meta, rule, rule_date, got)
+    near = shown.window(head) if head is not None else None
+    _apply_authors(root, near, meta, url, got)
+    _apply_published(root, near, meta, rule, rule_date, got)
     if "published" not in got.values and "published_date" not in got.values:
         got.offer("published_date", _htmldate(root, url), GENERIC)
     if "html" not in got.values and _size_ok(root):
@@ -202,7 +203,7 @@ def _first_date(
 
 
 def _apply_authors(
-    root: HtmlElement, head: HtmlElement | None, meta: PageMeta, url: str, got: _Fields
+    root: HtmlElement, near: shown.Window | None, meta: PageMeta, url: str, got: _Fields
 ) -> None:
     """Persons from the metadata, weighed with the byline the page shows.
 
@@ -218,7 +219,8 @@ def _apply_authors(
         if stated:
             break
     keys = {_name_key(n) for n in stated}
-    under = people([shown.byline_near(head)], meta.site_names, host) if head is not None else ()
+    under = people([shown.byline_near(near)], meta.site_names, host) if near else ()
+    under = under if all(len(n.split()) >= 2 for n in under) else ()  # "By Comparison, …"
     if under and not keys >= {_name_key(n) for n in under}:
         stated, source = under, GENERIC
     elif not under:
@@ -235,7 +237,7 @@ def _name_key(name: str) -> str:
 
 def _apply_published(
     root: HtmlElement,
-    head: HtmlElement | None,
+    near: shown.Window | None,
     meta: PageMeta,
     rule: SiteRule | None,
     rule_date: str,
@@ -246,7 +248,7 @@ def _apply_published(
     text, machine, source = rule_date, parse_date(rule_date, tz), SITE_RULE
     if machine is None:
         text, machine, source = _first_date(meta.published, tz, "published")
-    seen = shown.choose(shown.near(head, root.get("lang") or "")) if head is not None else None
+    seen = shown.choose(shown.near(near, root.get("lang") or "")) if near else None
     when, day, from_page = reconcile(machine, is_day_only(text), seen, tz, _stated(meta, tz))
     where = GENERIC if from_page else source
     got.offer("published", when, where)

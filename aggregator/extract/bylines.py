@@ -11,6 +11,7 @@ import re
 import unicodedata
 from collections.abc import Iterable, Sequence
 
+from lxml import etree  # type: ignore[import-untyped,unused-ignore]
 from lxml.html import HtmlElement  # type: ignore[import-untyped,unused-ignore]
 
 MAX_NAMES = 10
@@ -183,13 +184,12 @@ def shown_bylines(root: HtmlElement, limit: int = 12) -> list[str]:
     name element when there is one. Comment sections and author-bio boxes are skipped.
     """
     hits: list[HtmlElement] = []
-    for node in root.iter():
-        if not isinstance(node.tag, str) or node.tag in _SKIP_TAGS:
+    for node in root.iter(etree.Element):
+        if node.tag in _SKIP_TAGS or not _is_byline(node) or _in_comments(node):
             continue
-        if _is_byline(node) and not _in_comments(node):
-            hits.append(node)
-            if len(hits) >= limit * 3:
-                break
+        hits.append(node)
+        if len(hits) >= limit * 3:
+            break
     inner = [n for n in hits if not any(h is not n and _contains(n, h) for h in hits)]
     groups: list[tuple[HtmlElement | None, list[str]]] = []  # co-authors sit side by side
     for node in inner:
@@ -205,9 +205,12 @@ def shown_bylines(root: HtmlElement, limit: int = 12) -> list[str]:
 
 
 def _is_byline(node: HtmlElement) -> bool:
-    if "author" in (node.get("rel") or "").split():
+    attrib = node.attrib
+    if not attrib:
+        return False
+    if "author" in (attrib.get("rel") or "").split():
         return True
-    marks = f"{node.get('class') or ''} {node.get('id') or ''}"
+    marks = f"{attrib.get('class') or ''} {attrib.get('id') or ''}"
     return bool(_BYLINE_CLASS.search(marks)) and not _NOT_BYLINE.search(marks)
 
 

@@ -103,6 +103,7 @@ Published = tuple[datetime | None, date | None, bool]  # (time, day only, taken 
 _MATCH = timedelta(seconds=60)
 _MAX_OFFSET = timedelta(hours=14)
 _OFF_HOUR = timedelta(minutes=30)
+_LENDS_ZONE = ("updated", "stamp", "prose")  # labels of dates that never override the metadata
 
 
 def reconcile(
@@ -140,12 +141,12 @@ def reconcile(
 def _day_shown(
     machine: datetime | None, day_only: bool, seen: Shown, stated: Sequence[datetime]
 ) -> Published:
-    if machine is None or (day_only and seen.label != "updated"):
+    if machine is None or (day_only and seen.label not in _LENDS_ZONE):
         return None, seen.day, True
     if day_only:
         return None, machine.date(), False
     local = in_page_zone(machine, stated)
-    if seen.label != "updated" and abs((local.date() - seen.day).days) > 1:
+    if seen.label not in _LENDS_ZONE and abs((local.date() - seen.day).days) > 1:
         return None, seen.day, True  # the page shows another day than its metadata states
     return local, None, False
 
@@ -156,11 +157,11 @@ def _time_and_machine(
 ) -> Published:
     zone = seen.zone or default_tz
     if at is not None and zone is not None:
-        if abs(machine - at) <= _MATCH or seen.label in ("updated", "stamp"):
+        if abs(machine - at) <= _MATCH or seen.label in _LENDS_ZONE:
             return _in_zone(machine, zone), None, False
         return at, None, True
     offset = _offset_between(seen, machine)
-    if offset is not None and seen.label not in ("updated", "stamp"):
+    if offset is not None and seen.label not in _LENDS_ZONE:
         return machine.astimezone(timezone(offset)), None, False
     return in_page_zone(machine, stated), None, False
 

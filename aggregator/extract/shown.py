@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta, timezone, tzinfo
 from zoneinfo import ZoneInfo
@@ -20,6 +21,7 @@ from lxml.html import HtmlElement  # type: ignore[import-untyped,unused-ignore]
 
 WINDOW = 600  # characters of text after the headline that may hold its date line
 _BEFORE = 200  # ... and above it, in its own block
+_LINE_WORDS = 12  # words beside the date in a date line ("By Jane Doe, Chief Reporter | …")
 _BODY_PARAGRAPH = 160  # a text block this long is the story itself: the date line is above it
 _SKIP = frozenset({"a", "figcaption", "figure", "script", "style", "noscript", "nav", "aside",
                    "footer", "button", "select", "form", "template", "svg", "amp-img", "img"})
@@ -98,8 +100,9 @@ class Shown:
     day: date
     clock: time | None = None
     zone: tzinfo | None = None
-    # "published", "updated", "" (a date line that says neither) or "stamp" (a <time datetime>
-    # whose text shows no date: it may be an update's, so it only lends its offset)
+    # "published", "updated", "" (a date line that says neither), "stamp" (a <time datetime>
+    # whose text shows no date: it may be an update's) or "prose" (a date inside a sentence):
+    # the last two only lend their offset, they never override the metadata
     label: str = ""
 
     def aware(self, default: tzinfo | None = None) -> datetime | None:
@@ -129,18 +132,18 @@ def headline(root: HtmlElement, title: str | None) -> HtmlElement | None:
     return first
 
 
-def near(headline_node: HtmlElement, lang: str = "") -> list[Shown]:
+def near(read: Window, lang: str = "") -> list[Shown]:
     """Dates shown next to the headline, in reading order.
 
     The text after it first; then the <time datetime> there ("2 days ago" on screen); then the
     text just above it, in the same block ("Ideas | 11.14.2019 09:00 AM" over the headline).
     """
-    after, stamps = _text_after(headline_node)
+    after, stamps = read.text, read.stamps
     dayfirst = not lang.lower().startswith("en") or lang.lower() in ("en-gb", "en-in", "en-au")
     found = _dates_in(after, dayfirst)
     if not found:
         found = [s for v in stamps if (s := _from_stamp(v)) is not None][:1]
-    return found or _dates_in(_text_before(headline_node), dayfirst)
+    return found or _dates_in(_text_before(read.headline), dayfirst)
 
 
 def is_date_line(text: str) -> bool:
@@ -171,28 +174,16 @@ def _from_stamp(value: str) -> Shown | None:
 
 def _text_before(node: HtmlElement) -> str:
     """The end of the text above the headline inside its own block (not the masthead)."""
-    pieces: list[str] = []
-    around = set(node.iterancestors())
+    blocks: list[HtmlElement] = []
     for level in (node, node.getparent()):
         if level is None or level.tag in ("body", "html"):
             break
-        for sibling in reversed(list(level.itersiblings(preceding=True))):
-            if isinstance(sibling.tag, str) and not _skipped(sibling, around):
-                pieces.append(" ".join(_visible_text(sibling).split()))
-    return " | ".join(p for p in pieces if p)[-_BEFORE:]
-
-
-def _visible_text(node: HtmlElement) -> str:
-    """Text of ``node`` without its links and furniture."""
-    parts: list[str] = []
-    around = set(node.iterancestors())
-    for elem in node.iter():
-        if not isinstance(elem.tag, str) or _skipped(elem, around):
-            continue
-        parts.append(elem.text or "")
-        skipped = (c for c in elem if not isinstance(c.tag, str) or _skipped(c, around))
-        parts.extend(c.tail or "" for c in skipped)
-    return " ".join(parts)
+        blocks = [*reversed(list(level.itersiblings(preceding=True))), *blocks]
+    pieces: list[tuple[str, bool]] = []
+    state = [0, 0]
+    for block in blocks:
+        _walk(block, pieces, [], state, whole=True)
+    return " | ".join(t for t, linked in pieces if not linked)[-_BEFORE:]
 
 
 def choose(shown: list[Shown]) -> Shown | None:
@@ -212,62 +203,97 @@ _BY = re.compile(
 )
 
 
-def byline_near(headline_node: HtmlElement) -> str:
+def byline_near(window: Window) -> str:
     """The "By Jane Doe" line under the headline (author links included), or ""."""
-    text, _ = _text_after(headline_node, links=True)
-    m = _BY.search(text)
+    m = _BY.search(window.with_links)
     return m.group(1) if m else ""
 
 
-def _text_after(node: HtmlElement, links: bool = False) -> tuple[str, list[str]]:
-    """Text after ``node`` in document order (element boundaries kept as " | "), and the
-    datetime values of the <time> elements in it. Links are skipped unless ``links``."""
-    pieces: list[str] = []
-    stamps: list[str] = []
-    size = 0
-    started = False
-    around = set(node.iterancestors())
-    for event, elem in etree.iterwalk(node.getroottree().getroot(), events=("start", "end")):
-        if elem is node:
-            if event == "end":
-                started = True
-                size = _add(pieces, elem.tail, size)
-            continue
-        if not started:
-            continue
-        if event == "start":
-            if _skipped(elem, around, links):
-                continue
-            if _is_body_paragraph(elem):
-                break
-            if elem.tag == "time" and elem.get("datetime"):
-                stamps.append(str(elem.get("datetime")))
-            size = _add(pieces, elem.text, size)
-        else:
-            size = _add(pieces, elem.tail, size)
-        if size >= WINDOW:
-            break
-    return " | ".join(pieces), stamps
+@dataclass(frozen=True, slots=True)
+class Window:
+    """The text after a headline, read once: without links (dates), with links (bylines)."""
+
+    headline: HtmlElement
+    text: str
+    with_links: str
+    stamps: tuple[str, ...]
 
 
-def _skipped(elem: HtmlElement, around: set[HtmlElement], links: bool = False) -> bool:
-    """Inside a link, a caption or furniture: its own text and its children's are skipped.
+def window(node: HtmlElement) -> Window:
+    """Text after ``node`` in document order, element boundaries kept as " | ", up to the
+    story's first long paragraph; and the datetime values of the <time> elements in it.
 
-    Only the blocks below those that hold the headline too are judged: a page wrapper called
-    "has-related" does not hide the date line.
+    Only what follows the headline is walked, and a skipped element's subtree is never
+    entered: the cost is that of the window, not of the page. Read once, for dates and bylines.
     """
-    for up in (elem, *elem.iterancestors()):
-        if up in around:
-            return False
-        tag = up.tag if isinstance(up.tag, str) else "#"
-        if tag in _SKIP and not (links and tag == "a"):
+    pieces: list[tuple[str, bool]] = []
+    stamps: list[str] = []
+    state = [0, 0]  # characters so far, link depth
+    _add(pieces, node.tail, state)
+    for root in _following(node):
+        if _walk(root, pieces, stamps, state):
+            break
+    return Window(
+        node,
+        " | ".join(t for t, linked in pieces if not linked),
+        " | ".join(t for t, _ in pieces),
+        tuple(stamps),
+    )
+
+
+def _following(node: HtmlElement) -> Iterator[HtmlElement | str]:
+    """The elements after ``node`` (and the tails of its ancestors), in document order."""
+    current = node
+    while current is not None and current.tag not in ("body", "html"):
+        yield from current.itersiblings()
+        current = current.getparent()
+        if current is not None and current.tail:
+            yield current.tail
+
+
+def _walk(
+    root: HtmlElement | str,
+    pieces: list[tuple[str, bool]],
+    stamps: list[str],
+    state: list[int],
+    whole: bool = False,
+) -> bool:
+    """Add the text of one subtree; True when the window is full or the story has begun
+    (never, with ``whole``)."""
+    if isinstance(root, str):
+        _add(pieces, root, state)
+        return state[0] >= WINDOW
+    walker = etree.iterwalk(root, events=("start", "end"))
+    for event, elem in walker:
+        tag = elem.tag if isinstance(elem.tag, str) else ""
+        if event == "start":
+            if _skipped(elem):
+                walker.skip_subtree()
+                _add(pieces, None, state)
+                continue
+            if not whole and _is_body_paragraph(elem):
+                return True
+            if tag == "a":
+                state[1] += 1
+            elif tag == "time" and elem.get("datetime"):
+                stamps.append(str(elem.get("datetime")))
+            _add(pieces, elem.text, state)
+        else:
+            if tag == "a" and not _skipped(elem):
+                state[1] -= 1
+            _add(pieces, elem.tail, state)
+        if state[0] >= WINDOW and not whole:
             return True
-        marks = f"{up.get('class') or ''} {up.get('id') or ''}" if tag != "#" else ""
-        if marks.strip() and _FURNITURE.search(marks):
-            return True
-        if tag in ("body", "article", "main"):
-            return False
     return False
+
+
+def _skipped(elem: HtmlElement) -> bool:
+    """A caption or furniture (and, for dates, a link: see ``_Window``): not read."""
+    tag = elem.tag if isinstance(elem.tag, str) else "#"
+    if tag in _SKIP:
+        return tag != "a"
+    marks = f"{elem.get('class') or ''} {elem.get('id') or ''}" if tag != "#" else ""
+    return bool(marks.strip()) and _FURNITURE.search(marks) is not None
 
 
 def _is_body_paragraph(elem: HtmlElement) -> bool:
@@ -276,11 +302,11 @@ def _is_body_paragraph(elem: HtmlElement) -> bool:
     return len(" ".join((elem.text_content() or "").split())) >= _BODY_PARAGRAPH
 
 
-def _add(pieces: list[str], text: str | None, size: int) -> int:
+def _add(pieces: list[tuple[str, bool]], text: str | None, state: list[int]) -> None:
     text = " ".join((text or "").split())
     if text:
-        pieces.append(text)
-    return size + len(text)
+        pieces.append((text, state[1] > 0))
+        state[0] += len(text) if state[1] == 0 else 0
 
 
 def _parse(m: re.Match[str], dayfirst: bool) -> Shown | None:
@@ -292,8 +318,17 @@ def _parse(m: re.Match[str], dayfirst: bool) -> Shown | None:
         return None
     clock, zone = _clock(clock_text)
     prefix = m.string[max(0, m.start() - 40) : m.start()]
-    label = _label(prefix)
+    label = "prose" if _in_prose(m) else _label(prefix)
     return Shown(day, clock, zone, label)
+
+
+def _in_prose(m: re.Match[str]) -> bool:
+    """The date sits in a sentence ("Since Jan 1, 2019, the council …"), not in a date line."""
+    start = m.string.rfind("|", 0, m.start()) + 1
+    end = m.string.find("|", m.end())
+    piece = m.string[start : end if end >= 0 else len(m.string)]
+    rest = piece[: m.start() - start] + piece[m.end() - start :]
+    return len(rest.split()) > _LINE_WORDS
 
 
 def _day(text: str, dayfirst: bool) -> date | None:
