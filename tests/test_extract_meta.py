@@ -42,6 +42,8 @@ ALMATY = timezone(timedelta(hours=6))
     ("By Matthew Digby , Minh Do on Monday, November 18th, 2019", ["Matthew Digby", "Minh Do"]),
     ("Chris Davies - Nov 19, 2019, 10:31 pm CST", ["Chris Davies"]),
     ("Regan", ["Regan"]),
+    ("By AJ Willingham, CNN", ["AJ Willingham"]),
+    ("Martin Luther King III", ["Martin Luther King III"]),
 ])
 def test_byline_gives_the_persons(byline: str, names: list[str]) -> None:
     assert names_in(byline) == names
@@ -191,6 +193,26 @@ def test_shown_headline_beats_a_differing_seo_title() -> None:
     shown = ("Two federal prison officers charged with falsifying records in connection with "
              "Jeffrey Epstein's suicide")
     assert choose_title(stated, [shown], [], "www.usatoday.com") == (shown, "generic")
+
+
+def test_stated_titles_vote_and_a_truncated_one_yields() -> None:
+    stated = [("Why the SEO team wrote this", "structured_data"),
+              ("Council approves ferry timetable", "meta"),
+              ("Council approves ferry timetable | Coastal Gazette", "meta")]
+    assert choose_title(stated, [], ["Coastal Gazette"], "") == (
+        "Council approves ferry timetable", "meta")
+    truncated = [("Council approves new ferry timetable after a long…", "meta"),
+                 ("Council approves new ferry timetable after a long debate", "meta")]
+    assert choose_title(truncated, [], [], "")[0].endswith("debate")  # type: ignore[index]
+
+
+def test_a_date_above_the_headline_never_overrides_the_metadata() -> None:
+    html = ('<html><head><meta property="article:published_time" content="2019-11-18T21:10:29Z">'
+            "</head><body><div><div class='top'>Wednesday, November 20, 2019</div>"
+            "<h1>Hunter catches plague</h1></div><p>" + "Words of the story. " * 40 + "</p>"
+            "</body></html>")
+    article = extract(html, "https://news.example/a", SiteRules())
+    assert article.published == datetime(2019, 11, 18, 21, 10, 29, tzinfo=UTC)
 
 
 def test_logo_heading_does_not_replace_the_title() -> None:

@@ -53,7 +53,8 @@ _NOT_PERSON = frozenset({
     "гость", "редакция", "корреспондент", "пресс-служба", "служба", "агентство",
     "correspondente", "desk-editor", "opinion", "analysis", "multiple",
     "sources", "source", "about", "more", "recent", "stories", "posts", "articles", "view",
-    "all", "follow", "contact", "email", "subscribe", "by", "von", "par", "por",
+    "all", "follow", "contact", "email", "subscribe", "by", "von", "par", "por", "author",
+    "authors", "autor", "autores", "auteur", "newsdesk", "producer", "produced",
 })
 _AGENCIES = frozenset({
     "reuters", "ap", "associated press", "the associated press", "afp", "agence france-presse",
@@ -61,6 +62,7 @@ _AGENCIES = frozenset({
     "efe", "ansa", "kyodo", "yonhap", "bloomberg", "anadolu", "bernama", "interfax", "sputnik",
     "kazinform", "kyodo news", "aap", "cna", "apa", "bna", "wam", "sana", "irna", "mena",
 })
+_NUMERALS = frozenset({"II", "III", "IV", "Jr", "Sr"})
 _PARTICLES = frozenset({
     "de", "da", "do", "dos", "das", "del", "della", "di", "du", "van", "von", "der", "den", "ter",
     "la", "le", "bin", "binti", "al", "el", "ibn", "y", "e", "st.",
@@ -148,7 +150,10 @@ def _name_word(word: str) -> bool:
         return False
     if not first.isupper() and first.lower() != first.upper():
         return False  # a cased script that starts lower case: "admin", "kevin-r"
-    return not (word.isupper() and 2 <= len(word.strip(".")) <= 4 and not word.endswith("."))
+    bare = word.strip(".")
+    if bare in _NUMERALS:
+        return True  # "Martin Luther King III"
+    return not (word.isupper() and 3 <= len(bare) <= 4 and not word.endswith("."))  # CNN, AFP
 
 
 def _title_case(name: str) -> str:

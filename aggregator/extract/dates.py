@@ -103,7 +103,7 @@ Published = tuple[datetime | None, date | None, bool]  # (time, day only, taken 
 _MATCH = timedelta(seconds=60)
 _MAX_OFFSET = timedelta(hours=14)
 _OFF_HOUR = timedelta(minutes=30)
-_LENDS_ZONE = ("updated", "stamp", "prose")  # labels of dates that never override the metadata
+_LENDS_ZONE = ("updated", "stamp", "prose", "above")  # dates that never override the metadata
 
 
 def reconcile(
@@ -160,8 +160,8 @@ def _time_and_machine(
         if abs(machine - at) <= _MATCH or seen.label in _LENDS_ZONE:
             return _in_zone(machine, zone), None, False
         return at, None, True
-    offset = _offset_between(seen, machine)
-    if offset is not None and seen.label not in _LENDS_ZONE:
+    offset = _offset_between(seen, machine)  # the same instant (to the minute) in local time
+    if offset is not None and seen.label != "updated":
         return machine.astimezone(timezone(offset)), None, False
     return in_page_zone(machine, stated), None, False
 

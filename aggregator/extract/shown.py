@@ -20,7 +20,7 @@ from lxml import etree  # type: ignore[import-untyped,unused-ignore]
 from lxml.html import HtmlElement  # type: ignore[import-untyped,unused-ignore]
 
 WINDOW = 600  # characters of text after the headline that may hold its date line
-_BEFORE = 200  # ... and above it, in its own block
+_BEFORE, _BEFORE_BLOCKS = 200, 3  # ... and above it, in its own block
 _LINE_WORDS = 12  # words beside the date in a date line ("By Jane Doe, Chief Reporter | …")
 _BODY_PARAGRAPH = 160  # a text block this long is the story itself: the date line is above it
 _SKIP = frozenset({"a", "figcaption", "figure", "script", "style", "noscript", "nav", "aside",
@@ -101,8 +101,9 @@ class Shown:
     clock: time | None = None
     zone: tzinfo | None = None
     # "published", "updated", "" (a date line that says neither), "stamp" (a <time datetime>
-    # whose text shows no date: it may be an update's) or "prose" (a date inside a sentence):
-    # the last two only lend their offset, they never override the metadata
+    # whose text shows no date: it may be an update's), "prose" (a date inside a sentence) or
+    # "above" (over the headline: a masthead's today, maybe): the last three only lend their
+    # offset, they never override the metadata
     label: str = ""
 
     def aware(self, default: tzinfo | None = None) -> datetime | None:
@@ -143,7 +144,10 @@ def near(read: Window, lang: str = "") -> list[Shown]:
     found = _dates_in(after, dayfirst)
     if not found:
         found = [s for v in stamps if (s := _from_stamp(v)) is not None][:1]
-    return found or _dates_in(_text_before(read.headline), dayfirst)
+    if found:
+        return found
+    above = _dates_in(_text_before(read.headline), dayfirst)
+    return [Shown(s.day, s.clock, s.zone, s.label or "above") for s in above]
 
 
 def is_date_line(text: str) -> bool:
@@ -178,7 +182,8 @@ def _text_before(node: HtmlElement) -> str:
     for level in (node, node.getparent()):
         if level is None or level.tag in ("body", "html"):
             break
-        blocks = [*reversed(list(level.itersiblings(preceding=True))), *blocks]
+        nearest = list(level.itersiblings(preceding=True))[:_BEFORE_BLOCKS]
+        blocks = [*reversed(nearest), *blocks]
     pieces: list[tuple[str, bool]] = []
     state = [0, 0]
     for block in blocks:

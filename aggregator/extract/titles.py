@@ -84,10 +84,24 @@ def choose(
     if shown:
         return shown, GENERIC
     if stated:
-        return stated[0]
+        return _agreed(stated)
     if len(headings) == 1 and clean(headings[0]):
         return clean(headings[0]), GENERIC
     return None
+
+
+def _agreed(stated: Sequence[tuple[str, str]]) -> tuple[str, str]:
+    """The stated title most of the others repeat (the first on a tie), untruncated."""
+    keys = [normalize(t) for t, _ in stated]
+    votes = [sum(1 for j, other in enumerate(keys) if j != i and other == k) for i, k in
+             enumerate(keys)]
+    best = stated[votes.index(max(votes))]
+    if best[0].rstrip().endswith(("…", "...")):
+        stem = normalize(best[0])
+        longer = (c for c in stated if len(stem) >= 20 and normalize(c[0]).startswith(stem)
+                  and len(c[0]) > len(best[0]))
+        best = next(longer, best)
+    return best
 
 
 def _logo_headings(
