@@ -187,6 +187,15 @@ def test_a_stored_day_only_date_is_exported_as_a_day(store: Store) -> None:
     assert item["article"]["published_date"] == "2019-11-18"
 
 
+def test_extract_command_shows_a_day_only_date(capsys: pytest.CaptureFixture[str]) -> None:
+    from aggregator.views import print_article
+
+    print_article(Article(title="T", text="One.", html="<p>One.</p>",
+                          published_date=date(2006, 3, 14),
+                          sources=(("published_date", "generic"),)))
+    assert "published     2006-03-14 (day only)  [generic]" in capsys.readouterr().out
+
+
 # ---------------------------------------------------------------- titles
 def test_shown_headline_beats_a_differing_seo_title() -> None:
     stated = [("Prison guards charged in connection with Jeffrey Epstein's death", "meta")]
