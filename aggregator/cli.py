@@ -12,6 +12,7 @@ import json
 import logging
 import signal
 import sys
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -24,15 +25,18 @@ from aggregator import views
 from aggregator.config import Settings, load_settings, parse_duration
 from aggregator.errors import ArchiverError, ConfigError, StorageError
 from aggregator.logs import configure_logging
+from storage.dburl import DatabaseURLError, check_database_url
 from storage.records import ExportFilter
+from storage.redact import redact_text, redact_url, strip_credentials
 from storage.store import Store
 
 EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, EXIT_STORAGE = 0, 1, 2, 3
+FAILURES_LISTED = 10_000  # failed feeds and pages that poll --once names, of each kind
 log = logging.getLogger("aggregator")
 
 
 def fail(exc: ArchiverError) -> NoReturn:
-    click.echo(str(exc), err=True)
+    click.echo(redact_text(str(exc)), err=True)
     if isinstance(exc, StorageError):
         sys.exit(EXIT_STORAGE)
     sys.exit(EXIT_USAGE if isinstance(exc, ConfigError) else EXIT_PARTIAL)
@@ -49,12 +53,9 @@ class App:
     @property
     def settings(self) -> Settings:
         if self._settings is None:
-            if self.config_path is None:
-                self._settings = Settings()
-            else:
-                self._settings = load_settings(self.config_path)
-            if self.database:
-                self._settings = self._settings.model_copy(update={"database": self.database})
+            settings = Settings() if self.config_path is None else load_settings(self.config_path)
+            database = _checked_database(self.database or settings.database)
+            self._settings = settings.model_copy(update={"database": database})
         return self._settings
 
     def require_config(self) -> Settings:
@@ -64,11 +65,19 @@ class App:
 
     @contextmanager
     def store(self) -> Iterator[Store]:
-        store = Store.open(self.settings.database)
+        store = Store.open(self.settings.database, self.settings.timeouts())
         try:
             yield store
         finally:
             store.close()
+
+
+def _checked_database(url: str) -> str:
+    """The database URL (from the file, --database or $AGGREGATOR_DATABASE) or a usage error."""
+    try:
+        return check_database_url(url)
+    except DatabaseURLError as exc:
+        raise ConfigError(f"database: {exc}") from None
 
 
 pass_app = click.make_pass_decorator(App)
@@ -102,7 +111,8 @@ def check_config(app: App) -> None:
         SiteRules.load(settings.sites)
     except ArchiverError as exc:
         fail(exc)
-    click.echo(f"{app.config_path}: ok, {len(settings.feeds)} feeds, database {settings.database}")
+    database = redact_url(settings.database)
+    click.echo(f"{app.config_path}: ok, {len(settings.feeds)} feeds, database {database}")
 
 
 @cli.command()
@@ -111,24 +121,32 @@ def check_config(app: App) -> None:
 def poll(app: App, once: bool) -> None:
     """Poll every configured feed once, fetch the new articles, print a summary.
 
-    Exit status: 0 when every feed was polled (new or not modified), 1 when some failed.
+    Exit status: 0 when every feed was polled (new or not modified) and every page fetched,
+    1 when some failed (each is named, one line each, after the summary).
     """
     from aggregator.service import Service
 
     try:
         settings = app.require_config()
         with app.store() as store:
-            store.sync_feeds(settings.feed_configs(), datetime.now(UTC))
+            started = datetime.now(UTC)
+            store.sync_feeds(settings.feed_configs(), started)
             service = Service(settings, store)
+            service.totals.keep(FAILURES_LISTED)
             try:
                 with views.progress(sys.stderr.isatty()) as report:
                     totals = asyncio.run(service.poll_once(report))
             finally:
                 service.close()
+            unpolled = views.unpolled(store.list_feeds(), started)
     except ArchiverError as exc:
         fail(exc)
-    click.echo(views.summary(totals))
-    sys.exit(EXIT_PARTIAL if totals.failed else EXIT_OK)
+    click.echo(views.summary(totals, len(settings.feeds), unpolled))
+    for line in views.failures(totals):
+        click.echo(line)
+    for line in service.skipped_lines():  # feeds a live process holds: not ours to poll now
+        click.echo(line)
+    sys.exit(EXIT_PARTIAL if totals.failed or totals.articles_failed else EXIT_OK)
 
 
 @cli.command()
@@ -187,12 +205,12 @@ def feeds_show(app: App, url: str, as_json: bool) -> None:
     """Explain one feed's state: last results, next poll time and the reason."""
     try:
         with app.store() as store:
-            feed = store.get_feed(url)
+            feed = store.get_feed(strip_credentials(url))
             history = store.poll_history(feed.id) if feed else []
     except ArchiverError as exc:
         fail(exc)
     if feed is None:
-        click.echo(f"feeds: no feed {url} in the archive", err=True)
+        click.echo(f"feeds: no feed {redact_url(url)} in the archive", err=True)
         sys.exit(EXIT_USAGE)
     views.print_feed(feed, history, as_json, datetime.now(UTC))
 
@@ -218,24 +236,46 @@ def parse_time(value: str | None) -> datetime | None:
 @click.option("--format", "fmt", type=click.Choice(["json", "jsonl"]), default="jsonl",
               show_default=True)
 @click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path),
-              help="Written atomically; standard output when absent.")
+              help="A new file or a regular one to replace, written atomically; "
+                   "standard output when absent.")
+@click.option("--parents", is_flag=True, help="Create the output's missing folders.")
 @click.option("--feed", "feed_url", metavar="URL", help="Only items this feed carried.")
 @click.option("--since", metavar="T", help="Items added or changed at or after T (ISO 8601 or 7d).")
 @click.option("--until", metavar="T", help="... and before T.")
 @pass_app
-def export(app: App, fmt: str, output: Path | None, feed_url: str | None, since: str | None,
-           until: str | None) -> None:
+def export(app: App, fmt: str, output: Path | None, parents: bool, feed_url: str | None,
+           since: str | None, until: str | None) -> None:  # fmt: skip
     """Export the archive as JSON or JSON Lines (see docs/export-format.md)."""
     from storage.export import write_export
 
-    flt = ExportFilter(feed_url=feed_url, since=parse_time(since), until=parse_time(until))
+    flt = ExportFilter(feed_url=feed_url and strip_credentials(feed_url), since=parse_time(since),
+                       until=parse_time(until))
     try:
-        with app.store() as store:
-            count = write_export(store, output, fmt, flt)
+        with app.store() as store, _terminate_cleanly():
+            count = write_export(store, output, fmt, flt, parents=parents)
     except ArchiverError as exc:
         fail(exc)
     if output is not None:
         click.echo(f"exported {count} items to {output}", err=True)
+
+
+@contextmanager
+def _terminate_cleanly() -> Iterator[None]:
+    """SIGTERM and SIGHUP unwind like Ctrl-C (so an export removes its temporary file) and
+    exit 128 + the signal's number, as a killed program's status reads."""
+
+    def stop(signum: int, _frame: object) -> None:
+        raise SystemExit(128 + signum)
+
+    if threading.current_thread() is not threading.main_thread():  # signals go to the main one
+        yield
+        return
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 @cli.command("import")

@@ -10,14 +10,16 @@ import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Annotated, Any
-from urllib.parse import urlsplit
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
 
 from aggregator.configyaml import LineDict, LineList, load_yaml, read_config
 from aggregator.errors import ConfigError
+from aggregator.urlcheck import url_problem
+from storage.dburl import Timeouts, check_database_url
 from storage.identity import normalize_url
 from storage.records import FeedConfig
+from storage.redact import has_raw_userinfo, redact_url, split_credentials
 
 DEFAULT_DATABASE = "sqlite:///data/archive.db"
 DEFAULT_USER_AGENT = (
@@ -68,11 +70,14 @@ Size = Annotated[int, BeforeValidator(parse_size)]
 
 
 def check_http_url(url: str) -> str:
-    parts = urlsplit(url.strip())
-    if parts.scheme not in ("http", "https"):
-        raise ValueError(f"bad URL {url!r}: only http and https are polled")
-    if not parts.hostname:
-        raise ValueError(f"bad URL {url!r}: no host")
+    """A feed URL no request could reach (malformed host, bad port, another scheme) is refused
+    here, by the rule the HTTP client applies, rather than failing at every poll (issue 10)."""
+    problem = url_problem(url.strip())
+    if problem is not None:
+        raise ValueError(f"bad URL {redact_url(url)!r}: {problem}")
+    if has_raw_userinfo(url.strip()):
+        raise ValueError(f"bad URL {redact_url(url)!r}: escape '#', '?', '/' and '@' in the "
+                         "user name or password (%23, %3F, %2F, %40)")
     return url.strip()
 
 
@@ -149,13 +154,31 @@ class ServiceSettings(_Strict):
     processes: int = Field(default=1, ge=1, le=64)  # polling processes: 1 per core to use
 
 
+class DatabaseTimeouts(_Strict):
+    """How long to wait for PostgreSQL (``storage.dburl.Timeouts``); SQLite ignores them."""
+
+    connect: Duration = 10.0  # a server that accepts and never answers is given up after this
+    statement: Gap = 600.0  # the server cancels a longer statement; 0: never. Not migrations.
+
+
 class Settings(_Strict):
     database: str = DEFAULT_DATABASE
+    database_timeouts: DatabaseTimeouts = DatabaseTimeouts()
     http: HttpSettings = HttpSettings()
     defaults: FeedDefaults = FeedDefaults()
     service: ServiceSettings = ServiceSettings()
     sites: tuple[dict[str, Any], ...] = ()
     feeds: tuple[FeedEntry, ...] = ()
+
+    @field_validator("database")
+    @classmethod
+    def _database(cls, value: str) -> str:
+        return check_database_url(value)
+
+    def timeouts(self) -> Timeouts:
+        """The database timeouts as the store takes them."""
+        t = self.database_timeouts
+        return Timeouts(connect=t.connect, statement=t.statement or None)
 
     def feed_configs(self) -> list[FeedConfig]:
         """The feeds with defaults applied: what the store keeps in its feeds table."""
@@ -167,8 +190,10 @@ class Settings(_Strict):
         min_interval = feed.min_interval or d.min_interval
         max_interval = feed.max_interval or d.max_interval
         interval = min(max(feed.interval or d.interval, min_interval), max_interval)
+        url, auth = split_credentials(feed.url)  # the archive knows the feed without them
         return FeedConfig(
-            url=feed.url,
+            url=url,
+            auth=auth,
             title=feed.title,
             tags=feed.tags,
             interval=interval,
@@ -196,8 +221,8 @@ def load_settings(path: str | os.PathLike[str], env: Mapping[str, str] | None = 
 def resolve_database(url: str, base: Path) -> str:
     """A relative SQLite path is taken relative to the config file, not the working directory."""
     prefix = "sqlite:///"
-    if not url.startswith(prefix) or url == "sqlite:///:memory:":
-        return url
+    if not url.startswith(prefix) or url[len(prefix) :].partition("?")[0] in ("", ":memory:"):
+        return url  # an in-memory one is refused as it is, not turned into the file's folder
     path = Path(url[len(prefix) :])
     return url if path.is_absolute() else prefix + str((base / path).resolve())
 

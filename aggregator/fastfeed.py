@@ -18,6 +18,8 @@ depth and size limits. What feedparser does, and this module copies, per element
   the last ``link`` text or ``rel=alternate`` HTML href, else a permalink guid or Atom id;
 * summary: the description/summary element, else the first content (content:encoded);
 * authors: RSS text ("mail (Name)" split as feedparser splits it), or Atom persons (``name``);
+* enclosures: RSS ``enclosure`` and Atom ``link rel=enclosure`` (feedparser's ``enclosures``),
+  then ``media:content`` (also in ``media:group``), and the entry's ``itunes:duration``;
 * dates: the last element of each kind, read by ``parse_date`` with feedparser's date parser as
   the fallback, as for feedparser's own results;
 * ``xml:base`` anywhere, typed (``xhtml``, base64, ``src``) text, an unknown-namespace element
@@ -41,11 +43,14 @@ from aggregator.feedmodel import (
     MAX_SHORT,
     MAX_TITLE,
     RawDate,
+    RawEnclosure,
     authors_of,
     clean_link,
     clean_text,
+    enclosures_of,
     parse_date,
 )
+from aggregator.xmltext import MAX_PERSON
 from storage.records import Entry
 
 ATOM_FEED = "{http://www.w3.org/2005/Atom}feed"
@@ -248,6 +253,9 @@ class _Item:
     texts: bool = False
     published: str | None = None
     updated: str | None = None
+    enclosures: list[RawEnclosure] = field(default_factory=list)  # enclosure, rel=enclosure
+    media: list[RawEnclosure] = field(default_factory=list)  # media:content
+    duration: str | None = None  # itunes:duration
     seen: set[str] = field(default_factory=set)
 
     def once(self, kind: str) -> None:
@@ -389,8 +397,11 @@ class _Reader:
 
     # ------------------------------------------------------------ shared by feed and entries
 
-    def link(self, el: etree._Element) -> tuple[str, bool] | None:
-        """(value, from text) if this link sets the feed's or entry's link, else None."""
+    def link(
+        self, el: etree._Element, item: _Item | None = None
+    ) -> tuple[str, bool] | None:
+        """(value, from text) if this link sets the feed's or entry's link, else None. An
+        entry's ``rel=enclosure`` link is one of its enclosures (the feed's: declined)."""
         attrs = _attrs(el)
         if len(el) or not _LINK_ATTRS.issuperset(attrs):
             raise _Decline
@@ -398,6 +409,11 @@ class _Reader:
             return _text(el.text, uri=True), True
         rel = attrs.get("rel", "alternate")
         kind = attrs.get("type", "application/atom+xml" if rel == "self" else "text/html")
+        if rel == "enclosure":  # feedparser's default type comes with it
+            if item is None:
+                raise _Decline
+            item.enclosures.append(_enclosure({**attrs, "type": kind}, _fix_uri(attrs["href"])))
+            return None
         if rel == "alternate" and kind in _HTML_TYPES:
             return _fix_uri(attrs["href"]), False
         return None
@@ -418,7 +434,7 @@ class _Reader:
         item.title = _text(_leaf(el, _TYPED))
 
     def item_link(self, item: _Item, el: etree._Element) -> None:
-        link = self.link(el)
+        link = self.link(el, item)
         if link is not None:
             value, from_text = link
             if from_text:
@@ -470,12 +486,27 @@ class _Reader:
     def item_harmless(self, item: _Item, el: etree._Element) -> None:
         _leaf(el, None)
 
-    def item_empty(self, item: _Item, el: etree._Element) -> None:
-        self.empty(el)
+    def item_enclosure(self, item: _Item, el: etree._Element) -> None:
+        """RSS ``enclosure``: attributes only (feedparser keeps ``url``, else ``uri``, else
+        ``href``, unresolved); any text goes nowhere."""
+        if len(el):
+            raise _Decline
+        attrs = _attrs(el)
+        href = attrs.get("url", attrs.get("uri", attrs.get("href")))
+        item.enclosures.append(_enclosure(attrs, href))
+
+    def item_duration(self, item: _Item, el: etree._Element) -> None:
+        """itunes:duration; with attributes feedparser keeps a dict instead: declined."""
+        if el.items():
+            raise _Decline
+        item.duration = _text(_leaf(el))
 
     def item_media(self, item: _Item, el: etree._Element) -> None:
         """media:content and media:group, with thumbnails and credits (no titles: they count)."""
-        _attrs(el)
+        attrs = _attrs(el)
+        if self.names(el.tag) == "media_content":
+            found = (attrs.get(k) for k in ("url", "type", "filesize", "duration"))
+            item.media.append(RawEnclosure(*found))
         for child in el:
             name = self.names(child.tag)
             if name in ("media_content", "media_group"):
@@ -498,7 +529,12 @@ class _Reader:
             authors=authors_of(names),
             published=_date(item.published, self.now),
             updated=_date(item.updated, self.now),
+            enclosures=enclosures_of(item.enclosures + item.media, self.url, item.duration),
         )
+
+
+def _enclosure(attrs: Mapping[str, str], href: str | None) -> RawEnclosure:
+    return RawEnclosure(href or None, attrs.get("type"), attrs.get("length"))
 
 
 def _named_refs(link: str) -> str:
@@ -510,7 +546,8 @@ def _split_author(author: str) -> str | None:
     """feedparser's ``_sync_author_detail`` for a text author: the name left beside the mail."""
     if not author:
         return None
-    match = _EMAIL.search(author)
+    # Quadratic on long input: prepare_xml already cut person fields to MAX_PERSON characters.
+    match = _EMAIL.search(author[: 2 * MAX_PERSON])
     if match:
         email = match.group(0)
         for junk in (email, "()", "<>", "&lt;&gt;"):
@@ -572,7 +609,8 @@ _ENTRY: dict[str, _ItemHandler] = {
     "dc_creator": _Reader.item_author,
     "dc_author": _Reader.item_author,
     "contributor": _Reader.item_contributor,
-    "enclosure": _Reader.item_empty,
+    "enclosure": _Reader.item_enclosure,
+    "itunes_duration": _Reader.item_duration,
     "media_content": _Reader.item_media,
     "media_group": _Reader.item_media,
     **dict.fromkeys(("pubdate", "published", "issued", "dcterms_issued"), _Reader.item_published),

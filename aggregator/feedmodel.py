@@ -1,15 +1,13 @@
 """A parsed feed and the field rules the XML and JSON readers share; no parsing, no I/O.
 
 Text is cleaned (control characters out, titles bounded), dates keep the source's UTC offset,
-links are made absolute against the feed URL, and each entry gets its identity key
-(DESIGN.md decision 7: guid/id, else link, else a hash; links when guids repeat).
+links are made absolute against the feed URL, enclosures are read into one shape, and each
+entry gets its identity key from ``storage.identity.document_keys`` (the one owner of that rule).
 """
 
 from __future__ import annotations
 
 import email.utils
-import hashlib
-import json
 import re
 import time
 from collections.abc import Iterable
@@ -17,11 +15,14 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from urllib.parse import urljoin, urlsplit
 
-from storage.records import Entry
+from storage.identity import document_keys, has_substance
+from storage.records import Enclosure, Entry
 
 MAX_ENTRIES = 10_000
 MAX_TITLE = 2_000  # characters; a 64 KB title is an attack or a bug, not a headline
 MAX_SHORT = 2_000  # guids, links, author names
+MAX_ENCLOSURES = 50  # per entry; a podcast episode has one or a few
+MAX_INT64 = 2**63 - 1  # what both databases store in a BIGINT
 FUTURE_SLACK = timedelta(days=1)  # clocks and time zones disagree; beyond this a date is wrong
 # C0 controls except tab, newline and carriage return; DEL; C1 controls; non-characters.
 _CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ufffe\uffff]")
@@ -35,7 +36,6 @@ class ParsedFeed:
     ttl: float | None  # RSS <ttl>, in seconds
     entries: tuple[Entry, ...]
     warning: str | None  # a problem that was survived (malformed XML, lying encoding, cap hit)
-    guids_unreliable: bool  # the same guid on several entries of this document
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,49 +107,98 @@ def authors_of(names: Iterable[object]) -> tuple[str, ...]:
     return tuple(seen)
 
 
-def hash_key(title: str | None, date: datetime | None, summary: str | None) -> str:
-    stamp = date.isoformat() if date else None
-    digest = hashlib.sha256(json.dumps([title, stamp, summary]).encode("utf-8", "replace"))
-    return "hash:" + digest.hexdigest()[:32]
+@dataclass(frozen=True, slots=True)
+class RawEnclosure:
+    """An enclosure as either reader found it, before cleaning (any value may be junk)."""
+
+    url: object
+    type: object = None
+    length: object = None
+    duration: object = None
 
 
-def entry_key(entry: Entry, by_link: bool = False) -> str:
-    """guid, else link, else a hash; kinds are prefixed so a link can never pose as a guid."""
-    if entry.guid and not by_link:
-        return "guid:" + entry.guid
-    if entry.url:
-        return "link:" + entry.url
-    return hash_key(entry.title, entry.published or entry.updated, entry.summary)
+def enclosures_of(
+    raw: Iterable[RawEnclosure], base: str, duration: object = None
+) -> tuple[Enclosure, ...]:
+    """Clean, deduplicated (by URL, first wins, later ones fill its gaps) and bounded.
 
-
-def finish_entries(entries: list[Entry]) -> tuple[tuple[Entry, ...], bool, str | None]:
-    """Key entries, re-key those whose guid repeats by link, drop exact key duplicates.
-
-    Returns (entries, guids_unreliable, warning).
+    ``duration`` is the entry's own (itunes:duration): it goes to an entry's only enclosure.
     """
-    counts: dict[str, int] = {}
-    for entry in entries:
-        if entry.guid:
-            counts[entry.guid] = counts.get(entry.guid, 0) + 1
-    repeated = {guid for guid, count in counts.items() if count > 1}
-    keyed = [replace(e, key=entry_key(e, by_link=e.guid in repeated)) for e in entries]
-    kept = _unique(keyed)
-    dropped = len(keyed) - len(kept)
-    warning = f"{dropped} duplicate entries dropped" if dropped else None
-    return kept, bool(repeated), warning
+    found: dict[str, Enclosure] = {}
+    for item in raw:
+        url = clean_link(item.url, base)
+        if url is None:
+            continue
+        new = Enclosure(url, clean_text(item.type, MAX_SHORT), _count(item.length),
+                        parse_duration(item.duration))  # fmt: skip
+        old = found.get(url)
+        if old is None and len(found) < MAX_ENCLOSURES:
+            found[url] = new
+        elif old is not None:
+            found[url] = Enclosure(url, old.type or new.type, _first(old.length, new.length),
+                                   _first(old.duration, new.duration))  # fmt: skip
+    kept = tuple(found.values())
+    seconds = parse_duration(duration)
+    if len(kept) == 1 and kept[0].duration is None and seconds is not None:
+        kept = (replace(kept[0], duration=seconds),)
+    return kept
 
 
-def rekey_by_link(entries: Iterable[Entry]) -> tuple[Entry, ...]:
-    """For a feed the store marked ``link_keys``: its guids cannot be trusted from poll to poll."""
-    return _unique([replace(e, key=entry_key(e, by_link=True)) for e in entries])
+def parse_duration(value: object) -> int | None:
+    """Seconds from "3723", "62:03", "1:02:03", "3723.5" or a JSON number; else None."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        value = repr(value)
+    text = clean_text(value, 40)
+    if text is None:
+        return None
+    parts = text.split(":")
+    if len(parts) > 3:
+        return None
+    total = 0.0
+    for part in parts:
+        try:
+            number = float(part) if part.strip() else 0.0
+        except ValueError:
+            return None
+        if not 0 <= number < 10**9:
+            return None
+        total = total * 60 + number
+    return _count(int(total))
 
 
-def _unique(entries: list[Entry]) -> tuple[Entry, ...]:
-    """First occurrence wins: feeds list newest first, and a store write needs distinct keys."""
+def _count(value: object) -> int | None:
+    """A non-negative integer a database column holds, or None."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        number = value
+    else:
+        text = clean_text(value, 40)
+        if text is None or not text.isdigit():
+            return None
+        number = int(text)
+    return number if 0 <= number <= MAX_INT64 else None
+
+
+def _first(one: int | None, other: int | None) -> int | None:
+    return one if one is not None else other
+
+
+def finish_entries(entries: list[Entry]) -> tuple[tuple[Entry, ...], str | None]:
+    """Key entries (``storage.identity.document_keys``), keep the first of each key, and drop
+    entries with nothing to archive. Returns (entries, warning)."""
+    substantial = [e for e in entries if has_substance(e)]
+    empty = len(entries) - len(substantial)
+    keys = document_keys(substantial).keys
     seen: dict[str, Entry] = {}
-    for entry in entries:
-        seen.setdefault(entry.key, entry)
-    return tuple(seen.values())
+    for entry, key in zip(substantial, keys, strict=True):
+        seen.setdefault(key, replace(entry, key=key))  # feeds list newest first
+    dropped = len(substantial) - len(seen)
+    warning = join_warnings(
+        f"{dropped} duplicate entries dropped" if dropped else None,
+        f"{empty} entries with no id, link, title or text dropped" if empty else None,
+    )
+    return tuple(seen.values()), warning
 
 
 def join_warnings(*warnings: str | None) -> str | None:

@@ -25,19 +25,21 @@ from aggregator.feedmodel import (
     MAX_TITLE,
     ParsedFeed,
     RawDate,
+    RawEnclosure,
     authors_of,
     clean_link,
     clean_text,
+    enclosures_of,
     finish_entries,
     join_warnings,
     parse_date,
-    rekey_by_link,
 )
-from aggregator.jsonfeed import parse_json_feed
+from aggregator.jsonfeed import parse_json_feed, without_lone_surrogates
+from aggregator.xmlrescue import rescue_xml
 from aggregator.xmlsafety import UnsafeXml, looks_like_html, prepare_xml
 from storage.records import Entry
 
-__all__ = ["ParsedFeed", "parse_feed", "rekey_by_link"]
+__all__ = ["ParsedFeed", "parse_feed"]
 
 
 def parse_feed(
@@ -81,7 +83,7 @@ def _is_json(body: bytes, headers: Mapping[str, str]) -> bool:
 
 def _load_json(body: bytes, url: str) -> object:
     try:
-        return json.loads(body)
+        return json.loads(body, object_pairs_hook=without_lone_surrogates)
     except RecursionError:
         raise ParseError(f"JSON nested too deeply for {url}") from None
     except (ValueError, UnicodeError) as exc:  # JSONDecodeError is a ValueError
@@ -100,8 +102,8 @@ def _parse_xml(
     fast = read_fast(prepared.data, url, now) if fast_path and prepared.well_formed else None
     if fast is not None:
         return _assemble(fast.title, fast.link, fast.ttl, fast.entries, url, prepared.warnings)
-    result = _feedparser(prepared.data, headers)
-    bozo = _bozo_message(result)
+    result, rescued = _feedparser_or_rescue(prepared.data, headers, url)
+    bozo = join_warnings(rescued, _bozo_message(result))
     raw_entries = result.entries
     if prepared.last_entry_cut and raw_entries:
         raw_entries = raw_entries[:-1]
@@ -125,15 +127,41 @@ def _assemble(
     warnings: tuple[str | None, ...],
 ) -> ParsedFeed:
     """The feed's values as either reader holds them, cleaned and keyed the same way."""
-    kept, unreliable, dup_note = finish_entries(entries)
+    kept, dup_note = finish_entries(entries)
     return ParsedFeed(
         title=clean_text(title, MAX_TITLE),
         link=clean_link(link, url),
         ttl=_ttl(ttl),
         entries=kept,
         warning=join_warnings(*warnings, dup_note),
-        guids_unreliable=unreliable,
     )
+
+
+def _feedparser_or_rescue(
+    data: bytes, headers: Mapping[str, str], url: str
+) -> tuple[Any, str | None]:
+    """feedparser's result; if feedparser itself raises, its result on the rescued copy.
+
+    One odd element must not lose a feed (issue 10): :func:`rescue_xml` keeps only the fields
+    the archive reads, flattened to text, and the warning names what feedparser raised.
+    """
+    try:
+        return _feedparser(data, headers), None
+    except (RecursionError, MemoryError):
+        raise
+    except Exception as exc:  # a feedparser bug on hostile bytes, of any class
+        failure = f"{type(exc).__name__}: {str(exc)[:120]}"
+    rescued = rescue_xml(data)
+    if rescued is None:
+        raise ParseError(f"feedparser failed ({failure}) and no feed could be rescued for {url}")
+    try:
+        result = _feedparser(rescued, headers)
+    except (RecursionError, MemoryError):
+        raise
+    except Exception:
+        message = f"feedparser failed ({failure}), even on a rescued copy, for {url}"
+        raise ParseError(message) from None
+    return result, f"feedparser failed ({failure}); read again keeping only the fields archived"
 
 
 def _feedparser(data: bytes, headers: Mapping[str, str]) -> Any:
@@ -184,7 +212,18 @@ def _entry(item: Any, base: str, now: datetime | None) -> Entry:
         authors=authors_of(_author_names(item)),
         published=parse_date(_raw(item, "published"), now),
         updated=parse_date(_raw(item, "updated"), now),
+        enclosures=enclosures_of(_enclosures(item), base, item.get("itunes_duration")),
     )
+
+
+def _enclosures(item: Any) -> list[RawEnclosure]:
+    """RSS ``enclosure`` and Atom ``rel=enclosure`` (feedparser's ``enclosures``), then Media
+    RSS ``media:content`` (also inside ``media:group``)."""
+    found = [RawEnclosure(e.get("href"), e.get("type"), e.get("length"))
+             for e in item.get("enclosures") or () if isinstance(e, Mapping)]  # fmt: skip
+    found += [RawEnclosure(m.get("url"), m.get("type"), m.get("filesize"), m.get("duration"))
+              for m in item.get("media_content") or () if isinstance(m, Mapping)]  # fmt: skip
+    return found
 
 
 def _author_names(item: Any) -> list[object]:

@@ -14,16 +14,21 @@ configured proxy, httpcore's proxy pool is used as httpx would build it.
 
 Non-2xx answers are returned, not raised: the polling policy reads their status and headers.
 :class:`FetchError` means there is no usable response at all.
+
+Credentials (:class:`BasicAuth`, from a configured ``user:password@``) go as an ``Authorization``
+header to their own origin only (scheme, host and port, RFC 6454): a redirect to another origin,
+or from https down to http, gets none (issue 11).
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import functools
 import ssl
 import time
 from collections.abc import AsyncIterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import httpcore
 import httpx
@@ -46,8 +51,9 @@ from aggregator.response import (
     request_headers,
     size_text,
 )
+from aggregator.urlcheck import url_problem
 
-__all__ = ["MAX_REDIRECTS", "HttpClient", "HttpSettingsLike", "Response"]
+__all__ = ["MAX_REDIRECTS", "BasicAuth", "HttpClient", "HttpSettingsLike", "Response"]
 
 MAX_REDIRECTS = 5
 MAX_IN_FLIGHT = 256  # requests at once per client; more wait (outside their deadline)
@@ -84,6 +90,20 @@ class _Target:
     text: str
     core: httpcore.URL
     host_header: tuple[bytes, bytes]
+    problem: str | None  # why no request can reach it (bad port, malformed host), or None
+
+
+@dataclass(frozen=True, slots=True)
+class BasicAuth:
+    """HTTP Basic credentials (RFC 7617) for the origin of ``url``; never shown in a repr."""
+
+    url: str
+    user: str = field(repr=False)
+    password: str = field(repr=False)
+
+    def header(self) -> tuple[bytes, bytes]:
+        token = base64.b64encode(f"{self.user}:{self.password}".encode())
+        return (b"Authorization", b"Basic " + token)
 
 
 class HttpClient:
@@ -134,11 +154,13 @@ class HttpClient:
         accept: str | None = None,
         max_bytes: int | None = None,
         truncate: bool = False,
+        auth: BasicAuth | None = None,
     ) -> Response:
         """GET ``url`` within the total deadline; conditional when validators are given.
 
         A body over the cap raises, unless ``truncate`` asks for its first ``max_bytes`` instead
-        (robots.txt: RFC 9309 §2.5 parses the first 500 KiB).
+        (robots.txt: RFC 9309 §2.5 parses the first 500 KiB). ``auth`` is sent to hops on its
+        own origin only.
         """
         cap = _Cap(self._settings.max_body_bytes if max_bytes is None else max_bytes, truncate)
         headers = self._request_headers(request_headers(etag, last_modified, accept))
@@ -147,7 +169,7 @@ class HttpClient:
             started = time.monotonic()
             try:
                 async with asyncio.timeout(deadline):
-                    return await self._follow(url, headers, cap, started)
+                    return await self._follow(url, headers, cap, started, auth)
             except TimeoutError:
                 raise FetchError(f"total deadline of {deadline:g}s exceeded for {url}") from None
 
@@ -170,15 +192,23 @@ class HttpClient:
         return headers + [(k.encode(), v.encode()) for k, v in extra.items()]
 
     async def _follow(
-        self, url: str, headers: list[tuple[bytes, bytes]], cap: _Cap, started: float
+        self,
+        url: str,
+        headers: list[tuple[bytes, bytes]],
+        cap: _Cap,
+        started: float,
+        auth: BasicAuth | None,
     ) -> Response:
         """Follow redirects hop by hop so that each one is vetted and recorded."""
         current = _checked(url, url)
         seen = {current.text}
         targets: list[str] = []
         statuses: list[int] = []
+        authorized = _authorized(headers, auth)
         while True:
-            hop = await self._hop(current, headers, cap, url, first=not targets)
+            same_origin = auth is not None and _origin_of(auth.url) == current.core.origin
+            hop = await self._hop(current, authorized if same_origin else headers, cap, url,
+                                  first=not targets)
             location = _location(hop)
             if location is None:
                 return Response(
@@ -326,8 +356,11 @@ def _checked(raw: str, url: str) -> _Target:
     if scheme not in _SCHEMES:
         what = "redirect to unsupported scheme" if raw != url else "unsupported scheme"
         raise FetchError(f"{what} {scheme or '(none)'!r} for {url}")
-    if not parsed.url.host:
+    if not parsed.url.raw_host:  # not .host: it decodes IDNA, and raises on a bad xn-- label
         raise FetchError(f"invalid URL (no host) for {url}")
+    if parsed.problem is not None:  # the rule check-config applies (aggregator.urlcheck)
+        what = f"invalid URL {url}" if raw == url else f"redirect to invalid URL {raw} for {url}"
+        raise FetchError(f"{what}: {parsed.problem}")
     return parsed
 
 
@@ -338,7 +371,21 @@ def _parse(raw: str) -> _Target:
     core = httpcore.URL(
         scheme=url.raw_scheme, host=url.raw_host, port=url.port, target=url.raw_path
     )
-    return _Target(url, str(url), core, (b"Host", url.netloc))
+    return _Target(url, str(url), core, (b"Host", url.netloc), url_problem(str(url)))
+
+
+def _authorized(
+    headers: list[tuple[bytes, bytes]], auth: BasicAuth | None
+) -> list[tuple[bytes, bytes]]:
+    return headers if auth is None else [*headers, auth.header()]
+
+
+def _origin_of(url: str) -> httpcore.Origin | None:
+    """The origin credentials belong to (None for a URL that cannot be parsed: sent nowhere)."""
+    try:
+        return _parse(url).core.origin
+    except (httpx.InvalidURL, TypeError, ValueError):
+        return None
 
 
 def _next_url(current: _Target, location: str, url: str) -> _Target:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
@@ -13,9 +14,11 @@ from aggregator.feedmodel import (
     MAX_TITLE,
     ParsedFeed,
     RawDate,
+    RawEnclosure,
     authors_of,
     clean_link,
     clean_text,
+    enclosures_of,
     finish_entries,
     join_warnings,
     parse_date,
@@ -39,7 +42,7 @@ def parse_json_feed(document: object, url: str, now: datetime | None) -> ParsedF
     capped = len(items) > MAX_ENTRIES
     objects = [item for item in items[:MAX_ENTRIES] if isinstance(item, dict)]
     skipped = min(len(items), MAX_ENTRIES) - len(objects)
-    entries, unreliable, dup_note = finish_entries([_entry(i, url, now) for i in objects])
+    entries, dup_note = finish_entries([_entry(i, url, now) for i in objects])
     return ParsedFeed(
         title=clean_text(document.get("title"), MAX_TITLE),
         link=clean_link(document.get("home_page_url"), url),
@@ -50,7 +53,6 @@ def parse_json_feed(document: object, url: str, now: datetime | None) -> ParsedF
             f"{skipped} items are not objects; skipped" if skipped else None,
             dup_note,
         ),
-        guids_unreliable=unreliable,
     )
 
 
@@ -70,7 +72,17 @@ def _entry(item: Mapping[str, Any], url: str, now: datetime | None) -> Entry:
         authors=authors_of(_author_names(item)),
         published=parse_date(RawDate(_str(item.get("date_published"))), now),
         updated=parse_date(RawDate(_str(item.get("date_modified"))), now),
+        enclosures=enclosures_of(_attachments(item), url),
     )
+
+
+def _attachments(item: Mapping[str, Any]) -> list[RawEnclosure]:
+    found = item.get("attachments")
+    if not isinstance(found, list):
+        return []
+    return [RawEnclosure(a.get("url"), a.get("mime_type"), a.get("size_in_bytes"),
+                         a.get("duration_in_seconds"))
+            for a in found if isinstance(a, dict)]  # fmt: skip
 
 
 def _author_names(item: Mapping[str, Any]) -> list[object]:
@@ -82,3 +94,21 @@ def _author_names(item: Mapping[str, Any]) -> list[object]:
 
 def _str(value: object) -> str | None:
     return value if isinstance(value, str) else None
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def without_lone_surrogates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """``json.loads`` object hook: string members keep no lone surrogate (U+FFFD instead).
+
+    JSON may escape one ("\\ud800"); no database stores it, so a single one in a title made
+    every poll of its feed fail. Every field read here is an object member.
+    """
+    return {key: _replace_surrogates(value) for key, value in pairs}
+
+
+def _replace_surrogates(value: Any) -> Any:
+    if isinstance(value, str):
+        return _SURROGATE.sub("\ufffd", value)  # json.loads joins the valid pairs itself
+    return value

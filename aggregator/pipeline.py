@@ -15,10 +15,11 @@ from concurrent.futures import Executor
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
-from aggregator.errors import ExtractError, FetchError, ParseError
+from aggregator.errors import ExtractError, FetchError, LeaseLost, ParseError, StorageError
 from aggregator.extract import SiteRules, decode_html
-from aggregator.feeds import ParsedFeed, parse_feed, rekey_by_link
-from aggregator.http import HttpClient, Response
+from aggregator.feedhtml import parse_safely
+from aggregator.feeds import ParsedFeed, parse_feed
+from aggregator.http import BasicAuth, HttpClient, Response
 from aggregator.policy import (
     Decision,
     Observation,
@@ -27,8 +28,10 @@ from aggregator.policy import (
     should_poll_unconditionally,
 )
 from aggregator.politeness import HostLimiter, RobotsCache
+from aggregator.urlcheck import url_problem
 from aggregator.writer import PollWriter
 from storage.records import (
+    ARTICLE_ATTEMPTS,
     STATUS_ERROR,
     STATUS_GONE,
     STATUS_NOT_MODIFIED,
@@ -58,9 +61,9 @@ KEPT_HEADERS = frozenset(
 )
 # Article retries back off from 15 minutes up to a day, ARTICLE_ATTEMPTS fetches in all (about
 # four days); then the item keeps its feed content for good. The item itself is never lost.
+# (The cap lives in storage: an interrupted fetch counts towards it when the page is re-claimed.)
 ARTICLE_RETRY_BASE = 900.0
 ARTICLE_RETRY_CAP = 86400.0
-ARTICLE_ATTEMPTS = 10
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,30 +91,63 @@ class PollOutcome:
 
 
 async def poll_feed(ctx: Context, feed: FeedState, config: FeedConfig) -> PollOutcome:
-    """Poll one claimed feed and write the outcome; the lease is released by that write."""
+    """Poll one claimed feed and write the outcome; the lease is released by that write.
+
+    Nothing but cancellation and an unreachable database raises out of here: an exception nobody
+    foresaw (a bug, a missing module, an odd input) is this feed's failed poll, with back-off,
+    not a lease left to expire and the feed re-claimed as if nothing happened (issue 10).
+    """
     now = ctx.clock()
     policy = policy_for(config)
+    try:
+        result = await _poll(ctx, feed, config, policy, now)
+    except Exception as exc:
+        result = _failed(ctx, feed, policy, now, NO_RESPONSE, unexpected("poll", exc, feed.url))
+    return await _apply(ctx, feed, policy, now, result)
+
+
+async def _poll(
+    ctx: Context, feed: FeedState, config: FeedConfig, policy: PollPolicy, now: datetime
+) -> PollResult:
+    """Fetch → decide → parse, every outcome a ``PollResult``, failures included."""
     unconditional = should_poll_unconditionally(now, feed, policy)
     try:
-        response = await _get_feed(ctx, feed, unconditional)
+        response = await _get_feed(ctx, feed, config, unconditional)
     except FetchError as exc:
-        return await _finish(ctx, feed, policy, now, NO_RESPONSE, str(exc))
+        return _failed(ctx, feed, policy, now, NO_RESPONSE, str(exc))
+    except Exception as exc:
+        return _failed(ctx, feed, policy, now, NO_RESPONSE, unexpected("fetch", exc, feed.url))
     rate = feed.items_per_day
     if response.status == 304:
-        return await _apply(ctx, feed, _decide(ctx, feed, policy, now, response, None, rate))
+        return _decide(ctx, feed, policy, now, response, None, rate)
     if response.status >= 300:
         error = f"fetch: HTTP {response.status} for {feed.url}"
-        return await _finish(ctx, feed, policy, now, _observed(response), error, response)
+        return _failed(ctx, feed, policy, now, _observed(response), error, response)
     try:
-        headers = dict(response.headers)
-        parsed = await asyncio.get_running_loop().run_in_executor(
-            ctx.parse_pool, ctx.parse, response.body, response.final_url, headers, now
-        )
+        parsed = await _parse(ctx, response, now)
     except ParseError as exc:
-        return await _finish(ctx, feed, policy, now, _observed(response), str(exc), response)
+        return _failed(ctx, feed, policy, now, _observed(response), str(exc), response)
+    except Exception as exc:
+        error = unexpected("parse", exc, feed.url)
+        return _failed(ctx, feed, policy, now, _observed(response), error, response)
     result = _decide(ctx, feed, policy, now, response, parsed, rate)
-    result = replace(result, unconditional=unconditional, fetch_articles=config.fetch_articles)
-    return await _apply(ctx, feed, result)
+    return replace(result, unconditional=unconditional, fetch_articles=config.fetch_articles,
+                   warning=parsed.warning)  # fmt: skip
+
+
+async def _parse(ctx: Context, response: Response, now: datetime) -> ParsedFeed:
+    headers = dict(response.headers)
+    return await asyncio.get_running_loop().run_in_executor(  # HTML sanitized there too
+        ctx.parse_pool, parse_safely, ctx.parse, response.body, response.final_url, headers, now
+    )
+
+
+def unexpected(stage: str, exc: BaseException, url: str) -> str:
+    """The one line for an exception nobody foresaw; its traceback goes to the debug log (-vv)."""
+    log.debug("%s: unexpected error for %s", stage, url, exc_info=exc)
+    lines = str(exc).strip().splitlines()
+    detail = f": {lines[0][:300]}" if lines else ""
+    return f"{stage}: unexpected {type(exc).__name__}{detail} for {url}"
 
 
 def policy_for(config: FeedConfig) -> PollPolicy:
@@ -122,13 +158,18 @@ def policy_for(config: FeedConfig) -> PollPolicy:
     )
 
 
-async def _get_feed(ctx: Context, feed: FeedState, unconditional: bool) -> Response:
+async def _get_feed(
+    ctx: Context, feed: FeedState, config: FeedConfig, unconditional: bool
+) -> Response:
+    # credentials belong to the configured URL's origin, wherever the feed has moved since
+    auth = BasicAuth(config.url, *config.auth) if config.auth else None
     async with ctx.limiter.slot(feed.url):
         return await ctx.http.get(
             feed.url,
             etag=None if unconditional else feed.etag,
             last_modified=None if unconditional else feed.last_modified,
             accept=FEED_ACCEPT,
+            auth=auth,
         )
 
 
@@ -143,9 +184,6 @@ def _decide(
 ) -> PollResult:
     """Turn a 200 or a 304 into the result to write: entries, validators, next poll."""
     entries = () if parsed is None else parsed.entries
-    link_keys = feed.link_keys or (parsed is not None and parsed.guids_unreliable)
-    if link_keys and entries:
-        entries = rekey_by_link(entries)
     observed = replace(
         _observed(response, ttl=parsed.ttl if parsed else None),
         new_items=len(entries),
@@ -161,7 +199,6 @@ def _decide(
         title=parsed.title if parsed else None,
         entries=entries,
         capture=capture_of("feed", response, now) if entries else None,
-        link_keys=True if link_keys and not feed.link_keys else None,
     )
 
 
@@ -192,7 +229,7 @@ def _result(
     )
 
 
-async def _finish(
+def _failed(
     ctx: Context,
     feed: FeedState,
     policy: PollPolicy,
@@ -200,21 +237,37 @@ async def _finish(
     observation: Observation,
     error: str,
     response: Response | None = None,
-) -> PollOutcome:
+) -> PollResult:
     """A failed poll is recorded like any other: error, back-off, and the validators kept."""
     decision = next_poll(now, feed, replace(observation, error=True), policy, ctx.rng)
-    result = replace(
+    return replace(
         _result(ctx, feed, now, decision, STATUS_ERROR, response, error),
         etag=feed.etag,
         last_modified=feed.last_modified,
     )
-    return await _apply(ctx, feed, result)
 
 
-async def _apply(ctx: Context, feed: FeedState, result: PollResult) -> PollOutcome:
-    summary = await ctx.writer.write(result)
+async def _apply(
+    ctx: Context, feed: FeedState, policy: PollPolicy, now: datetime, result: PollResult
+) -> PollOutcome:
+    """Write the result. One the database refuses (a value it cannot hold) becomes this feed's
+    failed poll, so that the feed backs off instead of being re-claimed at every lease expiry;
+    if even that cannot be written, the database is out of reach and the error is raised."""
+    try:
+        summary = await ctx.writer.write(result)
+    except LeaseLost:
+        raise
+    except StorageError as exc:
+        if result.status == STATUS_ERROR and not result.entries:
+            raise
+        error = f"storage: could not store the poll of {feed.url}: {str(exc)[:300]}"
+        result = replace(_failed(ctx, feed, policy, now, NO_RESPONSE, error),
+                         http_status=result.http_status)  # fmt: skip
+        summary = await ctx.writer.write(result)
     if result.error:
         log.warning("%s", result.error)
+    if result.warning:  # a cap hit or a problem survived: the feed was read, not all of it
+        log.warning("parse: %s for %s", result.warning, feed.url)
     return PollOutcome(feed, result, summary)
 
 
@@ -245,30 +298,70 @@ def capture_of(kind: str, response: Response, now: datetime) -> Capture:
     )
 
 
+async def archive_article(ctx: Context, pending: PendingArticle) -> ArticleResult:
+    """Fetch, clean and store one item's page; returns what was stored.
+
+    An outcome the database refuses is stored as this page's failure instead, counted and backed
+    off like any other; if even that fails, the database is out of reach: the error is raised and
+    the claim's lease brings the page back later.
+    """
+    result = await fetch_article(ctx, pending)
+    store = ctx.store
+    try:
+        await asyncio.to_thread(store.apply_article, pending.item_id, result, ctx.clock())
+    except StorageError as exc:
+        if result.article is None and result.capture is None:
+            raise
+        error = f"storage: could not store the article of {pending.url}: {str(exc)[:300]}"
+        result = article_failure(pending, ctx.clock(), error)
+        await asyncio.to_thread(store.apply_article, pending.item_id, result, ctx.clock())
+    return result
+
+
 async def fetch_article(ctx: Context, pending: PendingArticle) -> ArticleResult:
     """Fetch and clean one item's page. Failures come back as values: the item keeps its feed
-    content and the page is tried again later, backing off."""
+    content and the page is tried again later, backing off, ``ARTICLE_ATTEMPTS`` times in all.
+    That holds for any exception, foreseen or not (issue 10): only cancellation raises."""
     now = ctx.clock()
+    try:
+        return await _fetch_article(ctx, pending, now)
+    except Exception as exc:
+        return article_failure(pending, now, unexpected("fetch", exc, pending.url))
+
+
+def article_failure(
+    pending: PendingArticle, now: datetime, error: str, capture: Capture | None = None
+) -> ArticleResult:
+    """A failed attempt: retried after a back-off, unless it was the last one allowed."""
     backoff = min(ARTICLE_RETRY_CAP, ARTICLE_RETRY_BASE * 2**pending.attempts)
-    retry = now + timedelta(seconds=backoff) if pending.attempts + 1 < ARTICLE_ATTEMPTS else None
+    last = pending.attempts + 1 >= ARTICLE_ATTEMPTS
+    retry = None if last else now + timedelta(seconds=backoff)
+    return ArticleResult(capture=capture, error=error, next_try=retry)
+
+
+async def _fetch_article(ctx: Context, pending: PendingArticle, now: datetime) -> ArticleResult:
+    url = pending.url
+    if (problem := url_problem(url)) is not None:  # as the HTTP client would refuse it
+        return article_failure(pending, now, f"fetch: invalid URL {url}: {problem}")
     delay = None
     if ctx.robots is not None:
-        if (refusal := await ctx.robots.refusal(pending.url)) is not None:
-            return ArticleResult(error=f"fetch: {refusal}", next_try=retry)
-        delay = await ctx.robots.crawl_delay(pending.url)
+        if (refusal := await ctx.robots.refusal(url)) is not None:
+            return article_failure(pending, now, f"fetch: {refusal}")
+        delay = await ctx.robots.crawl_delay(url)
     try:
-        async with ctx.limiter.slot(pending.url, delay=delay):
-            response = await ctx.http.get(pending.url, accept=PAGE_ACCEPT)
+        async with ctx.limiter.slot(url, delay=delay):
+            response = await ctx.http.get(url, accept=PAGE_ACCEPT)
     except FetchError as exc:
-        return ArticleResult(error=str(exc), next_try=retry)
+        return article_failure(pending, now, str(exc))
     if response.status != 200:
-        error = f"fetch: HTTP {response.status} for {pending.url}"
-        return ArticleResult(error=error, next_try=retry)
+        return article_failure(pending, now, f"fetch: HTTP {response.status} for {url}")
     capture = capture_of("page", response, now)
     try:
         article = await asyncio.to_thread(_extract, response, ctx.rules)
     except ExtractError as exc:
-        return ArticleResult(capture=capture, error=str(exc), next_try=retry)
+        return article_failure(pending, now, str(exc), capture)
+    except Exception as exc:  # the page is kept: a fixed extractor can re-run on it
+        return article_failure(pending, now, unexpected("extract", exc, url), capture)
     return ArticleResult(article=article, capture=capture)
 
 

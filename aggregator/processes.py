@@ -38,6 +38,7 @@ CONTEXT = multiprocessing.get_context("spawn")
 # How long a stopping helper may take before it is killed: the service's own grace, and some.
 STOP_TIMEOUT = 20.0
 RESTART_DELAY = 5.0
+ORPHAN_CHECK = 1.0  # seconds between a helper's looks at its main process
 
 
 def _log_level() -> int:
@@ -57,14 +58,28 @@ def _serve_main(settings: Settings, level: int, name: str) -> None:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-        with Store.open(settings.database) as store:
-            await Service(settings, store, housekeeping=False).run(stop)
+        orphaned = asyncio.create_task(_stop_when_orphaned(stop))
+        try:
+            with Store.open(settings.database, settings.timeouts()) as store:
+                await Service(settings, store, housekeeping=False).run(stop)
+        finally:
+            orphaned.cancel()
 
     try:
         asyncio.run(serve())
     except ArchiverError as exc:
         log.error("%s", exc)
         sys.exit(3)
+
+
+async def _stop_when_orphaned(stop: asyncio.Event) -> None:
+    """A helper whose main process died (``kill -9``) stops too, releasing its leases, rather
+    than poll on beside the helpers of the next ``run``."""
+    parent = multiprocessing.parent_process()
+    while parent is None or parent.is_alive():
+        await asyncio.sleep(ORPHAN_CHECK)
+    log.error("the main process is gone; stopping")
+    stop.set()
 
 
 class ServeHelpers:
@@ -214,7 +229,7 @@ def _crew_main(settings: Settings, owner: str, jobs: Any, reports: Any, level: i
         reports.put(("done", delta))
 
     try:
-        with Store.open(settings.database) as store:
+        with Store.open(settings.database, settings.timeouts()) as store:
             asyncio.run(Service(settings, store).take_hands(jobs, owner, done))
     finally:
         reports.put(("bye", None))

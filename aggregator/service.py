@@ -12,10 +12,7 @@ import contextlib
 import copy
 import logging
 import multiprocessing
-import os
 import random
-import socket
-import uuid
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from concurrent.futures import ProcessPoolExecutor
@@ -29,10 +26,12 @@ from aggregator.config import Settings
 from aggregator.errors import ArchiverError, StorageError
 from aggregator.extract import SiteRules
 from aggregator.http import HttpClient
-from aggregator.pipeline import Context, PollOutcome, fetch_article, poll_feed
+from aggregator.pipeline import Context, PollOutcome, archive_article, poll_feed
 from aggregator.politeness import HostLimiter, RobotsCache
 from aggregator.processes import RESTART_DELAY, Crew, ServeHelpers, next_hand
 from aggregator.writer import poll_writer
+from storage import holders
+from storage.dbfile import DatabaseGone
 from storage.records import STATUS_ERROR, STATUS_NOT_MODIFIED, FeedConfig, FeedState, PendingArticle
 from storage.store import Store
 
@@ -47,8 +46,9 @@ def utcnow() -> datetime:
 
 
 def make_owner() -> str:
-    """A lease owner that is unique per process, readable in the feeds table."""
-    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+    """A lease owner that names this process (host, pid, start time: ``storage.holders``), so
+    that its leases are freed at once if it dies; unique per call."""
+    return holders.new_owner()
 
 
 @dataclass
@@ -61,16 +61,33 @@ class Totals:
     new_items: int = 0
     articles_ok: int = 0
     articles_failed: int = 0
-    # The latest errors only: the service runs for months and must not accumulate them.
+    # The latest errors only (feeds', pages'): the service runs for months and must not
+    # accumulate them; ``poll --once`` keeps more (``keep``), to name each failure.
     errors: deque[str] = field(default_factory=lambda: deque(maxlen=100))
+    page_errors: deque[str] = field(default_factory=lambda: deque(maxlen=100))
+
+    def keep(self, lines: int) -> None:
+        """Keep up to ``lines`` of each kind of error from now on."""
+        self.errors = deque(self.errors, maxlen=lines)
+        self.page_errors = deque(self.page_errors, maxlen=lines)
+
+    def feed_failed(self, error: str) -> None:
+        self.failed += 1
+        self.errors.append(error)
+
+    def page_done(self, error: str | None) -> None:
+        if error is None:
+            self.articles_ok += 1
+        else:
+            self.articles_failed += 1
+            self.page_errors.append(error)
 
     def add(self, outcome: PollOutcome) -> None:
         status = outcome.result.status
         if status == STATUS_NOT_MODIFIED:
             self.not_modified += 1
         elif status == STATUS_ERROR or outcome.result.error:
-            self.failed += 1
-            self.errors.append(outcome.result.error or status)
+            self.feed_failed(outcome.result.error or status)
         else:
             self.ok += 1
         self.new_items += outcome.summary.new_items
@@ -86,8 +103,8 @@ class Totals:
     def merge(self, other: Totals) -> None:
         """Add a helper process's totals (``service.processes``)."""
         for f in fields(self):
-            if f.name == "errors":
-                self.errors.extend(other.errors)
+            if f.name in ("errors", "page_errors"):
+                getattr(self, f.name).extend(getattr(other, f.name))
             else:
                 setattr(self, f.name, getattr(self, f.name) + getattr(other, f.name))
 
@@ -168,10 +185,10 @@ class Worker:
                           max_interval=d.max_interval, fetch_articles=d.fetch_articles)
 
     def start_poll(self, feed: FeedState) -> None:
-        self._spawn(self._poll(feed), f"poll {feed.url}")
+        self._spawn(self._poll(feed), f"poll {feed.url}", self.totals.feed_failed)
 
     def start_article(self, pending: PendingArticle) -> None:
-        self._spawn(self._article(pending), f"article {pending.url}")
+        self._spawn(self._article(pending), f"article {pending.url}", self.totals.page_done)
 
     async def _poll(self, feed: FeedState) -> None:
         try:
@@ -184,17 +201,14 @@ class Worker:
                   outcome.summary.new_items)
 
     async def _article(self, pending: PendingArticle) -> None:
-        result = await fetch_article(self.ctx, pending)
-        await asyncio.to_thread(self.ctx.store.apply_article, pending.item_id, result,
-                                self.ctx.clock())
+        result = await archive_article(self.ctx, pending)
+        self.totals.page_done(result.error)
         if result.error:
-            self.totals.articles_failed += 1
             log.info("%s", result.error)
-        else:
-            self.totals.articles_ok += 1
 
-    def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
-        task = asyncio.create_task(self._guard(coro, name), name=name)
+    def _spawn(self, coro: Coroutine[Any, Any, None], name: str,
+               failed: Callable[[str], None]) -> None:  # fmt: skip
+        task = asyncio.create_task(self._guard(coro, name, failed), name=name)
         self.tasks.add(task)
         task.add_done_callback(self._discard)
 
@@ -202,19 +216,21 @@ class Worker:
         self.tasks.discard(task)
         self.on_done()
 
-    async def _guard(self, coro: Coroutine[Any, Any, None], name: str) -> None:
-        """One failing feed never stops the others: an unexpected error is logged, not raised."""
+    async def _guard(self, coro: Coroutine[Any, Any, None], name: str,
+                     failed: Callable[[str], None]) -> None:  # fmt: skip
+        """One failing feed never stops the others: an error is logged and counted, not raised.
+        Polls and article fetches record their own failures; what reaches here could not be
+        written (the database was unreachable): the lease brings the work back later."""
         try:
             await coro
         except asyncio.CancelledError:
             raise
-        except ArchiverError as exc:  # e.g. the database was unreachable: the lease will expire
+        except ArchiverError as exc:
             log.warning("%s: %s", name, exc)
-            self.totals.failed += 1
-            self.totals.errors.append(str(exc))
-        except Exception:
+            failed(f"{name}: {exc}")
+        except Exception as exc:
             log.exception("%s failed unexpectedly", name)
-            self.totals.failed += 1
+            failed(f"{name}: unexpected {type(exc).__name__}: {exc}")
 
     async def drain(self, timeout: float | None) -> None:
         """Wait for in-flight work; after ``timeout`` abandon it (cancelled polls write nothing)."""
@@ -245,11 +261,17 @@ class Service:
         # waits for: its feeds then get polled or released. No claim starts once stopping.
         self._claiming: asyncio.Task[None] | None = None
         self._stopping = False
+        self._stop = asyncio.Event()  # run()'s, once it runs
+        self.fatal: DatabaseGone | None = None  # the archive's file vanished: stop, exit 3
+        self.held: list[holders.Holding] = []  # poll_once: feeds skipped, others hold them
 
     async def run(self, stop: asyncio.Event) -> Totals:
         helpers = (ServeHelpers(self.settings, self.settings.service.processes - 1)
                    if self.housekeeping and self.settings.service.processes > 1 else None)
-        async with open_context(self.settings, self.store, clock=self.clock) as ctx:
+        self._stop = stop
+        await asyncio.to_thread(self.store.hold, self.owner)
+        async with open_context(self.settings, self.store, clock=self.clock,
+                                owner=self.owner) as ctx:  # fmt: skip
             worker = Worker(ctx, self.settings, self.totals)
             scheduler = self._scheduler(worker, helpers)
             scheduler.start()
@@ -266,13 +288,16 @@ class Service:
                 if self._claiming is not None:
                     await asyncio.wait([self._claiming])
                 scheduler.shutdown(wait=False)
+                grace = 0.0 if self.fatal else SHUTDOWN_GRACE  # no write could land anyway
                 log.info("stopping: no new polls; waiting up to %.0fs for %d in flight",
-                         SHUTDOWN_GRACE, len(worker.tasks))
+                         grace, len(worker.tasks))
                 stopped = (asyncio.create_task(asyncio.to_thread(helpers.stop))
                            if helpers is not None else None)
-                await worker.drain(SHUTDOWN_GRACE)
+                await worker.drain(grace)
                 if stopped is not None:
                     await stopped
+        if self.fatal is not None:
+            raise self.fatal
         return self.totals
 
     def _scheduler(self, worker: Worker, helpers: ServeHelpers | None) -> AsyncIOScheduler:
@@ -286,13 +311,31 @@ class Service:
                               id="sweep-leases", **every)
             scheduler.add_job(self._retention, "interval", hours=1, id="retention", **every)
         if helpers is not None:
-            scheduler.add_job(helpers.check, "interval", seconds=RESTART_DELAY, id="helpers",
-                              **every)
+            scheduler.add_job(self._check_helpers, "interval", args=[helpers],
+                              seconds=RESTART_DELAY, id="helpers", **every)
         return scheduler
+
+    def _check_helpers(self, helpers: ServeHelpers) -> None:
+        if self._database_ok():  # a helper restarted now would make a new, empty archive
+            helpers.check()
+
+    def _database_ok(self) -> bool:
+        """False once the archive's file was deleted or replaced: then say so and stop."""
+        try:
+            self.store.check_database()
+        except DatabaseGone as exc:
+            if self.fatal is None:
+                self.fatal = exc
+                log.critical("%s", exc)
+                self._stop.set()
+            return False
+        return True
 
     async def _dispatch(self, worker: Worker) -> None:
         """Claim what is due, up to the free capacity; polls come before article fetches."""
         if self._stopping or (self._claiming is not None and not self._claiming.done()):
+            return
+        if not self._database_ok():
             return
         self._claiming = asyncio.create_task(self._claim_and_start(worker))
         try:
@@ -317,8 +360,10 @@ class Service:
             for pending in await self._claim_articles(worker, now):
                 worker.start_article(pending)
 
-    async def _claim_articles(self, worker: Worker, now: datetime) -> list[PendingArticle]:
-        limit = min(worker.free, self.settings.service.article_batch)
+    async def _claim_articles(
+        self, worker: Worker, now: datetime, limit: int | None = None
+    ) -> list[PendingArticle]:
+        limit = limit or min(worker.free, self.settings.service.article_batch)
         return await asyncio.to_thread(self.store.claim_articles, now, limit, worker.ctx.owner,
                                        self.settings.service.lease)
 
@@ -337,18 +382,55 @@ class Service:
     async def poll_once(
         self, progress: Callable[[int, int], None] = lambda done, total: None
     ) -> Totals:
-        """Poll every active feed once, now, then fetch the articles they brought."""
+        """Poll every active feed once, now, then fetch the articles they brought. Feeds that a
+        live process holds are skipped (``held``); a vanished archive stops it (``fatal``)."""
+        await asyncio.to_thread(self.store.hold, self.owner)
         async with open_context(self.settings, self.store, clock=self.clock,
                                 owner=self.owner) as ctx:  # fmt: skip
             worker = Worker(ctx, self.settings, self.totals)
-            now = self.clock()
-            far = now + timedelta(days=36500)
-            feeds = await asyncio.to_thread(self.store.claim_due, now, 1_000_000, ctx.owner,
-                                            self.settings.service.lease, far)
-            await self._phase(worker, feeds, worker.start_poll, progress)
-            while pending := await self._claim_articles(worker, self.clock()):
-                await self._phase(worker, pending, worker.start_article, progress)
+            me = asyncio.current_task()
+            assert me is not None
+            watch = asyncio.create_task(self._watch_database(me))
+            try:
+                await self._poll_all(worker, progress)
+            except asyncio.CancelledError:
+                if self.fatal is None:
+                    raise
+                me.uncancel()  # our own watch stopped the work, not an outside cancel
+                await worker.drain(0)
+            finally:
+                watch.cancel()
+        if self.fatal is not None:
+            raise self.fatal
         return self.totals
+
+    async def _poll_all(self, worker: Worker, progress: Callable[[int, int], None]) -> None:
+        now = self.clock()
+        far = now + timedelta(days=36500)
+        feeds = await asyncio.to_thread(self.store.claim_due, now, 1_000_000, worker.ctx.owner,
+                                        self.settings.service.lease, far)
+        self.held = await asyncio.to_thread(self.store.held_leases, now, worker.ctx.owner)
+        await self._phase(worker, feeds, worker.start_poll, progress)
+        # With helpers, a phase deals a whole batch: sized by this process's free slots
+        # alone, it held two pages and the helpers had almost nothing to fetch.
+        many = self.settings.service.processes > 1
+        batch = self.settings.service.article_batch if many else None
+        while pending := await self._claim_articles(worker, self.clock(), batch):
+            await self._phase(worker, pending, worker.start_article, progress)
+
+    async def _watch_database(self, work: asyncio.Task[Any]) -> None:
+        """poll_once's tick: the first check that finds the archive's file gone cancels it."""
+        while self._database_ok():
+            await asyncio.sleep(self.settings.service.tick)
+        work.cancel()
+
+    def skipped_lines(self) -> list[str]:
+        """poll_once's feeds left to the processes that hold them, one line per holder: a live
+        one, or one whose death cannot be told from here (its lease frees them)."""
+        return [f"skipped {h.feeds} feed{'s' * (h.feeds != 1)} held by "
+                f"{holders.describe(h.owner)} ("
+                + ("a live process)" if h.alive else f"lease until {h.until:%Y-%m-%d %H:%M}Z)")
+                for h in self.held]  # fmt: skip
 
     def close(self) -> None:
         """Stop poll_once's helper processes, if it started any."""
@@ -428,6 +510,9 @@ class Service:
         for job in jobs:
             if isinstance(job, FeedState):
                 self.store.release(job.id, self.owner)
+        pages = [job.item_id for job in jobs if isinstance(job, PendingArticle)]
+        if pages:
+            self.store.release_articles(pages, self.owner, self.clock())
 
     async def take_hands(self, jobs: Any, owner: str, done: Callable[[Totals], None]) -> None:
         """A helper process's part of ``poll_once``: run the hands dealt until told to stop,

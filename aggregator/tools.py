@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -9,8 +10,11 @@ from aggregator.config import HttpSettings, Settings
 from aggregator.errors import ExtractError, FetchError
 from aggregator.extract import SiteRules, decode_html, extract
 from aggregator.http import HttpClient
+from aggregator.pipeline import unexpected
 from storage.records import ArticleResult
 from storage.store import Store
+
+log = logging.getLogger(__name__)
 
 
 async def load_page(source: str, url: str | None, http: HttpSettings) -> tuple[str, str]:
@@ -44,6 +48,10 @@ def reextract_all(
         try:
             article = extract(decode_html(capture.body, content_type), capture.final_url, rules)
         except ExtractError:
+            failed += 1
+            continue
+        except Exception as exc:  # one page the extractor trips on never stops the others
+            log.warning("%s", unexpected("extract", exc, capture.final_url))
             failed += 1
             continue
         result = ArticleResult(article=article)

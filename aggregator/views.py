@@ -16,6 +16,28 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from storage.records import Article, FeedState
+from storage.redact import redact_text, redact_url
+
+
+def shown(feed: FeedState) -> FeedState:
+    """The feed as it may be printed: passwords and secret query values redacted (issue 11)."""
+    return dataclasses.replace(
+        feed,
+        url=redact_url(feed.url),
+        config_url=feed.config_url and redact_url(feed.config_url),
+        redirect_url=feed.redirect_url and redact_url(feed.redirect_url),
+        last_error=feed.last_error and redact_text(feed.last_error),
+        next_reason=redact_text(feed.next_reason),
+    )
+
+
+def shown_poll(poll: Mapping[str, Any]) -> dict[str, Any]:
+    """One row of a feed's poll history, as it may be printed."""
+    out = dict(poll)
+    for name in ("error", "next_reason"):
+        if out.get(name):
+            out[name] = redact_text(out[name])
+    return out
 
 
 def iso(value: datetime | None) -> str | None:
@@ -24,6 +46,7 @@ def iso(value: datetime | None) -> str | None:
 
 def feed_dict(feed: FeedState) -> dict[str, Any]:
     """A feed as ``feeds --json`` prints it: times in ISO 8601, the next poll with its reason."""
+    feed = shown(feed)
     out: dict[str, Any] = {}
     for f in dataclasses.fields(feed):
         value = getattr(feed, f.name)
@@ -37,7 +60,7 @@ def print_feeds(feeds: list[FeedState], as_json: bool, now: datetime) -> None:
         click.echo(json.dumps([feed_dict(f) for f in feeds], ensure_ascii=False, indent=2))
         return
     table = Table("feed", "last poll", "result", "next poll", "why", "items", "last error")
-    for feed in feeds:
+    for feed in map(shown, feeds):
         table.add_row(
             feed.url if feed.active else f"{feed.url} (not in config)",
             ago(feed.last_polled, now),
@@ -71,6 +94,7 @@ def print_feed(
     feed: FeedState, history: list[dict[str, Any]], as_json: bool, now: datetime
 ) -> None:
     data = feed_dict(feed)
+    feed, history = shown(feed), [shown_poll(poll) for poll in history]
     if as_json:
         data["history"] = [
             {k: iso(v) if isinstance(v, datetime) else v for k, v in poll.items()}
@@ -90,13 +114,21 @@ def print_feed(
     click.echo(f"  items          {feed.item_count}")
     if feed.redirect_url:
         click.echo(f"  moving to      {feed.redirect_url} (seen {feed.redirect_count} times)")
-    table = Table("polled", "result", "new", "error", "next poll: why", box=None)
+    if history and history[0].get("warning"):  # the last poll read the feed only in part
+        click.echo(f"  read in part   {history[0]['warning']}")
+    table = Table("polled", "result", "new", "error or warning", "next poll: why", box=None)
     for poll in history:
         code = f" {poll['http_status']}" if poll["http_status"] else ""
         table.add_row(ago(poll["polled_at"], now), f"{poll['status']}{code}",
-                      str(poll["new_items"]), (poll["error"] or "")[:70], poll["next_reason"])
+                      str(poll["new_items"]), _note(poll)[:70], poll["next_reason"])
     click.echo("  last results:")
     Console(soft_wrap=False).print(table)
+
+
+def _note(poll: Mapping[str, Any]) -> str:
+    if poll["error"]:
+        return str(poll["error"])
+    return f"warning: {poll['warning']}" if poll.get("warning") else ""
 
 
 def _result(feed: FeedState) -> str:
@@ -106,14 +138,40 @@ def _result(feed: FeedState) -> str:
     return f"{feed.last_status}{code}"
 
 
-def summary(totals: Any) -> str:
-    line = (
-        f"feeds: {totals.ok} ok, {totals.not_modified} not modified, {totals.failed} failed; "
-        f"{totals.new_items} new items"
-    )
+def summary(totals: Any, configured: int | None = None,
+            unpolled: Mapping[str, int] | None = None) -> str:  # fmt: skip
+    """One line; the feed counts add up to the feeds ``configured``: each was polled (ok, not
+    modified, failed) or is ``unpolled`` for a reason (stopped, held by another process)."""
+    head = "feeds" if configured is None else f"{configured} feeds"
+    line = f"{head}: {totals.ok} ok, {totals.not_modified} not modified, {totals.failed} failed"
+    if unpolled:
+        reasons = ", ".join(f"{count} {why}" for why, count in unpolled.items())
+        line += f", {sum(unpolled.values())} not polled ({reasons})"
+    line += f"; {totals.new_items} new items"
     if totals.articles_ok or totals.articles_failed:
         line += f"; articles: {totals.articles_ok} fetched, {totals.articles_failed} failed"
     return line
+
+
+def unpolled(feeds: list[FeedState], since: datetime) -> dict[str, int]:
+    """Why configured feeds were not polled by a run that started at ``since``."""
+    reasons: dict[str, int] = {}
+    for feed in feeds:
+        if feed.active and (feed.last_polled is None or feed.last_polled < since):
+            why = "stopped after 410 Gone" if feed.gone else "held by another process"
+            reasons[why] = reasons.get(why, 0) + 1
+    return reasons
+
+
+def failures(totals: Any) -> list[str]:
+    """Each failed feed and page, one line each (the latest, if there were very many)."""
+    lines = [f"  feed failed: {e}" for e in totals.errors]
+    if (more := totals.failed - len(totals.errors)) > 0:
+        lines.append(f"  ... and {more} more failed feeds (`aggregator feeds` lists their errors)")
+    lines += [f"  page failed: {e}" for e in totals.page_errors]
+    if (more := totals.articles_failed - len(totals.page_errors)) > 0:
+        lines.append(f"  ... and {more} more failed pages")
+    return lines
 
 
 def import_summary(summary: Any) -> str:

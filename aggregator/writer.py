@@ -86,7 +86,10 @@ class PollWriter:
         # SQLite: write from the loop, taking the write lock only when it is free (waiting for
         # that in a thread): the lock is never held while this loop does something else, and
         # no other thread of this process competes for the GIL while it writes.
-        self.store.prepare_polls(results)  # pure work, done before the lock is ours
+        # Pure work, done before the lock is ours. Optional: if one result trips it, apply_polls
+        # redoes it and fails that result alone, rather than every result of the batch here.
+        with contextlib.suppress(Exception):
+            self.store.prepare_polls(results)
         while not turn.try_acquire():
             await asyncio.to_thread(turn.wait_free)
         try:

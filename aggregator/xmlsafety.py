@@ -15,24 +15,35 @@ import xml.parsers.expat
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from aggregator.xmltext import (
+    MAX_PERSON,
+    bound_people,
+    code_point,
+    is_xml_char,
+    repair_char_refs,
+)
+
 MAX_DEPTH = 512  # real feeds nest a dozen elements deep; XHTML content a few dozen more
 _ITEM_NAMES = frozenset({"item", "entry"})
 _XML_DECL = b'<?xml version="1.0" encoding="utf-8"?>\n'
 _DECL_ENCODING = re.compile(rb"""^\s*<\?xml[^>]*?encoding\s*=\s*["']([A-Za-z0-9._:-]+)["']""")
 _CHARSET = re.compile(r"""charset\s*=\s*["']?([A-Za-z0-9._:-]+)""", re.IGNORECASE)
 # Characters XML 1.0 forbids (expat would reject the document and hand it to the loose parser).
-_ILLEGAL_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
-_HTML_START = re.compile(
-    r"\s*(<!--.*?-->\s*)*<(!doctype\s+html|html[\s>])", re.IGNORECASE | re.DOTALL
-)
+# Lone surrogates come from decoders such as UTF-7's and cannot even be encoded as UTF-8.
+_ILLEGAL_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+_HTML_START = re.compile(r"<(!doctype\s+html|html[\s>])", re.IGNORECASE)
 # xml.sax joins namespace and local name with a space and splits with str.split(), so
-# whitespace inside a namespace URI crashes feedparser's strict parser.
+# whitespace inside a namespace URI (written as such or as a reference, ``&#x85;`` included)
+# crashes feedparser's strict parser or makes it read ``<a:title>`` as the title.
 _XMLNS_VALUE = re.compile(r"""(\sxmlns(?::[\w.-]+)?\s*=\s*)(["'])(.*?)\2""", re.DOTALL)
+_CHAR_REF = re.compile(r"&#([xX][0-9A-Fa-f]+|[0-9]+);")
 _LOOSE_ITEM = re.compile(rb"<(?:[\w.-]+:)?(?:item|entry)[\s>/]")
-_ENTRY_END = re.compile(rb"</(?:[\w.-]+:)?(?:item|entry)\s*>|<(?:[\w.-]+:)?(?:item|entry)[^>]*/>")
+_ENTRY_END = re.compile(rb"</(?:[\w.-]+:)?(?:item|entry)\s*>|<(?:[\w.-]+:)?(?:item|entry)[^<>]*/>")
 _NAME_START = re.compile(r"[A-Za-z_:\u00c0-\uffff]")
 # Inside a markup declaration: quoted strings, comments and brackets must be skipped as units.
 _DECL_TOKEN = re.compile(r""""[^"]*"|'[^']*'|<!--.*?-->|[\[\]>]|[^"'\[\]<>]+|.""", re.DOTALL)
+# Past the last "-->", an opened comment cannot close: trying would rescan to the end each time.
+_DECL_TOKEN_NO_COMMENT = re.compile(r""""[^"]*"|'[^']*'|[\[\]>]|[^"'\[\]<>]+|.""", re.DOTALL)
 _BOMS = (
     (codecs.BOM_UTF32_LE, "utf-32-le"),
     (codecs.BOM_UTF32_BE, "utf-32-be"),
@@ -56,7 +67,12 @@ class PreparedXml:
 
 def looks_like_html(body: bytes) -> bool:
     """An HTML page served where a feed was expected (checked on the first KiB only)."""
-    head = body[:1024].decode("latin-1").lstrip("\ufeff\xef\xbb\xbf")
+    head = body[:1024].decode("latin-1").lstrip("\ufeff\xef\xbb\xbf").lstrip()
+    while head.startswith("<!--"):  # a loop, not a regex: (<!--.*?-->\s*)* was exponential
+        end = head.find("-->", 4)
+        if end < 0:
+            return False
+        head = head[end + 3 :].lstrip()
     return _HTML_START.match(head) is not None
 
 
@@ -66,7 +82,8 @@ def prepare_xml(body: bytes, headers: Mapping[str, str], max_entries: int) -> Pr
     root, prolog_warning = find_root(text)
     if prolog_warning:
         warnings.append(prolog_warning)
-    text = _XMLNS_VALUE.sub(_squeeze_namespace, _ILLEGAL_XML.sub("", text[root:]))
+    text, notes = repair_text(_ILLEGAL_XML.sub("", text[root:]))
+    warnings += notes
     data = _XML_DECL + text.encode("utf-8")
     del text  # a 50 MB text node must not be held three times over
     data, well_formed, cap_warning = cap_entries(data, max_entries)
@@ -76,11 +93,32 @@ def prepare_xml(body: bytes, headers: Mapping[str, str], max_entries: int) -> Pr
     return PreparedXml(data, well_formed, tuple(warnings), cut)
 
 
+def repair_text(text: str) -> tuple[str, list[str]]:
+    """What breaks feedparser whatever its parser: bad references, odd namespaces, long people."""
+    notes = []
+    text, refs = repair_char_refs(text)
+    if refs:
+        notes.append(f"references to characters XML forbids: {refs} replaced")
+    text = _XMLNS_VALUE.sub(_squeeze_namespace, text)
+    text, people = bound_people(text)
+    if people:
+        notes.append(f"author fields longer than {MAX_PERSON} characters: {people} cut")
+    return text, notes
+
+
 def _squeeze_namespace(match: re.Match[str]) -> str:
+    """Whitespace out of a namespace URI, references to whitespace included."""
     value = match.group(3)
-    if not any(c.isspace() for c in value):
+    if "&#" in value:
+        value = _CHAR_REF.sub(_unless_space, value)
+    if not any(c.isspace() for c in value) and value == match.group(3):
         return match.group(0)
     return f"{match.group(1)}{match.group(2)}{''.join(value.split())}{match.group(2)}"
+
+
+def _unless_space(match: re.Match[str]) -> str:
+    code = code_point(match.group(1))
+    return "" if code is not None and is_xml_char(code) and chr(code).isspace() else match.group(0)
 
 
 def decode_xml(body: bytes, headers: Mapping[str, str]) -> tuple[str, list[str]]:
@@ -168,6 +206,7 @@ def find_root(text: str) -> tuple[int, str | None]:
     Everything before it is dropped by the caller, so no entity or DTD can reach a parser.
     """
     pos, dropped_dtd, length = 0, False, len(text)
+    last_close: int | None = None
     while pos < length:
         lt = text.find("<", pos)
         if lt < 0 or lt + 1 >= length:
@@ -180,7 +219,9 @@ def find_root(text: str) -> tuple[int, str | None]:
             end = text.find("-->", lt + 4)
             pos = length if end < 0 else end + 3
         elif nxt == "!":
-            pos, subset = _skip_declaration(text, lt + 2)
+            if last_close is None:
+                last_close = text.rfind("-->")
+            pos, subset = _skip_declaration(text, lt + 2, last_close)
             dropped_dtd = dropped_dtd or subset
         elif _NAME_START.match(nxt):
             return lt, "DTD internal subset removed" if dropped_dtd else None
@@ -189,11 +230,18 @@ def find_root(text: str) -> tuple[int, str | None]:
     raise UnsafeXml("not a feed (no root element)")
 
 
-def _skip_declaration(text: str, pos: int) -> tuple[int, bool]:
-    """End of a ``<!DOCTYPE …>`` (or other ``<!…>``) and whether it had an internal subset."""
+def _skip_declaration(text: str, pos: int, last_close: int) -> tuple[int, bool]:
+    """End of a ``<!DOCTYPE …>`` (or other ``<!…>``) and whether it had an internal subset.
+
+    ``last_close`` is the offset of the text's last "-->" (found once by the caller).
+    """
     depth, had_subset = 0, False
-    for token in _DECL_TOKEN.finditer(text, pos):
-        value = token.group()
+    while pos < len(text):
+        tokens = _DECL_TOKEN if pos + 4 <= last_close else _DECL_TOKEN_NO_COMMENT
+        token = tokens.match(text, pos)
+        if token is None:  # pragma: no cover (the last alternative matches any character)
+            break
+        pos, value = token.end(), token.group()
         if value == "[":
             depth, had_subset = depth + 1, True
         elif value == "]":

@@ -12,7 +12,9 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import math
 import operator
+import stat
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -40,9 +42,14 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Dialect, make_url
 from sqlalchemy.types import TypeDecorator, UserDefinedType
 
+from storage.dburl import Timeouts
+from storage.errors import StorageError
+from storage.files import file_kind
 from storage.tables import strip_nul, utc_naive
 
 BUSY_TIMEOUT_MS = 30_000
+SYNCHRONOUS = "synchronous"  # SQLite URL query: sqlite:///archive.db?synchronous=normal
+SYNCHRONOUS_MODES = ("full", "normal")
 CHUNK = 500  # values per list bound in one statement (SQLite allows 32766 bound parameters)
 WRITE_OPTION = "archiver_write"  # execution option that asks for BEGIN IMMEDIATE on SQLite
 
@@ -51,31 +58,88 @@ def is_postgres(conn: Connection | Engine) -> bool:
     return conn.dialect.name == "postgresql"
 
 
-def make_engine(url: str) -> Engine:
-    """An engine for ``url``; for SQLite the parent directory is created and pragmas are set."""
+def make_engine(url: str, timeouts: Timeouts | None = None) -> Engine:
+    """An engine for ``url``; for SQLite the parent directory is created and pragmas are set.
+
+    PostgreSQL gets ``timeouts``: a connect timeout (psycopg's own, covering the whole
+    handshake, so a server that accepts TCP and never answers is given up), a statement timeout
+    set on each new connection, and TCP keepalives and a TCP user timeout that notice a vanished
+    server or network in about a minute rather than the system's two hours (or 15 minutes of
+    retransmissions). A server that is up but never answers a query is bounded by the
+    statement timeout only where the server itself still runs."""
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
-        engine = create_engine(url, pool_pre_ping=True)
-        event.listen(engine, "connect", _on_postgres_connect)
+        timeouts = timeouts or Timeouts()
+        engine = create_engine(url, pool_pre_ping=True, connect_args=_pg_connect_args(
+            parsed.query, timeouts))  # fmt: skip
+        event.listen(engine, "connect", functools.partial(_on_postgres_connect, timeouts))
         return engine
+    synchronous = sqlite_synchronous(url)
+    parsed = parsed.difference_update_query([SYNCHRONOUS])
     if parsed.database and parsed.database != ":memory:":
-        Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
-    engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
-    _configure_sqlite(engine)
+        _check_sqlite_path(Path(parsed.database).expanduser())
+    engine = create_engine(parsed, connect_args={"check_same_thread": False, "timeout": 30})
+    _configure_sqlite(engine, synchronous)
     return engine
 
 
-def _on_postgres_connect(dbapi_conn: Any, _record: Any) -> None:
-    """Plan every execution with its values. psycopg prepares a query run five times, and the
-    server may then keep one generic plan until the next ANALYZE: one made while the archive
-    was nearly empty scans tables whole (a poll's lookups at 20,000 items: 0.1 -> 6 ms each,
-    wall per new feed 10 -> 23 ms). Planning each time costs the server a little CPU."""
+def sqlite_synchronous(url: str) -> str:
+    """The ``?synchronous=`` of a SQLite URL: ``full`` (the default) or ``normal``.
+
+    FULL syncs the WAL at every commit, so a committed poll survives a power cut; group commit
+    pays that once per batch. NORMAL syncs only at checkpoints: faster, and still safe if the
+    process crashes, but the last commits before a power cut or a kernel crash can roll back.
+    """
+    values = make_url(url).query.get(SYNCHRONOUS, "full")
+    value = values[-1] if isinstance(values, tuple) else values
+    if value.lower() not in SYNCHRONOUS_MODES:
+        raise StorageError(f"storage: database URL {make_url(url).render_as_string()}: "
+                           f"synchronous={value} is not one of {', '.join(SYNCHRONOUS_MODES)}")
+    return value.lower()
+
+
+def _pg_connect_args(query: Mapping[str, Any], timeouts: Timeouts) -> dict[str, Any]:
+    """libpq options for the timeouts; the URL's own (``?connect_timeout=5``) win."""
+    wanted = {
+        "connect_timeout": max(1, math.ceil(timeouts.connect)),
+        "keepalives": 1, "keepalives_idle": 30, "keepalives_interval": 10, "keepalives_count": 3,
+        "tcp_user_timeout": 60_000,  # ms a sent query may stay unacknowledged (a dead network)
+    }  # fmt: skip
+    return {key: value for key, value in wanted.items() if key not in query}
+
+
+def _check_sqlite_path(path: Path) -> None:
+    """Create the file's folder; refuse a path that is there but is no regular file (SQLite
+    would block for ever reading a FIFO, and fail obscurely on a directory)."""
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return
+    if not stat.S_ISREG(mode):
+        raise StorageError(f"storage: {path} is {file_kind(mode)}, not a SQLite database file")
+
+
+def _on_postgres_connect(timeouts: Timeouts, dbapi_conn: Any, _record: Any) -> None:
+    """The statement timeout, in milliseconds (0: none). And plan every execution with its
+    values: psycopg prepares a query run five times, and the server may then keep one generic
+    plan until the next ANALYZE: one made while the archive was nearly empty scans tables whole
+    (a poll's lookups at 20,000 items: 0.1 -> 6 ms each, wall per new feed 10 -> 23 ms).
+    Planning each time costs the server a little CPU."""
     with dbapi_conn.cursor() as cursor:
         cursor.execute("SET plan_cache_mode = force_custom_plan")
+        limit = round(timeouts.statement * 1000) if timeouts.statement else 0
+        cursor.execute(f"SET statement_timeout = {int(limit)}")
     dbapi_conn.commit()
 
 
-def _configure_sqlite(engine: Engine) -> None:
+def no_statement_timeout(conn: Connection) -> None:
+    """Lift the statement timeout for this transaction (migrations may run long)."""
+    if is_postgres(conn):
+        conn.execute(text("SET LOCAL statement_timeout = 0"))
+
+
+def _configure_sqlite(engine: Engine, synchronous: str) -> None:
     """The SQLAlchemy recipe: let SQLAlchemy, not pysqlite, emit BEGIN, so we can choose which."""
 
     @event.listens_for(engine, "connect")
@@ -85,7 +149,7 @@ def _configure_sqlite(engine: Engine) -> None:
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
-        cursor.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: durable across app crashes
+        cursor.execute(f"PRAGMA synchronous={synchronous.upper()}")  # see sqlite_synchronous
         cursor.close()
 
     @event.listens_for(engine, "begin")
@@ -294,6 +358,14 @@ def lock_migrations(conn: Connection) -> None:
     """Two processes opening a fresh PostgreSQL database must not both create the tables."""
     if is_postgres(conn):
         conn.execute(text("SELECT pg_advisory_xact_lock(7342001)"))
+
+
+def lock_feed_sync(conn: Connection) -> None:
+    """Two instances starting together on one PostgreSQL sync their configs one after the
+    other (each would otherwise insert the same new feeds: a unique violation). Released at
+    commit; SQLite's ``BEGIN IMMEDIATE`` serializes them already."""
+    if is_postgres(conn):
+        conn.execute(text("SELECT pg_advisory_xact_lock(7342002)"))
 
 
 def integrity_errors(conn: Connection) -> list[str]:

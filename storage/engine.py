@@ -22,7 +22,9 @@ from sqlalchemy import Connection, Engine
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
-from storage.dialect import WRITE_OPTION, lock_migrations, make_engine
+from storage.dbfile import FileWatch
+from storage.dburl import DatabaseURLError, Timeouts, check_database_url
+from storage.dialect import WRITE_OPTION, lock_migrations, make_engine, no_statement_timeout
 from storage.errors import StorageError
 from storage.turn import WriteTurn
 
@@ -80,16 +82,28 @@ def guarded_iter(func: Callable[P, Iterator[T]]) -> Callable[P, Iterator[T]]:
 class Database:
     """An engine plus the two kinds of transaction the store uses."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, timeouts: Timeouts | None = None) -> None:
+        try:
+            url = check_database_url(url)
+        except DatabaseURLError as exc:
+            raise StorageError(f"storage: {exc}") from None
         self.url = url
-        self.engine: Engine = make_engine(url)
+        self.engine: Engine = make_engine(url, timeouts)
         # SQLite files: writers of every process take turns (None: the database arbitrates).
         path = sqlite_file(url)
         self.turn = WriteTurn(f"{path}-writer.lock") if path else None
+        self.watch = FileWatch(path) if path else None  # remembered once the file is opened
+
+    def check_file(self) -> None:
+        """Raise ``DatabaseGone`` if the SQLite file was deleted or replaced since it was opened."""
+        if self.watch is not None:
+            self.watch.check()
 
     @contextmanager
     def write(self) -> Iterator[Connection]:
-        """A write transaction (BEGIN IMMEDIATE on SQLite): commits, or rolls back on error."""
+        """A write transaction (BEGIN IMMEDIATE on SQLite): commits, or rolls back on error;
+        never into a SQLite file that was deleted or replaced (``DatabaseGone``)."""
+        self.check_file()
         with self.writer_turn(), self.engine.connect() as conn:
             conn.execution_options(**{WRITE_OPTION: True})
             with conn.begin():
@@ -140,6 +154,7 @@ def migrate(db: Database) -> None:
     script = ScriptDirectory.from_config(alembic_config())
     known = {rev.revision for rev in script.walk_revisions()}
     with _migration_transaction(db) as conn:
+        no_statement_timeout(conn)  # a migration of a big archive may take long
         lock_migrations(conn)
         current = MigrationContext.configure(conn).get_current_heads()
         newer = [rev for rev in current if rev not in known]

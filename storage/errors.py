@@ -7,6 +7,7 @@
     ├── ExtractError              aggregator.errors: an article page that cannot be cleaned
     └── StorageError              the database, a migration, an export file
         ├── LeaseLost             a poll's lease expired and another worker took the feed
+        ├── ExportError           an export file that cannot be written where it was asked
         └── ExportFormatError     an export file that is not what ``import`` expects
 
 Each message starts with its stage ("fetch: ", "storage: ", ...) and names the feed, file or URL,
@@ -34,6 +35,12 @@ class StorageError(ArchiverError):
 
 class LeaseLost(StorageError):
     """The poll's lease was taken over (it expired); its result is dropped, not written."""
+
+
+class ExportError(StorageError):
+    """An export cannot be written: its target is no regular file, its folder is missing, ..."""
+
+    stage = "export"
 
 
 class ExportFormatError(StorageError):

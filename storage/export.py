@@ -13,9 +13,8 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
+import stat
 import sys
-import tempfile
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from functools import cache
@@ -25,9 +24,13 @@ from typing import IO, TYPE_CHECKING, Any
 
 from jsonschema import Draft202012Validator
 
-from storage.errors import ExportFormatError, StorageError
+from storage.engine import sqlite_file
+from storage.errors import ExportError, ExportFormatError
+from storage.files import atomic_text, file_kind
 from storage.jsonstream import JsonStreamError, stream_document
 from storage.records import ExportFilter
+from storage.redact import strip_credentials
+from storage.safehtml import sanitize_record
 
 if TYPE_CHECKING:
     from storage.store import Store
@@ -43,64 +46,50 @@ def item_validator() -> Draft202012Validator:
 
 
 def write_export(
-    store: Store, path: Path | None, fmt: str, flt: ExportFilter, now: datetime | None = None
-) -> int:
-    """Write the items ``flt`` selects; returns how many. ``path`` None means standard output."""
+    store: Store, path: Path | None, fmt: str, flt: ExportFilter, now: datetime | None = None,
+    *, parents: bool = False,
+) -> int:  # fmt: skip
+    """Write the items ``flt`` selects; returns how many. ``path`` None means standard output.
+
+    A file is written atomically and only onto a regular file or a new path (``storage.files``);
+    its folder must exist unless ``parents``."""
     if fmt not in ("json", "jsonl"):
-        raise StorageError(f"export: unknown format {fmt!r} (json or jsonl)")
+        raise ExportError(f"export: unknown format {fmt!r} (json or jsonl)")
     exported_at = (now or datetime.now(UTC)).isoformat()
     if path is None:
         count = _write(store, sys.stdout, fmt, flt, exported_at)
         sys.stdout.flush()
         return count
-    return _write_atomically(store, path, fmt, flt, exported_at)
-
-
-def _write_atomically(
-    store: Store, path: Path, fmt: str, flt: ExportFilter, exported_at: str
-) -> int:
-    """Temporary file in the target's directory, fsync, rename, fsync the directory."""
-    directory = path.resolve().parent
-    try:
-        directory.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
-    except OSError as exc:
-        raise StorageError(f"export: cannot write {path}: {exc.strerror or exc}") from exc
-    tmp = Path(tmp_name)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", errors="replace", newline="\n") as out:
-            count = _write(store, out, fmt, flt, exported_at)
-            out.flush()
-            os.fsync(out.fileno())
-        tmp.replace(path)
-        _fsync_dir(directory)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise StorageError(f"export: cannot write {path}: {exc.strerror or exc}") from exc
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    database = sqlite_file(store.url)
+    with atomic_text(path, parents=parents, avoid=Path(database) if database else None) as out:
+        count = _write(store, out, fmt, flt, exported_at)
     return count
 
 
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+def _items(store: Store, flt: ExportFilter) -> Iterator[dict[str, Any]]:
+    """The items to write. A feed is known by its URL without ``user:password@`` (issue 11):
+    an archive from before may still hold them, an export never does, so that it re-imports
+    onto the feed the configuration names. Secret query parameters stay: they are part of the
+    feed's URL, and an export is a backup that must find its feeds again."""
+    for item in store.iter_items(flt):
+        if "@" in item["feed_url"]:
+            item["feed_url"] = strip_credentials(item["feed_url"])
+        for sighting in item.get("sightings") or ():
+            if "@" in sighting["feed_url"]:
+                sighting["feed_url"] = strip_credentials(sighting["feed_url"])
+        yield item
 
 
 def _write(store: Store, out: IO[str], fmt: str, flt: ExportFilter, exported_at: str) -> int:
     count = 0
     if fmt == "jsonl":
-        for item in store.iter_items(flt):
+        for item in _items(store, flt):
             out.write(_dumps({"format_version": VERSION} | item) + "\n")
             count += 1
         return count
     header = {"format": FORMAT, "version": VERSION, "exported_at": exported_at}
     out.write(_dumps(header)[:-1] + ',"items":[\n')
-    for item in store.iter_items(flt):
+    for item in _items(store, flt):
         out.write(("," if count else "") + _dumps(item) + "\n")
         count += 1
     out.write("]}\n")
@@ -115,11 +104,16 @@ def _dumps(value: Any) -> str:
 
 
 def read_export(path: Path) -> Iterator[dict[str, Any]]:
-    """The file's items, validated. The whole file is checked before the first item is given."""
+    """The file's items, validated, their HTML sanitized. The whole file is checked before the
+    first item is given (so it is read twice: a FIFO or a device is refused, not waited on)."""
+    with contextlib.suppress(OSError):  # a missing file is reported by the open below
+        mode = path.stat().st_mode
+        if not stat.S_ISREG(mode):
+            raise ExportFormatError(f"{path} is {file_kind(mode)}; import reads a regular file")
     for _ in _records(path, validate=True):
         pass
     for _line, item in _records(path, validate=False):  # parse errors would still raise
-        yield item
+        yield sanitize_record(item)  # stored HTML is safe, whoever wrote the file (issue 11)
 
 
 def _records(path: Path, validate: bool) -> Iterator[tuple[int, dict[str, Any]]]:

@@ -2,7 +2,8 @@
 writes here.
 
 A lease lets several service instances share one database: ``claim_due`` marks a due feed as
-taken by ``owner`` until ``lease_until``; a crashed instance's feeds come back once it expires.
+taken by ``owner`` until ``lease_until``. A crashed instance's feeds come back at the next claim
+when its death can be told (``storage.holders``), else once the lease expires.
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ from typing import Any
 
 from sqlalchemy import Connection, Row, bindparam, func, or_, select, update
 
-from storage.dialect import for_update_skip_locked
+from storage import holders
+from storage.dialect import for_update_skip_locked, insert, lock_feed_sync
 from storage.records import (
     STATUS_NOT_MODIFIED,
     STATUS_OK,
@@ -22,6 +24,7 @@ from storage.records import (
     PollResult,
     PollSummary,
 )
+from storage.redact import strip_credentials
 from storage.tables import feeds, polls, sightings
 
 MIN_RATE_HISTORY = timedelta(days=1)  # a rate over a shorter span is noise
@@ -82,8 +85,12 @@ def sync(conn: Connection, configs: Sequence[FeedConfig], now: datetime) -> None
     """Upsert the configured feeds; the others stay (with their items) but go inactive.
 
     A feed is found by the URL the configuration gave it, which a permanent redirect does not
-    change, or by its current URL (a user who updated the file after the move).
+    change, or by its current URL (a user who updated the file after the move). Concurrent
+    syncs take turns (``lock_feed_sync``), and a feed another writer (an import) added
+    meanwhile is taken as found, so that two instances starting together never collide.
     """
+    lock_feed_sync(conn)
+    forget_credentials(conn)
     rows = conn.execute(select(feeds.c.id, feeds.c.url, feeds.c.config_url)).all()
     by_config = {r.config_url: r.id for r in rows if r.config_url}
     by_url = {r.url: r.id for r in rows}
@@ -96,13 +103,41 @@ def sync(conn: Connection, configs: Sequence[FeedConfig], now: datetime) -> None
                          .values(config_url=None))
             conn.execute(update(feeds).where(feeds.c.id == fid).values(**values))
         else:
-            row = new_feed_values(cfg.url, now, "new feed") | values
-            row["interval"] = cfg.interval
-            fid = conn.execute(feeds.insert().values(**row).returning(feeds.c.id)).scalar_one()
+            fid = _insert_feed(conn, cfg, values, now)
         kept.add(fid)
     retired = [r.id for r in rows if r.id not in kept]
     if retired:
         conn.execute(update(feeds).where(feeds.c.id.in_(retired)).values(active=False))
+
+
+def _insert_feed(conn: Connection, cfg: FeedConfig, values: dict[str, Any], now: datetime) -> int:
+    """A new feed row; if its URL appeared meanwhile (an import's insert), that row is updated."""
+    row = new_feed_values(cfg.url, now, "new feed") | values | {"interval": cfg.interval}
+    stmt = insert(conn, feeds).values(**row).on_conflict_do_nothing(index_elements=["url"])
+    fid = conn.execute(stmt.returning(feeds.c.id)).scalar()
+    if fid is None:
+        fid = conn.execute(select(feeds.c.id).where(feeds.c.url == cfg.url)).scalar_one()
+        conn.execute(update(feeds).where(feeds.c.id == fid).values(**values))
+    return int(fid)
+
+
+def forget_credentials(conn: Connection) -> None:
+    """An archive from before issue 11 may hold ``user:password@`` in a feed's URLs: take them
+    off (they live in the configuration only), unless the bare URL is another feed's already."""
+    cols = (feeds.c.id, feeds.c.url, feeds.c.config_url, feeds.c.redirect_url)
+    rows = conn.execute(select(*cols).where(or_(*(c.contains("@") for c in cols[1:])))).all()
+    for row in rows:
+        values = {name: strip_credentials(value) for name, value in row._mapping.items()
+                  if name != "id" and value and strip_credentials(value) != value}
+        for name in ("url", "config_url"):
+            if name in values and _taken(conn, name, values[name]):
+                del values[name]
+        if values:
+            conn.execute(update(feeds).where(feeds.c.id == row.id).values(**values))
+
+
+def _taken(conn: Connection, column: str, value: str) -> bool:
+    return conn.execute(select(feeds.c.id).where(feeds.c[column] == value)).first() is not None
 
 
 def claim(
@@ -131,6 +166,33 @@ def claim(
     rows = conn.execute(select(feeds).where(feeds.c.id.in_(ids))).all()
     order = {fid: i for i, fid in enumerate(ids)}
     return sorted((to_state(r) for r in rows), key=lambda s: order[s.id])
+
+
+def free_dead(conn: Connection, now: datetime) -> dict[str, int]:
+    """Free the unexpired leases of holders known dead; {owner: feeds freed}."""
+    owners = conn.execute(
+        select(feeds.c.lease_owner, func.count())
+        .where(feeds.c.lease_owner.is_not(None), feeds.c.lease_until > now)
+        .group_by(feeds.c.lease_owner)
+    ).all()
+    counts = {r[0]: int(r[1]) for r in owners}
+    gone = holders.dead(conn, counts)
+    if gone:
+        conn.execute(update(feeds).where(feeds.c.lease_owner.in_(gone))
+                     .values(lease_owner=None, lease_until=None))  # fmt: skip
+    return {owner: counts[owner] for owner in gone}
+
+
+def held(conn: Connection, now: datetime, owner: str) -> list[holders.Holding]:
+    """Who else holds pollable feeds now (leases unexpired): how many, until when, alive?"""
+    rows = conn.execute(
+        select(feeds.c.lease_owner, func.count(), func.max(feeds.c.lease_until))
+        .where(feeds.c.active, ~feeds.c.gone, feeds.c.lease_owner.is_not(None),
+               feeds.c.lease_owner != owner, feeds.c.lease_until > now)
+        .group_by(feeds.c.lease_owner).order_by(feeds.c.lease_owner)
+    ).all()  # fmt: skip
+    alive = holders.alive(conn, [r[0] for r in rows])
+    return [holders.Holding(r[0], int(r[1]), r[2], r[0] in alive) for r in rows]
 
 
 def release(conn: Connection, feed_id: int, owner: str) -> None:
@@ -244,6 +306,7 @@ def history_row(feed_id: int, result: PollResult, summary: PollSummary) -> dict[
         "feed_id": feed_id, "polled_at": result.polled_at, "status": result.status,
         "http_status": result.http_status, "new_items": summary.new_items, "error": result.error,
         "next_check": result.next_check, "next_reason": result.next_reason,
+        "warning": result.warning,
     }  # fmt: skip
 
 
@@ -269,7 +332,7 @@ def to_state(row: Row[Any], item_count: int = 0) -> FeedState:
 def history(conn: Connection, feed_id: int, limit: int) -> list[dict[str, Any]]:
     query = (
         select(polls.c.polled_at, polls.c.status, polls.c.http_status, polls.c.new_items,
-               polls.c.error, polls.c.next_check, polls.c.next_reason)
+               polls.c.error, polls.c.next_check, polls.c.next_reason, polls.c.warning)
         .where(polls.c.feed_id == feed_id).order_by(polls.c.id.desc()).limit(limit)
     )  # fmt: skip
     return [dict(row._mapping) for row in conn.execute(query)]

@@ -11,6 +11,9 @@ A canonical URL is a *key*, never fetched, so it may normalize more than a crawl
 - percent-escapes upper-cased, escapes of unreserved characters decoded (``%7E`` is ``~``,
   RFC 3986 §6.2.2.2), unsafe characters escaped, empty path becomes ``/``.
 ``www.`` is kept (some sites serve different things there) and so is a trailing slash.
+
+Which entries of one feed document are the same entry is decided here too, once, by
+:func:`document_keys`: the parser keys entries with it and the store re-keys with it.
 """
 
 from __future__ import annotations
@@ -21,9 +24,14 @@ import html
 import json
 import re
 import string
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
 from urllib.parse import quote, urlsplit, urlunsplit
 
 import idna  # httpx's own dependency: the IDNA 2008 encoder the fetcher uses
+
+from storage.records import Enclosure, Entry
 
 TRACKING_PREFIXES = ("utm_", "mc_", "pk_", "piwik_", "hsa_", "matomo_", "_hs", "oly_", "vero_")
 TRACKING_NAMES = frozenset(
@@ -122,9 +130,21 @@ def content_fingerprint(title: str | None, body: str | None) -> str | None:
 
 
 @functools.lru_cache(maxsize=4096)
-def content_hash(title: str | None, summary: str | None, text: str | None) -> str:
-    """What a revision tracks: the title, the summary and the article text."""
-    return sha256_text(json.dumps([title, summary, text], ensure_ascii=False))
+def content_hash(
+    title: str | None,
+    summary: str | None,
+    text: str | None,
+    enclosures: tuple[Enclosure, ...] = (),
+) -> str:
+    """What a revision tracks: the title, the summary, the article text and the enclosures.
+
+    Without enclosures the hash is what it was before they were archived, so that items stored
+    then do not all gain a revision at their next poll.
+    """
+    parts: list[object] = [title, summary, text]
+    if enclosures:
+        parts.append([[e.url, e.type, e.length, e.duration] for e in enclosures])
+    return sha256_text(json.dumps(parts, ensure_ascii=False))
 
 
 def item_uid(feed_url: str, key: str) -> str:
@@ -138,3 +158,118 @@ def sha256_text(value: str) -> str:
 
 def sha256_bytes(value: bytes) -> str:
     return hashlib.sha256(value).hexdigest()
+
+
+# -- which entries of one document are the same entry ------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class DocumentKeys:
+    """:func:`document_keys`' answer: one key per entry, in the order given, and the links that
+    entries with different keys share (such a link names a site or a show, not an entry)."""
+
+    keys: tuple[str, ...]
+    shared_links: frozenset[str]
+
+    def owns_link(self, entry: Entry) -> bool:
+        """Whether the entry's link identifies it (a page of its own), so may match or fold it."""
+        return bool(entry.url) and entry.url not in self.shared_links
+
+
+def document_keys(entries: Sequence[Entry], trust_guids: bool = True) -> DocumentKeys:
+    """Which entries of one feed document are the same entry: those with equal keys.
+
+    The one rule (DESIGN.md decision 7, issue 10), used by the parser and by the store:
+
+    1. An entry's *base key* is its guid/id, else its link, else its first enclosure's URL,
+       else a hash of its title, date and summary; prefixed by kind (``guid:``, ``link:``,
+       ``enclosure:``, ``hash:``) so that one kind can never pose as another. With
+       ``trust_guids`` off (the store found the feed's guids changing from poll to poll) guids
+       are ignored and links are normalized.
+    2. Entries sharing a base key that a reader can tell apart (another link, enclosure, title
+       or text) are different entries. Each gets the base key plus a short hash of the coarsest
+       of (link), (link, enclosures), (… , title), (… , text) that tells all of them apart,
+       except the one whose first appearance comes last: it keeps the bare base key (feeds list
+       newest first, so that entry most likely held the guid before it was repeated, and its
+       stored key stays valid).
+    3. Entries alike in all of those are one entry listed twice: they share one key.
+    4. A link that entries with different keys carry is *shared*: it says nothing about which
+       entry is which, so the store neither matches nor folds entries by it.
+
+    So a repeated guid or a shared link affects only the entries that repeat it. Pure and
+    deterministic: the same document always gets the same keys.
+    """
+    groups: dict[str, list[int]] = {}
+    for index, entry in enumerate(entries):
+        groups.setdefault(_base_key(entry, trust_guids), []).append(index)
+    if len(groups) == len(entries):  # the usual document: every base key once
+        keys = list(groups)
+        return DocumentKeys(tuple(keys), _shared_links(entries, keys))
+    keys = [""] * len(entries)
+    used = set(groups)
+    for base, members in groups.items():
+        if len(members) == 1:
+            keys[members[0]] = base
+            continue
+        for index, key in zip(members, _split(base, [entries[i] for i in members], used),
+                              strict=True):  # fmt: skip
+            keys[index] = key
+    return DocumentKeys(tuple(keys), _shared_links(entries, keys))
+
+
+def has_substance(entry: Entry) -> bool:
+    """False for an entry with no id, link, title, text or enclosure: nothing to archive."""
+    return bool(entry.guid or entry.url or entry.title or entry.summary or entry.content_html
+                or entry.enclosures)  # fmt: skip
+
+
+def hash_key(title: str | None, date: datetime | None, summary: str | None) -> str:
+    stamp = date.isoformat() if date else None
+    digest = hashlib.sha256(json.dumps([title, stamp, summary]).encode("utf-8", "replace"))
+    return "hash:" + digest.hexdigest()[:32]
+
+
+def _base_key(entry: Entry, trust_guids: bool) -> str:
+    if entry.guid and trust_guids:
+        return "guid:" + entry.guid
+    if entry.url:
+        return "link:" + (entry.url if trust_guids else normalize_url(entry.url) or entry.url)
+    if entry.enclosures:
+        return "enclosure:" + entry.enclosures[0].url
+    return hash_key(entry.title, entry.published or entry.updated, entry.summary)
+
+
+_Signature = tuple[str | None, tuple[str, ...], str | None, tuple[str | None, str | None]]
+
+
+def _signature(entry: Entry) -> _Signature:
+    """What a reader tells entries apart by, coarsest first (``_split`` uses its prefixes)."""
+    enclosures = tuple(e.url for e in entry.enclosures)
+    return entry.url, enclosures, entry.title, (entry.summary, entry.content_html)
+
+
+def _split(base: str, group: list[Entry], used: set[str]) -> list[str]:
+    """The keys of the entries sharing ``base`` (rules 2 and 3 of ``document_keys``)."""
+    signatures = [_signature(e) for e in group]
+    distinct = list(dict.fromkeys(signatures))  # in order of first appearance
+    if len(distinct) == 1:
+        return [base] * len(group)
+    width = next(n for n in range(1, 5) if len({s[:n] for s in distinct}) == len(distinct))
+    keyed = {distinct[-1]: base}
+    for signature in distinct[:-1]:
+        key = f"{base}#{sha256_text(json.dumps(signature[:width]))[:12]}"
+        while key in used:  # a guid that itself ends in "#…": never share a key by accident
+            key += "#"
+        used.add(key)
+        keyed[signature] = key
+    return [keyed[s] for s in signatures]
+
+
+def _shared_links(entries: Sequence[Entry], keys: list[str]) -> frozenset[str]:
+    first: dict[str | None, str] = {}
+    shared: set[str] = set()
+    for entry, key in zip(entries, keys, strict=True):
+        url = entry.url
+        if first.setdefault(url, key) != key and url:
+            shared.add(url)
+    return frozenset(shared)

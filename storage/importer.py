@@ -127,7 +127,8 @@ def _revision_rows(batch: list[dict[str, Any]], ids: dict[str, int]) -> list[dic
     return [
         {"item_id": ids[rec["id"]], "seq": v["seq"], "recorded_at": _time(v["recorded_at"]),
          "title": v.get("title"), "summary": v.get("summary"), "text": v.get("text"),
-         "content_hash": v["content_hash"], "diff": v.get("diff")}
+         "content_hash": v["content_hash"], "diff": v.get("diff"),
+         "enclosures": v.get("enclosures")}
         for rec in batch for v in rec["revisions"]
     ]  # fmt: skip
 
@@ -138,7 +139,7 @@ def _item_values(rec: dict[str, Any], feed_id: int) -> dict[str, Any]:
     body = rec.get("content_html") or rec.get("summary")
     return {
         "uid": rec["id"], "feed_id": feed_id, "guid": rec.get("guid"), "url": rec.get("url"),
-        "canonical_url": rec.get("canonical_url"),
+        "canonical_url": rec.get("canonical_url"), "enclosures": rec.get("enclosures"),
         "fingerprint": content_fingerprint(rec.get("title"), body),
         "title": rec.get("title"), "summary": rec.get("summary"),
         "content_html": rec.get("content_html"), "authors": list(rec.get("authors") or []),

@@ -2,8 +2,8 @@
 
 Which entry belongs to which item is ``storage.poll``'s decision; this module only writes what
 it is told, and keeps the invariants of a row: ``content_hash`` always describes the current
-title, summary and article text, ``changed_at`` moves whenever the exported item would change,
-and every content change goes through ``storage.revisions``.
+title, summary, article text and enclosures, ``changed_at`` moves whenever the exported item
+would change, and every content change goes through ``storage.revisions``.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from sqlalchemy import Connection, Row, bindparam, delete, select, update
 from storage import captures, revisions
 from storage.dialect import by_dialect, insert_rows, lock_keys, select_in
 from storage.identity import content_fingerprint, content_hash, normalize_url
-from storage.records import ARTICLE_FAILED, ARTICLE_OK, Article, ArticleResult, Entry
+from storage.records import ARTICLE_FAILED, ARTICLE_OK, Article, ArticleResult, Enclosure, Entry
 from storage.tables import captures as captures_t
 from storage.tables import items, sightings, strip_nul
 
@@ -59,12 +59,31 @@ def article_text(article: dict[str, Any] | None) -> str | None:
     return None if not article else article.get("text")
 
 
+def enclosures_json(enclosures: tuple[Enclosure, ...]) -> list[dict[str, Any]] | None:
+    """The export's (and the column's) shape; None when there are none, as in rows stored
+    before enclosures were archived."""
+    if not enclosures:
+        return None
+    return [{"url": e.url, "type": e.type, "length": e.length, "duration": e.duration}
+            for e in enclosures]  # fmt: skip
+
+
+def enclosures_from(data: Any) -> tuple[Enclosure, ...]:
+    """Back from ``enclosures_json``'s shape (a stored or imported value)."""
+    if not isinstance(data, list):
+        return ()
+    return tuple(Enclosure(d["url"], d.get("type"), d.get("length"), d.get("duration"))
+                 for d in data
+                 if isinstance(d, dict) and isinstance(d.get("url"), str))  # fmt: skip
+
+
 def entry_values(entry: Entry) -> dict[str, Any]:
     return {
         "guid": entry.guid, "url": entry.url, "title": entry.title, "summary": entry.summary,
         "content_html": entry.content_html, "authors": list(entry.authors),
         "published": entry.published, "published_offset": offset_minutes(entry.published),
         "updated": entry.updated, "updated_offset": offset_minutes(entry.updated),
+        "enclosures": enclosures_json(entry.enclosures),
     }  # fmt: skip
 
 
@@ -86,7 +105,7 @@ def new_row(
     return entry_values(entry) | {
         "uid": uid, "feed_id": feed_id, "canonical_url": canonical, "fingerprint": print_,
         "first_seen": now, "last_seen": now, "changed_at": now,
-        "content_hash": content_hash(entry.title, entry.summary, None),
+        "content_hash": content_hash(entry.title, entry.summary, None, entry.enclosures),
         "article_status": article_status, "article_attempts": 0, "article": None,
         "article_error": None, "article_next_try": None, "fetched_at": None, "final_url": None,
         "extractor": None,
@@ -112,7 +131,7 @@ def first_revisions(ids: list[int], rows: list[dict[str, Any]]) -> list[dict[str
     return [
         {"item_id": item_id, "seq": 1, "recorded_at": row["first_seen"], "title": row["title"],
          "summary": row["summary"], "text": None, "content_hash": row["content_hash"],
-         "diff": None}
+         "diff": None, "enclosures": row["enclosures"]}
         for item_id, row in zip(ids, rows, strict=True)
     ]  # fmt: skip
 
@@ -127,10 +146,11 @@ def refresh(conn: Connection, row: Row[Any], entry: Entry, now: datetime) -> boo
     changed = {k: v for k, v in new.items() if _differs(getattr(row, k), v)}
     if not changed:
         return False  # last_seen is the caller's, in one statement for the whole poll
-    digest = content_hash(entry.title, entry.summary, article_text(row.article))
+    text = article_text(row.article)
+    digest = content_hash(entry.title, entry.summary, text, entry.enclosures)
     values = changed | {"last_seen": now, "changed_at": now, "content_hash": digest}
     conn.execute(update(items).where(items.c.id == row.id).values(**values))
-    version = revisions.Version(entry.title, entry.summary, article_text(row.article), digest)
+    version = revisions.Version(entry.title, entry.summary, text, digest, new["enclosures"])
     return revisions.record(conn, row.id, version, now)
 
 
@@ -190,7 +210,7 @@ def _store_article(conn: Connection, row: Row[Any], result: ArticleResult, now: 
     art = article_json(result.article)
     if result.capture is None and row.article == art and row.article_status == ARTICLE_OK:
         return False  # a re-extraction that found the same article: nothing to write
-    digest = content_hash(row.title, row.summary, art["text"])
+    digest = content_hash(row.title, row.summary, art["text"], enclosures_from(row.enclosures))
     values: dict[str, Any] = {
         "article": art, "article_status": ARTICLE_OK, "article_error": None,
         "article_attempts": row.article_attempts + 1, "article_next_try": None,
@@ -210,5 +230,5 @@ def _store_article(conn: Connection, row: Row[Any], result: ArticleResult, now: 
     if result.capture is not None:
         values |= {"fetched_at": result.capture.fetched_at, "final_url": result.capture.final_url}
     conn.execute(update(items).where(items.c.id == row.id).values(**values))
-    version = revisions.Version(row.title, row.summary, art["text"], digest)
+    version = revisions.Version(row.title, row.summary, art["text"], digest, row.enclosures)
     return revisions.record(conn, row.id, version, now)

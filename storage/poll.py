@@ -1,10 +1,15 @@
 """The writes of polls, in the caller's transaction: lease check, entry matching, feed state.
 
-Matching an entry, in order (issue 5): its own feed's sighting by key; else a sighting of the
-same feed with the same link whose key left the document (the feed changed its guid: relink);
-else an item with the same canonical URL or the same content fingerprint (another feed, or an
-earlier key of this one: fold); else a new item. An item that already answers to another entry
-of the *current* document is never a fold target: the feed itself says they are two stories.
+Which entries of the document are one entry is ``storage.identity.document_keys``' decision
+(the parser's too); with the feed's guids found unstable it keys by link. Matching an entry to
+the archive, in order (issues 5, 10): its own feed's sighting by key; else a sighting of the
+same feed with the same link whose key left the document and whose item looks the same (title,
+enclosures: the feed changed its guid: relink); else an item with the same canonical URL or
+content fingerprint (another feed; or this one, if it looks the same: fold); else a new item.
+An item that already answers to another entry of the *current* document is never a fold target:
+the feed itself says they are two stories. A link that several entries share (a podcast's
+every episode linking the show's home page) is no identity: nothing is folded by it, and its
+page is not fetched as the entries' article.
 
 A batch of polls (group commit, issue 2) runs each poll's matching and item writes in turn, so
 a later poll sees the items an earlier one created. The rows that matching does not read (new
@@ -33,7 +38,7 @@ from storage.feeds import (
     rate_due,
     write_states,
 )
-from storage.identity import content_hash, item_uid, normalize_url
+from storage.identity import DocumentKeys, content_hash, document_keys, item_uid, normalize_url
 from storage.records import (
     ARTICLE_OFF,
     ARTICLE_OK,
@@ -73,7 +78,8 @@ ITEMS_BY_ID = by_dialect(lambda in_: select(items_t).where(in_(items_t.c.id, "va
 # items an unknown entry may be: the same canonical URL or fingerprint (a fold), or the same uid
 FOLD_CANDIDATES = by_dialect(
     lambda in_: (
-        select(items_t.c.id, items_t.c.uid, items_t.c.canonical_url, items_t.c.fingerprint)
+        select(items_t.c.id, items_t.c.uid, items_t.c.canonical_url, items_t.c.fingerprint,
+               items_t.c.feed_id, items_t.c.title, items_t.c.enclosures)
         .where(
             or_(
                 in_(items_t.c.canonical_url, "idents"),
@@ -103,7 +109,7 @@ FOLD_INTO = by_dialect(
 class Identity:
     """What an entry could be folded by, computed once per poll."""
 
-    canonical: str | None  # the entry's link, normalized
+    canonical: str | None  # the entry's link, normalized; None when other entries share it
     fingerprint: str | None
     page: str | None = None  # the canonical URL its article page names
 
@@ -150,14 +156,17 @@ class _Poll:
     result: PollResult
     feed_url: str
     link_keys: bool
-    identities: dict[str, Identity]  # entry key -> identity
+    identities: list[Identity]  # one per entry of the result
     writes: _Writes
+    keys: list[str] = field(default_factory=list)  # each entry's key as stored
+    doc: DocumentKeys = field(init=False)  # the document's keys (guids trusted)
     doc_keys: set[str] = field(default_factory=set)
     by_key: dict[str, Row[Any]] = field(default_factory=dict)  # this feed's sightings
     item_rows: dict[int, Row[Any]] = field(default_factory=dict)
     by_link: dict[str, list[Row[Any]]] = field(default_factory=dict)
     by_identity: dict[str, list[int]] = field(default_factory=dict)  # canonical URL, fingerprint
     by_uid: dict[str, int] = field(default_factory=dict)
+    candidates: dict[int, Any] = field(default_factory=dict)  # fold candidates by item id
     uids: dict[str, str] = field(default_factory=dict)  # key -> uid of an item it would create
     owned: set[int] = field(default_factory=set)  # items the current document names
     articles: dict[str, ArticleResult] = field(init=False)
@@ -174,13 +183,11 @@ class _Poll:
 
     def __post_init__(self) -> None:
         self.articles = dict(self.result.articles)
-
-    def key_of(self, entry: Entry) -> str:
-        """The entry's key as stored (NUL stripped: else a stored key is never found again)."""
-        key = entry.key
-        if self.link_keys and entry.url:
-            key = "link:" + (normalize_url(entry.url) or entry.url)
-        return key.replace("\x00", "") if "\x00" in key else key
+        entries = self.result.entries
+        self.doc = document_keys(entries)
+        found = document_keys(entries, trust_guids=False) if self.link_keys else self.doc
+        # NUL stripped: else a stored key is never found again
+        self.keys = [k.replace("\x00", "") if "\x00" in k else k for k in found.keys]
 
     def uid_of(self, key: str) -> str:
         uid = self.uids.get(key)
@@ -206,7 +213,7 @@ def apply_batch(conn: Connection, results: Sequence[PollResult]) -> list[PollSum
     """
     locked = {row.id: row for row in select_in(conn, LOCK_FEEDS, {r.feed_id for r in results})}
     found = [identities(r) for r in results]
-    lock_keys(conn, [k for idents in found for i in idents.values() for k in i.keys])
+    lock_keys(conn, [k for idents in found for i in idents for k in i.keys])
     writes = _Writes()
     out: list[PollSummary | LeaseLost] = []
     for result, idents in zip(results, found, strict=True):
@@ -233,7 +240,7 @@ def apply(
     conn: Connection,
     result: PollResult,
     feed: Row[Any],
-    idents: dict[str, Identity],
+    idents: list[Identity],
     writes: _Writes,
 ) -> PollSummary:
     """One poll, its feed row locked and the advisory keys of ``idents`` taken by the caller."""
@@ -242,7 +249,7 @@ def apply(
     if feed.lease_owner != result.lease_owner:
         holder = feed.lease_owner or "nobody"
         raise LeaseLost(f"poll of {feed.url} by {result.lease_owner}: lease now held by {holder}")
-    link_keys = _link_keys(feed.link_keys, result)
+    link_keys = bool(feed.link_keys) if result.link_keys is None else result.link_keys
     poll = _Poll(conn, result, feed.url, link_keys, idents, writes)
     if result.entries:
         _place_all(poll)
@@ -260,31 +267,17 @@ def apply(
     return summary
 
 
-def _link_keys(current: bool, result: PollResult) -> bool:
-    """Forced by the service, already known, or guids repeated within this document."""
-    if result.link_keys is not None:
-        return result.link_keys
-    if current:
-        return True
-    links_by_key: dict[str, set[str | None]] = {}
-    for entry in result.entries:
-        links_by_key.setdefault(entry.key, set()).add(entry.url)
-    return any(len(links) > 1 for links in links_by_key.values())
-
-
-def identities(result: PollResult) -> dict[str, Identity]:
-    """Entry key -> what the entry could be folded by; their advisory keys serialize the
-    transactions that could create the same story (PostgreSQL). The first entry with a key
-    decides for it."""
+def identities(result: PollResult) -> list[Identity]:
+    """What each entry could be folded by; their advisory keys serialize the transactions that
+    could create the same story (PostgreSQL). A link other entries share identifies nothing."""
     articles = dict(result.articles)
-    out: dict[str, Identity] = {}
+    doc = document_keys(result.entries)
+    out: list[Identity] = []
     for entry in result.entries:
-        if entry.key in out:
-            continue
         article = articles.get(entry.key)
         page = None if article is None or article.article is None else article.article.canonical_url
-        out[entry.key] = Identity(normalize_url(entry.url), items.fingerprint(entry),
-                                  normalize_url(page))  # fmt: skip
+        canonical = normalize_url(entry.url) if doc.owns_link(entry) else None
+        out.append(Identity(canonical, items.fingerprint(entry), normalize_url(page)))
     return out
 
 
@@ -294,62 +287,63 @@ def prepare(results: Sequence[PollResult]) -> None:
     for result in results:
         identities(result)
         for entry in result.entries:
-            content_hash(entry.title, entry.summary, None)
+            content_hash(entry.title, entry.summary, None, entry.enclosures)
 
 
 def _place_all(poll: _Poll) -> None:
     entries = poll.result.entries
-    poll.doc_keys = {poll.key_of(e) for e in entries}
+    poll.doc_keys = set(poll.keys)
     _preload(poll)
-    for entry in entries:
-        _place(poll, entry)
+    for index, entry in enumerate(entries):
+        _place(poll, index, entry)
     _create_items(poll)
     _flush(poll)
 
 
 def _preload(poll: _Poll) -> None:
-    """Read in two or three statements what placing the document's entries needs to know."""
+    """Read in a few statements what placing the document's entries needs to know."""
     rows = _feed_sightings(poll)
     poll.by_key = {row.key: row for row in rows if row.key in poll.doc_keys}
     poll.owned = {row.item_id for row in poll.by_key.values()}
-    for row in select_in(poll.conn, ITEMS_BY_ID, poll.owned):
-        poll.item_rows[row.id] = row
-    unknown = [e for e in poll.result.entries if poll.key_of(e) not in poll.by_key]
-    if not unknown:
-        return
-    links = {clean_text(e.url) for e in unknown if e.url}
+    unknown = [i for i, key in enumerate(poll.keys) if key not in poll.by_key]
+    links = {clean_text(poll.result.entries[i].url) for i in unknown} - {None}
     for row in rows:  # by id
-        if row.link in links:
+        if row.link in links and row.key not in poll.doc_keys:
             poll.by_link.setdefault(row.link, []).append(row)
-    _fold_candidates(poll, unknown)
+    relinkable = {row.item_id for found in poll.by_link.values() for row in found}
+    for row in select_in(poll.conn, ITEMS_BY_ID, poll.owned | relinkable):
+        poll.item_rows[row.id] = row
+    if unknown:
+        _fold_candidates(poll, unknown)
 
 
 def _feed_sightings(poll: _Poll) -> list[Row[Any]]:
     """This feed's sightings with a key or a link of the document, by id."""
     entries, found = poll.result.entries, dict[int, Row[Any]]()
-    for start in range(0, len(entries), CHUNK // 2):
-        part = entries[start : start + CHUNK // 2]
-        params = {"feed_id": poll.result.feed_id, "keys": sorted({poll.key_of(e) for e in part}),
-                  "links": sorted({e.url for e in part if e.url})}  # fmt: skip
+    for start in range(0, len(poll.keys), CHUNK // 2):
+        part = range(start, min(start + CHUNK // 2, len(poll.keys)))
+        params = {"feed_id": poll.result.feed_id, "keys": sorted({poll.keys[i] for i in part}),
+                  "links": sorted({e.url for e in map(entries.__getitem__, part) if e.url})}
         rows = poll.conn.execute(FEED_SIGHTINGS.of(poll.conn), params)
         found.update((int(row.id), row) for row in rows)
     return [found[i] for i in sorted(found)]
 
 
-def _fold_candidates(poll: _Poll, unknown: list[Entry]) -> None:
+def _fold_candidates(poll: _Poll, unknown: list[int]) -> None:
     """Items with a canonical URL, fingerprint or uid of an unknown entry: ``by_identity`` lists
     those found by canonical URL first, then those found by fingerprint, each by id."""
     rows: dict[int, Any] = {}
     idents: set[str] = set()
     for start in range(0, len(unknown), CHUNK // 4):
         part = unknown[start : start + CHUNK // 4]
-        wanted = {k for e in part for k in poll.identities[e.key].keys}
-        uids = {poll.uid_of(poll.key_of(e)) for e in part}
+        wanted = {k for i in part for k in poll.identities[i].keys}
+        uids = {poll.uid_of(poll.keys[i]) for i in part}
         idents |= wanted
         params = {"idents": sorted(wanted), "uids": sorted(uids)}
         found = poll.conn.execute(FOLD_CANDIDATES.of(poll.conn), params)
         rows.update((int(row.id), row) for row in found)
     ordered = [rows[i] for i in sorted(rows)]
+    poll.candidates = {row.id: row for row in ordered}
     by_canonical = [row for row in ordered if row.canonical_url in idents]
     by_print = [row for row in ordered if row.fingerprint in idents]
     for row in by_canonical + by_print:
@@ -359,8 +353,8 @@ def _fold_candidates(poll: _Poll, unknown: list[Entry]) -> None:
     poll.by_uid = {row.uid: row.id for row in ordered if row.uid in uids}
 
 
-def _place(poll: _Poll, entry: Entry) -> None:
-    key = poll.key_of(entry)
+def _place(poll: _Poll, index: int, entry: Entry) -> None:
+    key = poll.keys[index]
     known = poll.by_key.get(key)
     if known is not None:
         _seen_again(poll, known, entry)
@@ -376,10 +370,11 @@ def _place(poll: _Poll, entry: Entry) -> None:
         poll.by_key[key] = relink
         _seen_again(poll, relink, entry)
         return
-    target = _fold_target(poll, entry)
+    target = _fold_target(poll, index, entry)
     if target is None:
-        status = ARTICLE_PENDING if poll.result.fetch_articles and entry.url else ARTICLE_OFF
-        ident = poll.identities[entry.key]
+        ident = poll.identities[index]
+        fetch = poll.result.fetch_articles and poll.doc.owns_link(entry)
+        status = ARTICLE_PENDING if fetch else ARTICLE_OFF
         row = items.new_row(poll.result.feed_id, poll.uid_of(key), entry, poll.result.polled_at,
                             status, (ident.canonical, ident.fingerprint))  # fmt: skip
         poll.new_rows[key] = (entry, row)
@@ -409,19 +404,36 @@ def _seen_again(poll: _Poll, sighting: Row[Any], entry: Entry) -> None:
 
 
 def _same_feed_link(poll: _Poll, entry: Entry) -> Row[Any] | None:
+    """A sighting of this feed under the entry's own link whose key left the document and whose
+    item looks like the entry: the feed changed the entry's guid."""
     for row in poll.by_link.get(clean_text(entry.url) or "", []):
-        if row.key not in poll.doc_keys and row.id not in poll.relinked_ids:
+        item = poll.item_rows.get(row.item_id)
+        if row.id not in poll.relinked_ids and item is not None and _looks_same(item, entry):
             return row
     return None
 
 
-def _fold_target(poll: _Poll, entry: Entry) -> int | None:
-    """An existing item that is this entry's story: same uid, canonical URL or fingerprint."""
-    uid_match = poll.by_uid.get(poll.uid_of(poll.key_of(entry)))
+def _fold_target(poll: _Poll, index: int, entry: Entry) -> int | None:
+    """An existing item that is this entry's story: the same uid, or the same canonical URL or
+    fingerprint (an item this feed brought must look the same too: the feed is its witness)."""
+    uid_match = poll.by_uid.get(poll.uid_of(poll.keys[index]))
     candidates = [] if uid_match is None else [uid_match]
-    for ident in poll.identities[entry.key].keys:
-        candidates += poll.by_identity.get(ident, [])
+    for ident in poll.identities[index].keys:
+        for found in poll.by_identity.get(ident, []):
+            row = poll.candidates[found]
+            if row.feed_id != poll.result.feed_id or _looks_same(row, entry):
+                candidates.append(found)
     return next((c for c in candidates if c not in poll.owned), None)
+
+
+def _looks_same(row: Any, entry: Entry) -> bool:
+    """What a reader tells entries apart by: the title, and the enclosures where both have some
+    (items stored before enclosures were archived have none)."""
+    if clean_text(row.title) != clean_text(entry.title):
+        return False
+    stored = {e.url for e in items.enclosures_from(row.enclosures)}
+    given = {clean_text(e.url) for e in entry.enclosures}
+    return not (stored and given) or stored == given
 
 
 def _create_items(poll: _Poll) -> None:

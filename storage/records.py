@@ -8,7 +8,7 @@ keeps it too); datetimes the service makes itself are UTC.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime
 
 # A feed poll ended in one of these.
@@ -22,6 +22,9 @@ ARTICLE_PENDING = "pending"  # to fetch (again, after ``article_next_try``)
 ARTICLE_OK = "ok"
 ARTICLE_FAILED = "failed"  # gave up for now; ``article_next_try`` says when to retry
 ARTICLE_OFF = "off"  # the feed does not fetch articles
+# Fetches of one page in all, failures and interrupted fetches counted alike; then the item
+# keeps its feed content for good.
+ARTICLE_ATTEMPTS = 10
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +40,8 @@ class FeedConfig:
     fetch_articles: bool = True
     retention_days: float | None = None  # None: keep forever
     retention_count: int | None = None
+    # (user, password) from the configured URL, sent as Basic auth; never stored, never shown
+    auth: tuple[str, str] | None = field(default=None, repr=False, compare=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,10 +75,21 @@ class FeedState:
 
 
 @dataclass(frozen=True, slots=True)
+class Enclosure:
+    """A media file an entry carries (RSS ``enclosure``, Media RSS, Atom ``rel=enclosure``,
+    JSON Feed ``attachments``): for a podcast, the episode itself."""
+
+    url: str
+    type: str | None = None  # MIME type as the feed gave it
+    length: int | None = None  # bytes, as the feed claims them
+    duration: int | None = None  # seconds (itunes:duration, media duration)
+
+
+@dataclass(frozen=True, slots=True)
 class Entry:
     """One entry of a parsed feed, wire format gone."""
 
-    key: str  # identity within the feed: guid, else link, else a hash of title and date
+    key: str  # identity within the feed: see ``storage.identity.document_keys``
     guid: str | None
     url: str | None
     title: str | None
@@ -82,6 +98,7 @@ class Entry:
     authors: tuple[str, ...] = ()
     published: datetime | None = None
     updated: datetime | None = None
+    enclosures: tuple[Enclosure, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,6 +173,7 @@ class PollResult:
     redirect_url: str | None = None
     redirect_count: int = 0
     url: str | None = None  # a new URL for the feed (a permanent redirect that repeated)
+    warning: str | None = None  # read, but not all of it (a cap hit, entries dropped): says why
     link_keys: bool | None = None  # None: leave as is
 
 

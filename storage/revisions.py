@@ -1,4 +1,5 @@
-"""An item's history: one row per version of its title, summary and article text, capped.
+"""An item's history: one row per version of its title, summary, article text and enclosures,
+capped.
 
 The cap (so that a counter in the text cannot fill the archive): the first ``FREE_REVISIONS``
 versions are all kept; after that at most one per ``MIN_GAP``; never more than
@@ -12,6 +13,7 @@ from __future__ import annotations
 import difflib
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import Connection, select, update
 
@@ -28,6 +30,7 @@ class Version:
     summary: str | None
     text: str | None
     content_hash: str
+    enclosures: list[dict[str, Any]] | None = None  # ``items.enclosures_json``'s shape
 
 
 def text_diff(old: str | None, new: str | None) -> str | None:
@@ -59,7 +62,7 @@ def record(conn: Connection, item_id: int, version: Version, now: datetime) -> b
     ).first()
     if last is not None and last.content_hash == version.content_hash:
         return False
-    if last is not None and _completes(last.title, last.summary, last.text, version):
+    if last is not None and _completes(last, version):
         # the article arrived for an item that had none: the same version, now complete
         conn.execute(
             update(revisions)
@@ -74,11 +77,13 @@ def record(conn: Connection, item_id: int, version: Version, now: datetime) -> b
         revisions.insert().values(
             item_id=item_id, seq=seq + 1, recorded_at=now, title=version.title,
             summary=version.summary, text=version.text, content_hash=version.content_hash,
+            enclosures=version.enclosures,
             diff=None if last is None else text_diff(last.text, version.text),
         )
     )  # fmt: skip
     return True
 
 
-def _completes(title: str | None, summary: str | None, text: str | None, new: Version) -> bool:
-    return text is None and new.text is not None and (title, summary) == (new.title, new.summary)
+def _completes(last: Any, new: Version) -> bool:
+    same = (last.title, last.summary, last.enclosures) == (new.title, new.summary, new.enclosures)
+    return last.text is None and new.text is not None and same

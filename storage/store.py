@@ -15,7 +15,8 @@ from typing import Any
 
 from sqlalchemy import select
 
-from storage import archive, articles, captures, feeds, importer, items, maintenance, poll
+from storage import archive, articles, captures, feeds, holders, importer, items, maintenance, poll
+from storage.dburl import Timeouts
 from storage.engine import Database, boundary, describe, guarded, guarded_iter, migrate
 from storage.errors import StorageError
 from storage.identity import normalize_url
@@ -48,19 +49,37 @@ def _as_storage_error(exc: Exception, what: str) -> StorageError:
     return error
 
 
+def _described(url: str) -> str:
+    """``describe`` for a URL that may not even parse (the Database refuses it then)."""
+    try:
+        return describe(url)
+    except Exception:  # any parse failure: the URL is refused with its reason just after
+        return "database"
+
+
+def _report_freed(freed: dict[str, int], what: str) -> None:
+    for owner, count in freed.items():
+        log.warning("lease: freed %d %s held by %s, which is no longer running",
+                    count, what, holders.describe(owner))  # fmt: skip
+
+
 class Store:
     """The archive behind a SQLAlchemy URL (SQLite file or PostgreSQL)."""
 
     def __init__(self, db: Database) -> None:
         self.db = db
+        self._lock: holders.HolderLock | None = None  # PostgreSQL: this process's holder lock
 
     @classmethod
-    def open(cls, url: str) -> Store:
-        """Connect and bring the schema to head; a database newer than the code is refused."""
-        with boundary(f"open {describe(url)}"):
-            db = Database(url)
+    def open(cls, url: str, timeouts: Timeouts | None = None) -> Store:
+        """Connect and bring the schema to head; a database newer than the code is refused.
+        ``timeouts`` (PostgreSQL): see ``storage.dburl.Timeouts`` for the defaults."""
+        with boundary(f"open {_described(url)}"):
+            db = Database(url, timeouts)
             try:
                 migrate(db)
+                if db.watch is not None:
+                    db.watch.remember()
             except BaseException:
                 db.dispose()
                 raise
@@ -75,6 +94,9 @@ class Store:
         return describe(self.db.url)
 
     def close(self) -> None:
+        if self._lock is not None:
+            self._lock.close()
+            self._lock = None
         self.db.dispose()
 
     def __enter__(self) -> Store:
@@ -91,13 +113,43 @@ class Store:
             feeds.sync(conn, configs, now)
 
     @guarded
+    def hold(self, owner: str) -> None:
+        """Declare this process the live holder of ``owner``'s leases until ``close``.
+
+        On PostgreSQL a session advisory lock says so to every instance (it dies with this
+        process's connection); on SQLite the owner's pid and start time are enough."""
+        if self.db.engine.dialect.name != "postgresql":
+            return
+        if self._lock is not None and self._lock.owner != owner:
+            self._lock.close()
+            self._lock = None
+        if self._lock is None:
+            self._lock = holders.HolderLock(self.db.engine, owner)
+        else:
+            self._lock.ensure()
+
+    def check_database(self) -> None:
+        """Raise ``DatabaseGone`` if the SQLite file was deleted or replaced under us."""
+        self.db.check_file()
+
+    @guarded
     def claim_due(
         self, now: datetime, limit: int, owner: str, lease_seconds: float,
         due_by: datetime | None = None,
     ) -> list[FeedState]:  # fmt: skip
-        """Lease up to ``limit`` feeds due by ``due_by`` (default ``now``) to ``owner``."""
+        """Lease up to ``limit`` feeds due by ``due_by`` (default ``now``) to ``owner``; the
+        leases of holders known dead (``storage.holders``) are freed first."""
+        if self._lock is not None:
+            self._lock.ensure()
         with self.db.write() as conn:
+            _report_freed(feeds.free_dead(conn, now), "feeds")
             return feeds.claim(conn, now, limit, owner, lease_seconds, due_by or now)
+
+    @guarded
+    def held_leases(self, now: datetime, owner: str) -> list[holders.Holding]:
+        """Who else holds active feeds now, how many, until when, and whether it runs."""
+        with self.db.read() as conn:
+            return feeds.held(conn, now, owner)
 
     @guarded
     def release(self, feed_id: int, owner: str) -> None:
@@ -198,7 +250,14 @@ class Store:
         """Like ``pending_articles``, but each is held back for ``lease_seconds`` (so two workers,
         or two rounds of one, never fetch the same page); ``apply_article`` settles it."""
         with self.db.write() as conn:
-            return articles.claim(conn, now, limit, lease_seconds)
+            _report_freed(articles.free_dead(conn, now), "article pages")
+            return articles.claim(conn, now, limit, lease_seconds, owner)
+
+    @guarded
+    def release_articles(self, item_ids: list[int], owner: str, now: datetime) -> int:
+        """Hand back ``owner``'s claims of these items' pages, unfetched: due again now."""
+        with self.db.write() as conn:
+            return articles.release(conn, item_ids, owner, now)
 
     @guarded
     def apply_article(self, item_id: int, result: ArticleResult, now: datetime) -> bool:
@@ -207,6 +266,7 @@ class Store:
             row = conn.execute(select(items_t.c.feed_id).where(items_t.c.id == item_id)).first()
             if row is None:
                 raise StorageError(f"apply_article: no item with id {item_id}")
+            articles.settle(conn, item_id)
             return items.attach_article(conn, item_id, row.feed_id, result, now)
 
     @guarded_iter

@@ -157,6 +157,7 @@ polls = Table(
     Column("error", CleanText),
     Column("next_check", UTCDateTime, nullable=False),
     Column("next_reason", CleanText, nullable=False),
+    Column("warning", CleanText),  # read in part: a cap hit, entries dropped (migration 0007)
     Index(None, "feed_id", "id"),
 )
 
@@ -190,6 +191,7 @@ items = Table(
     Column("fetched_at", UTCDateTime),  # provenance: when the page was fetched
     Column("final_url", CleanText),
     Column("extractor", CleanText),
+    Column("enclosures", CleanJSON),  # [{url, type, length, duration}], or null for none
     Index(None, "canonical_url"),
     Index(None, "fingerprint"),
     Index(None, "changed_at"),
@@ -225,6 +227,7 @@ revisions = Table(
     Column("text", CleanText),
     Column("content_hash", CleanText, nullable=False),
     Column("diff", CleanText),  # unified diff (no context) of the text against seq - 1
+    Column("enclosures", CleanJSON),  # as the item's, at this version
     UniqueConstraint("item_id", "seq"),
 )
 
@@ -254,4 +257,15 @@ captures = Table(
     UniqueConstraint("kind", "url", "fetched_at", "blob_sha256"),
     Index(None, "item_id"),
     Index(None, "feed_id"),
+)
+
+# Who fetches an item's article page now (``articles.claim``), so that the claim of a holder
+# known dead is freed at once (``storage.holders``); the row goes when the outcome is stored.
+article_leases = Table(
+    "article_leases",
+    metadata,
+    Column("item_id", Integer, ForeignKey("items.id", ondelete="CASCADE"), primary_key=True,
+           autoincrement=False),
+    Column("owner", CleanText, nullable=False),
+    Index(None, "owner"),
 )

@@ -12,11 +12,15 @@ loop is busy with something else, and no thread of its own competes for the GIL 
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import os
+import stat
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+
+from storage.errors import StorageError
 
 
 class WriteTurn:
@@ -64,7 +68,23 @@ class WriteTurn:
                 os.close(fd)
 
     def _open(self) -> int:
-        return os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        """The lock file; never through a symbolic link, never anything but a regular file
+        (a link planted there would have us open whatever it points at)."""
+        flags = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+        try:
+            fd = os.open(self.path, flags, 0o644)
+        except OSError as exc:
+            if exc.errno != errno.ELOOP:
+                raise
+            fd = -1
+        if fd < 0 or not stat.S_ISREG(os.fstat(fd).st_mode):
+            if fd >= 0:
+                os.close(fd)
+            raise StorageError(
+                f"storage: the writer lock {self.path} is a symbolic link or no regular file; "
+                "remove it"
+            )
+        return fd
 
     def release(self) -> None:
         fd, self._fd, self._holder = self._fd, None, None

@@ -13,7 +13,11 @@ store's write path, seen through SQLAlchemy's engine and pool events (so storage
   survive);
 - ``before-commit``: when the N-th transaction that inserted items is about to COMMIT;
 - ``after-commit``: when the N-th such transaction has committed, before ``apply_poll`` returns;
-- ``after-claim``: when the N-th claim of due feeds has committed (leases held by a dead process).
+- ``after-claim``: when the N-th claim of due feeds has committed (leases held by a dead process);
+- ``after-article-claim``: likewise for the N-th claim of article pages;
+- ``after-poll-commit``: when the N-th transaction that wrote poll outcomes has committed (on
+  both databases: PostgreSQL inserts items with COPY, which the ``*-item``/``*-commit`` points
+  do not see).
 
 It writes ``crashrunner: SIGKILL at POINT #N`` to standard error first, so a test can tally them.
 Nothing here is used outside the tests.
@@ -34,7 +38,8 @@ from sqlalchemy.pool import Pool
 import aggregator.service  # noqa: F401  (imported ahead: the restart then costs no imports)
 from aggregator.cli import main
 
-POINTS = ("insert-item", "before-commit", "after-commit", "after-claim")
+POINTS = ("insert-item", "before-commit", "after-commit", "after-claim", "after-article-claim",
+          "after-poll-commit")
 ENV = "AGGREGATOR_CRASH_AT"
 
 
@@ -67,6 +72,10 @@ class CrashAt:
             self.hit("insert-item")
         elif statement.startswith("UPDATE feeds SET lease_owner") and "feeds.id IN" in statement:
             conn.info["wrote"] = "claim"  # a claim; a release or a sweep has another WHERE
+        if statement.startswith("INSERT INTO polls "):
+            conn.info["polls"] = True
+        elif statement.startswith("INSERT INTO article_leases "):
+            conn.info["wrote"] = "article-claim"
 
     def _commit(self, conn: Any) -> None:
         wrote = conn.info.pop("wrote", None)
@@ -74,16 +83,23 @@ class CrashAt:
             self.hit("before-commit")
         if wrote is not None:
             conn.info["committed"] = wrote
+        if conn.info.pop("polls", False):
+            conn.info["committed-polls"] = True
 
     def _rollback(self, conn: Any) -> None:
         conn.info.pop("wrote", None)
+        conn.info.pop("polls", None)
 
     def _checkin(self, _dbapi_conn: Any, record: Any) -> None:
         committed = record.info.pop("committed", None)
+        if record.info.pop("committed-polls", False):
+            self.hit("after-poll-commit")
         if committed == "items":
             self.hit("after-commit")
         elif committed == "claim":
             self.hit("after-claim")
+        elif committed == "article-claim":
+            self.hit("after-article-claim")
 
 
 def configure(spec: str | None) -> CrashAt | None:

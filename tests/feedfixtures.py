@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict, is_dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,8 @@ def as_golden(parsed: ParsedFeed) -> dict[str, Any]:
             return v.isoformat()
         if isinstance(v, tuple):
             return [value(x) for x in v]
+        if is_dataclass(v) and not isinstance(v, type):
+            return asdict(v)
         return v
 
     entries = [{name: value(getattr(e, name)) for name in e.__slots__} for e in parsed.entries]
@@ -28,7 +31,6 @@ def as_golden(parsed: ParsedFeed) -> dict[str, Any]:
         "link": parsed.link,
         "ttl": parsed.ttl,
         "warning": parsed.warning,
-        "guids_unreliable": parsed.guids_unreliable,
         "entries": entries,
     }
 

@@ -10,8 +10,7 @@ import pytest
 
 from aggregator.errors import ParseError
 from aggregator.feedmodel import clean_text
-from aggregator.feeds import parse_feed, rekey_by_link
-from storage.records import Entry
+from aggregator.feeds import parse_feed
 from tests.feedfixtures import FEED_URL, FEEDS, as_golden, item, rss
 
 GOLDEN = sorted(p for p in FEEDS.iterdir() if (p.parent / (p.name + ".expected.json")).exists())
@@ -93,18 +92,18 @@ def test_hash_key_is_stable_and_content_sensitive() -> None:
     assert one == again != other
 
 
-def test_same_guid_on_every_item_falls_back_to_links() -> None:
+def test_the_same_guid_on_every_item_keeps_every_item_apart() -> None:
     body = rss("".join(item(n, guid="same", link=f"/p/{n}") for n in range(5)))
     parsed = parse_feed(body, FEED_URL, {})
-    assert parsed.guids_unreliable
-    assert [e.key for e in parsed.entries] == [f"link:https://example.org/p/{n}" for n in range(5)]
-    assert all(e.guid == "same" for e in parsed.entries)
+    keys = [e.key for e in parsed.entries]
+    assert len(set(keys)) == 5 and keys[-1] == "guid:same"  # the oldest keeps the bare guid
+    assert all(k.startswith("guid:same#") for k in keys[:-1])
+    assert all(e.guid == "same" for e in parsed.entries) and parsed.warning is None
 
 
 def test_no_guids_at_all() -> None:
     body = rss("".join(item(n, link=f"https://example.org/p/{n}") for n in range(3)))
     parsed = parse_feed(body, FEED_URL, {})
-    assert not parsed.guids_unreliable
     assert [e.key for e in parsed.entries] == [f"link:https://example.org/p/{n}" for n in range(3)]
 
 
@@ -113,17 +112,6 @@ def test_exact_duplicates_are_dropped_with_a_warning() -> None:
     parsed = parse_feed(body, FEED_URL, {})
     assert len(parsed.entries) == 1
     assert parsed.warning and "2 duplicate entries dropped" in parsed.warning
-
-
-def test_rekey_by_link() -> None:
-    entries = (
-        Entry(key="guid:a", guid="a", url="https://x.org/1", title="1"),
-        Entry(key="guid:b", guid="b", url=None, title="2", summary="s"),
-        Entry(key="guid:c", guid="c", url="https://x.org/1", title="3"),
-    )
-    rekeyed = rekey_by_link(entries)
-    assert [e.key[:5] for e in rekeyed] == ["link:", "hash:"]
-    assert rekeyed[0].guid == "a"
 
 
 def test_nul_and_control_characters_are_stripped() -> None:

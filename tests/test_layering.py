@@ -14,8 +14,10 @@ PURE = ["aggregator/feeds.py", "aggregator/fastfeed.py", "aggregator/feedmodel.p
         "aggregator/jsonfeed.py",
         "aggregator/configyaml.py",
         "aggregator/xmlsafety.py", "aggregator/policy.py", "aggregator/freshness.py",
-        "aggregator/extract", "aggregator/config.py", "storage/records.py", "storage/identity.py"]
+        "aggregator/extract", "aggregator/config.py", "aggregator/urlcheck.py",
+        "storage/records.py", "storage/identity.py"]
 HTTP_OWNERS = {"aggregator/http.py", "aggregator/httppool.py", "aggregator/netguard.py"}
+PURE += ["aggregator/xmltext.py", "aggregator/xmlrescue.py"]  # parse-trap repairs (issue 10)
 
 
 def modules(*roots: str) -> list[Path]:

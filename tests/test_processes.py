@@ -7,6 +7,7 @@ import os
 import signal
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -14,26 +15,55 @@ import pytest
 from aggregator.service import Service
 from storage.store import Store
 from tests.feedgen import Item, article_page, rss
-from tests.httpserver import TestServer
+from tests.httpserver import RecordedRequest, Route, TestServer
 from tests.test_poll import items_of, settings_for
 from tests.test_service import Running, count_items, wait_for, write_config
 
 
-def feeds_on(server: TestServer, count: int, items: int = 3, delay: float = 0.0) -> list[str]:
+class _InFlightGate:
+    """Holds page answers until ``count`` requests are in flight at once (or 60 s pass), so
+    that the test does not depend on how fast a helper process starts on a loaded machine."""
+
+    def __init__(self, count: int) -> None:
+        self.count, self.in_flight, self.opened = count, 0, False
+        self.cond = threading.Condition()
+
+    def holding(self, page: Route) -> Callable[[RecordedRequest], Route]:
+        def handler(_req: RecordedRequest) -> Route:
+            with self.cond:
+                self.in_flight += 1
+                self.opened = self.opened or self.in_flight >= self.count
+                self.cond.notify_all()
+                self.cond.wait_for(lambda: self.opened, timeout=60)
+                self.in_flight -= 1
+            return page
+
+        return handler
+
+
+def feeds_on(server: TestServer, count: int, items: int = 3, delay: float = 0.0,
+             gate: _InFlightGate | None = None) -> list[str]:
     base = server.base_url
     urls = []
     for n in range(count):
         path = f"/f{n}.xml"
         body = rss([Item(n * 100 + i, base) for i in range(items)])
-        server.route(path, body=body, etag=f'"f{n}"', delay=delay)
+        route = Route(body=body, etag=f'"f{n}"', delay=delay)
+        if gate is None:
+            server.route(path, **vars(route))
+        else:
+            server.route(path, handler=gate.holding(route))
         urls.append(server.url(path))
     return urls
 
 
 @pytest.mark.timeout(120)
 def test_poll_once_deals_feeds_to_helpers_each_once(http_server: TestServer, store: Store) -> None:
-    urls = feeds_on(http_server, 24, delay=0.3)  # the helper's start-up (~1 s) is not all
-    settings = settings_for(*urls, database=store.url, service={"processes": 2, "concurrency": 2})
+    # The main process has 2 slots: a third request in flight is the helper's, however slowly
+    # it starts on a loaded machine.
+    urls = feeds_on(http_server, 24, gate=_InFlightGate(3))
+    settings = settings_for(*urls, database=store.url, service={"processes": 2, "concurrency": 2},
+                            http={"timeout": 90})  # the main process's polls wait at the gate
     store.sync_feeds(settings.feed_configs(), _now())
     service = Service(settings, store)
     try:
@@ -62,11 +92,13 @@ def test_article_pages_are_dealt_to_helpers_too(http_server: TestServer, store: 
     base = http_server.base_url
     items = [Item(n, base) for n in range(1, 13)]
     http_server.route("/feed.xml", body=rss(items))
+    gate = _InFlightGate(3)  # the main process has 2 slots: a third request is the helper's
     for item in items:
-        http_server.route(f"/news/{item.n}.html", body=article_page(item), delay=0.3,
-                          headers={"Content-Type": "text/html; charset=utf-8"})
+        page = Route(body=article_page(item), headers={"Content-Type": "text/html; charset=utf-8"})
+        http_server.route(f"/news/{item.n}.html", handler=gate.holding(page))
     settings = settings_for(http_server.url("/feed.xml"), database=store.url,
-                            fetch_articles=True, service={"processes": 2, "concurrency": 2})
+                            fetch_articles=True, service={"processes": 2, "concurrency": 2},
+                            http={"timeout": 90})  # the main process's pages wait at the gate
     store.sync_feeds(settings.feed_configs(), _now())
     service = Service(settings, store)
     try:

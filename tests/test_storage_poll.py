@@ -139,14 +139,19 @@ def test_distinct_entries_sharing_a_link_in_one_document_stay_distinct(store: St
     assert len(items(store)) == 4
 
 
-def test_the_same_guid_on_every_entry_falls_back_to_links(store: Store) -> None:
+def test_the_same_guid_on_every_entry_keeps_them_apart_and_only_them(store: Store) -> None:
+    # issue 10: a repeated guid affects the entries that repeat it, not the whole feed (which
+    # used to be keyed by link from then on: a podcast whose episodes all link its home page
+    # then folded into a handful of items)
     store.sync_feeds([FeedConfig(A)], T0)
-    doc = [entry(i, key="same", guid="same") for i in range(4)]
-    assert poll(store, A, T0, doc).new_items == 4
+    doc = [entry(i, key="same", guid="same") for i in range(4)] + [entry(7)]
+    assert poll(store, A, T0, doc).new_items == 5
     assert poll(store, A, T0 + timedelta(hours=1), doc).new_items == 0
-    assert len(items(store)) == 4
+    assert len(items(store)) == 5
     feed = store.get_feed(A)
-    assert feed is not None and feed.link_keys
+    assert feed is not None and not feed.link_keys
+    keys = sorted(i["sightings"][0]["key"] for i in items(store))
+    assert keys[0] == "guid:guid-7" and keys[1] == "guid:same"
 
 
 def test_guids_changing_every_poll_fall_back_to_links(store: Store) -> None:

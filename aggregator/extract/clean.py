@@ -9,20 +9,8 @@ from urllib.parse import urljoin
 import nh3
 from bs4 import BeautifulSoup, Tag
 
-ALLOWED_TAGS = frozenset({
-    "p", "h1", "h2", "h3", "h4", "h5", "h6", "ul", "ol", "li", "dl", "dt", "dd", "blockquote",
-    "q", "cite", "figure", "figcaption", "img", "a", "em", "strong", "b", "i", "u", "s", "sub",
-    "sup", "small", "mark", "br", "hr", "pre", "code", "table", "thead", "tbody", "tfoot", "tr",
-    "th", "td", "caption", "div", "section", "span", "abbr", "time",
-})
-ALLOWED_ATTRIBUTES = {
-    "a": {"href", "title"},
-    "img": {"src", "alt", "title", "width", "height"},
-    "td": {"colspan", "rowspan"},
-    "th": {"colspan", "rowspan"},
-    "time": {"datetime"},
-    "abbr": {"title"},
-}
+from storage.safehtml import POLICY
+
 # Furniture that is never article text, whatever the site.
 DROP_TAGS = (
     "script", "style", "noscript", "nav", "aside", "form", "iframe", "button", "svg", "footer",
@@ -72,15 +60,10 @@ def _amp_images(node: Tag) -> None:
 
 
 def sanitize(html: str, base_url: str) -> str:
-    """nh3 with a short allowlist; relative links become absolute first."""
+    """The stored-HTML policy (:mod:`storage.safehtml`); relative links become absolute too."""
     return nh3.clean(
         html,
-        tags=set(ALLOWED_TAGS),
-        clean_content_tags={"script", "style"},
-        attributes={k: set(v) for k, v in ALLOWED_ATTRIBUTES.items()},
-        url_schemes={"http", "https", "mailto"},
-        link_rel=None,
-        strip_comments=True,
+        **POLICY,
         attribute_filter=lambda tag, attr, value: _absolute(tag, attr, value, base_url),
     ).strip()
 

@@ -14,6 +14,8 @@ STRUCTURED = "structured_data"
 META = "meta"
 _MAX_JSON = 2 * 1024 * 1024
 _MAX_DEPTH = 8
+_SURROGATE = re.compile("[\ud800-\udfff]")
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 _BYLINE = re.compile(r"^(?:by|von|par|por|di|door|av|af)\s+", re.I)
 _ARTICLE_TYPES = frozenset({"BlogPosting", "LiveBlogPosting", "Report", "SocialMediaPosting"})
 _SITE_TYPES = frozenset({"WebSite", "Organization", "NewsMediaOrganization"})
@@ -73,9 +75,24 @@ def _load_json(text: str) -> Any:
     if len(text) > _MAX_JSON:
         return None
     try:
-        return json.loads(text.strip().removeprefix("<!--").removesuffix("-->"), strict=False)
+        data = json.loads(text.strip().removeprefix("<!--").removesuffix("-->"), strict=False)
     except (ValueError, RecursionError):
         return None
+    return _without_lone_surrogates(data, 0) if _SURROGATE_ESCAPE.search(text) else data
+
+
+def _without_lone_surrogates(node: Any, depth: int) -> Any:
+    """JSON keeps an escaped lone surrogate ("\\ud800"), which no database stores: one in an
+    author's name failed the article's every write. U+FFFD instead (pairs are joined already)."""
+    if isinstance(node, str):
+        return _SURROGATE.sub("\ufffd", node)
+    if depth > _MAX_DEPTH:
+        return None  # deeper than _objects reads
+    if isinstance(node, list):
+        return [_without_lone_surrogates(item, depth + 1) for item in node]
+    if isinstance(node, dict):
+        return {key: _without_lone_surrogates(value, depth + 1) for key, value in node.items()}
+    return node
 
 
 def _objects(node: Any, depth: int) -> Iterator[dict[str, Any]]:

@@ -1,0 +1,98 @@
+"""Whether a URL can be fetched at all: one rule for ``check-config`` and for the HTTP client.
+
+Pure (stdlib and ``idna``, which httpx itself uses): no DNS, no socket. It refuses what no
+request could ever reach (issue 10): a scheme other than http(s), no host, a port outside
+1–65535, a malformed host (an empty or over-long label, characters no DNS name holds, an
+``xn--`` label that is not valid Punycode, an IDN that IDNA 2008 refuses). Without it such URLs
+reached httpx, asyncio or the resolver and came back as ``IDNAError`` or ``OverflowError``.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from urllib.parse import urlsplit
+
+import idna
+
+__all__ = ["SCHEMES", "url_problem"]
+
+SCHEMES = frozenset({"http", "https"})
+_MAX_LABEL = 63  # RFC 1035 §2.3.4
+_MAX_NAME = 253
+# Letters, digits and hyphens (RFC 1123), plus "_"; hyphens anywhere, as resolvers accept them
+# (some real blog hosts begin or end with one).
+_ASCII_LABEL = re.compile(r"^[a-z0-9_-]+$")
+# What httpx reads as a dotted IPv4 address and validates; "127.1" or "2130706433" go to the
+# resolver, which reads them as inet_aton does (the SSRF guard then vets the address).
+_IPV4_STYLE = re.compile(r"^[0-9]+\.[0-9]+\.[0-9]+\.[0-9]+$")
+
+
+def url_problem(url: str) -> str | None:
+    """Why ``url`` cannot be fetched, in a few words ("bad port 99999"), or None if it can."""
+    try:
+        parts = urlsplit(url.strip())
+        port = parts.port
+    except ValueError as exc:  # "Port out of range 0-65535", "Invalid IPv6 URL"
+        return _port_or_syntax(url, exc)
+    if parts.scheme.lower() not in SCHEMES:
+        return f"unsupported scheme {parts.scheme or '(none)'!r} (only http and https)"
+    host = parts.hostname
+    if not host:
+        return "no host"
+    if port == 0:
+        return "bad port 0 (ports are 1-65535)"
+    return host_problem(host)
+
+
+def host_problem(host: str) -> str | None:
+    """Why ``host`` (as ``urlsplit`` gives it: lower-case, no brackets) is no reachable host."""
+    if ":" in host:
+        try:
+            ipaddress.IPv6Address(host)
+        except ValueError:
+            return f"malformed IPv6 address {host!r}"
+        return None
+    if _IPV4_STYLE.match(host):
+        try:
+            ipaddress.IPv4Address(host)
+        except ValueError:
+            return f"malformed IPv4 address {host!r}"
+        return None
+    if not host.isascii():
+        return _idn_problem(host)
+    return _ascii_problem(host)
+
+
+def _port_or_syntax(url: str, exc: ValueError) -> str:
+    text = str(exc)
+    if "Port" in text:
+        port = url.split("://", 1)[-1].split("/", 1)[0].rpartition(":")[2]
+        return f"bad port {port[:20]} (ports are 1-65535)"
+    return f"malformed URL ({text})"
+
+
+def _idn_problem(host: str) -> str | None:
+    """httpx encodes a non-ASCII host with ``idna.encode``; what it refuses is unreachable."""
+    try:
+        ascii_host = idna.encode(host.rstrip(".")).decode("ascii")
+    except (idna.IDNAError, UnicodeError) as exc:
+        return f"malformed international host {host[:100]!r} ({exc})"
+    return _ascii_problem(ascii_host)
+
+
+def _ascii_problem(host: str) -> str | None:
+    name = host.rstrip(".")  # one trailing dot is the DNS root: fine
+    if len(name) > _MAX_NAME:
+        return f"host name longer than {_MAX_NAME} characters"
+    for label in name.split("."):
+        if not label or len(label) > _MAX_LABEL:
+            return f"malformed host {host[:100]!r} (empty or over-long label)"
+        if label.startswith("xn--"):
+            try:
+                idna.decode(label)
+            except (idna.IDNAError, UnicodeError) as exc:
+                return f"malformed host {host[:100]!r} (bad IDN label {label!r}: {exc})"
+        elif not _ASCII_LABEL.match(label):
+            return f"malformed host {host[:100]!r} (characters no host name holds)"
+    return None
