@@ -196,12 +196,14 @@ def print_article(article: Article) -> None:
     sources = dict(article.sources)
     for name in ("title", "published", "modified", "authors", "language", "canonical_url",
                  "image", "dateline"):
-        value = getattr(article, name)
+        value, key = getattr(article, name), name
+        if name == "published" and value is None and article.published_date:
+            value, key = f"{article.published_date.isoformat()} (day only)", "published_date"
         if isinstance(value, datetime):
             value = value.isoformat()
         elif isinstance(value, tuple):
             value = ", ".join(value)
-        origin = f"  [{sources[name]}]" if name in sources else ""
+        origin = f"  [{sources[key]}]" if key in sources else ""
         click.echo(f"{name:<14}{value if value not in (None, '') else '-'}{origin}")
     body_source = sources.get("text") or sources.get("html") or "?"
     click.echo(f"{'text':<14}{len(article.text)} characters  [{body_source}]")

@@ -50,6 +50,8 @@ def article_json(article: Article) -> dict[str, Any]:
         "canonical_url": article.canonical_url, "image": article.image,
         "dateline": article.dateline, "sources": dict(article.sources),
         "extractor": article.extractor,
+        **({"published_date": article.published_date.isoformat()}
+           if article.published_date else {}),
     }  # fmt: skip
 
 

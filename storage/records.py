@@ -9,7 +9,7 @@ keeps it too); datetimes the service makes itself are UTC.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 
 # A feed poll ended in one of these.
 STATUS_OK = "ok"
@@ -118,6 +118,9 @@ class Article:
     # field name -> where it came from: "site_rule", "structured_data", "meta", "generic", "feed"
     sources: tuple[tuple[str, str], ...] = ()
     extractor: str = ""  # name/version of the extractor that made it
+    # The page states only a calendar day (no time): the day, and ``published`` stays None
+    # rather than inventing midnight UTC (issue 17).
+    published_date: date | None = None
 
 
 @dataclass(frozen=True, slots=True)

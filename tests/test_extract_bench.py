@@ -22,6 +22,8 @@ PAGES = ROOT / "tests" / "data" / "pages"
 GENERIC_F1_FLOOR = {
     "kazinform-article": 1.0,
     "kazinform-article-amp": 1.0,
+    "kazinform-article-amp2": 1.0,
+    "old-markup": 1.0,
     "listing-scroll": 1.0,
     "suffix-title": 1.0,
     "user-rule": 0.6,  # a CMS-less page: without its rule the generic path loses the caption

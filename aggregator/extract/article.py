@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, tzinfo
+from datetime import date, datetime, tzinfo
 from urllib.parse import urljoin, urlsplit
 
 from bs4 import Tag
@@ -14,11 +14,12 @@ from lxml import etree  # type: ignore[import-untyped,unused-ignore]
 from lxml.html import HtmlElement, HTMLParser, document_fromstring  # type: ignore[import-untyped,unused-ignore]
 
 from aggregator.errors import ExtractError
-from aggregator.extract import titles
-from aggregator.extract.clean import clean_element, parse_soup, sanitize
-from aggregator.extract.dates import in_page_zone, parse_date
+from aggregator.extract import shown, titles
+from aggregator.extract.bylines import people, shown_bylines
+from aggregator.extract.clean import FURNITURE, clean_element, parse_soup, sanitize
+from aggregator.extract.dates import in_page_zone, is_day_only, parse_date, reconcile
 from aggregator.extract.generic import GENERIC, generic_body
-from aggregator.extract.polish import drop_leading_title, drop_link_blocks
+from aggregator.extract.polish import drop_leading_meta, drop_leading_title, drop_link_blocks
 from aggregator.extract.rules import SiteRule, SiteRules
 from aggregator.extract.structured import META, STRUCTURED, PageMeta, is_amp, read_meta
 from aggregator.extract.text import html_to_text
@@ -55,11 +56,16 @@ def extract(html: str, url: str, rules: SiteRules) -> Article:
     meta = read_meta(root)
     got = _Fields()
     headings = _headings(root)
+    rule_date = ""
     if rule is not None:
-        _apply_rule(html, url, rule, is_amp(root), got)
+        rule_date = _apply_rule(html, url, rule, is_amp(root), meta, got)
     _apply_meta(meta, headings, url, rule, got)
-    if "published" not in got.values:
-        got.offer("published", _htmldate(root, url), GENERIC)
+    head = shown.headline(root, _opt(got.values.get("title")))
+    near = shown.window(head) if head is not None else None
+    _apply_authors(root, near, meta, url, got)
+    _apply_published(root, near, meta, rule, rule_date, got)
+    if "published" not in got.values and "published_date" not in got.values:
+        got.offer("published_date", _htmldate(root, url), GENERIC)
     if "html" not in got.values and _size_ok(root):
         got.offer("html", drop_link_blocks(generic_body(root, url)), GENERIC)
     if "html" not in got.values and meta.body:
@@ -96,18 +102,24 @@ def _headings(root: HtmlElement) -> list[str]:
     return [" ".join(h.text_content().split()) for h in list(root.iter("h1"))[:5]]
 
 
-def _apply_rule(html: str, url: str, rule: SiteRule, amp: bool, got: _Fields) -> None:
-    """Selectors of the site's rule; the first selector that matches wins for each field."""
+def _apply_rule(
+    html: str, url: str, rule: SiteRule, amp: bool, meta: PageMeta, got: _Fields
+) -> str:
+    """Selectors of the site's rule; the first selector that matches wins for each field.
+
+    Returns the published date's text: it is weighed with the date the page shows later.
+    """
     soup = parse_soup(html)
     tz = rule.tzinfo()
+    host = urlsplit(url).hostname or ""
     got.offer("title", titles.clean(_select_text(soup, rule.title)), SITE_RULE)
-    got.offer("published", parse_date(_select_value(soup, rule.published), tz), SITE_RULE)
     got.offer("modified", parse_date(_select_value(soup, rule.modified), tz), SITE_RULE)
-    got.offer("authors", _select_all(soup, rule.authors), SITE_RULE)
+    got.offer("authors", people(_select_all(soup, rule.authors), meta.site_names, host), SITE_RULE)
     got.offer("dateline", _select_text(soup, rule.dateline), SITE_RULE)
     body = _first(soup, (*rule.amp_body, *rule.body) if amp else rule.body)
     if body is not None:
         got.offer("html", clean_element(body, rule.remove, url), SITE_RULE)
+    return _select_value(soup, rule.published)
 
 
 def _first(soup: Tag, selectors: Sequence[str]) -> Tag | None:
@@ -124,14 +136,27 @@ def _select_text(soup: Tag, selectors: Sequence[str]) -> str:
 
 
 def _select_value(soup: Tag, selectors: Sequence[str]) -> str:
-    """A date element's machine value (content=, datetime=) before its visible text."""
-    hit = _first(soup, selectors)
+    """A date element's machine value (content=, datetime=) before its visible text.
+
+    Hits inside links or related/share blocks are other stories' dates, never this one's.
+    """
+    hit = next((h for s in selectors for h in soup.select(s) if not _elsewhere(h)), None)
     if hit is None:
         return ""
     for attr in ("datetime", "content"):
         if isinstance(hit.get(attr), str):
             return str(hit.get(attr))
     return " ".join(hit.get_text(" ").split())
+
+
+def _elsewhere(hit: Tag) -> bool:
+    for up in (hit, *hit.parents):
+        if up.name == "a":
+            return True
+        marks = " ".join([*(up.get_attribute_list("class") or []), str(up.get("id") or "")])
+        if marks.strip() and FURNITURE.search(marks):
+            return True
+    return False
 
 
 def _select_all(soup: Tag, selectors: Sequence[str]) -> tuple[str, ...]:
@@ -151,13 +176,8 @@ def _apply_meta(
     if chosen:
         got.offer("title", chosen[0], chosen[1])
     tz = rule.tzinfo() if rule else None
-    stated = [d for v, _ in (*meta.published, *meta.modified) if (d := parse_date(v, tz))]
-    stated += [d for v in meta.times if (d := parse_date(v, tz))]
-    for name, found in (("published", meta.published), ("modified", meta.modified)):
-        _, when, source = _first_date(found, tz, name)
-        got.offer(name, in_page_zone(when, stated) if when else None, source)
-    for names, source in meta.authors:
-        got.offer("authors", names, source)
+    _, when, source = _first_date(meta.modified, tz, "modified")
+    got.offer("modified", in_page_zone(when, _stated(meta, tz)) if when else None, source)
     for value, source in meta.language:
         got.offer("language", _language(value), source)
     for value, source in meta.canonical:
@@ -166,23 +186,83 @@ def _apply_meta(
         got.offer("image", _absolute(url, value), source)
 
 
+def _stated(meta: PageMeta, tz: tzinfo | None) -> list[datetime]:
+    """Every date the page states in its metadata: the offsets it uses."""
+    stated = [d for v, _ in (*meta.published, *meta.modified) if (d := parse_date(v, tz))]
+    return stated + [d for v in meta.times if (d := parse_date(v, tz))]
+
+
 def _first_date(
     found: list[tuple[str, str]], tz: tzinfo | None, name: str
 ) -> tuple[str, datetime | None, str]:
     for value, source in found:
         parsed = parse_date(value, tz)
         if parsed is not None:
-            return name, parsed, source
-    return name, None, META
+            return value, parsed, source
+    return "", None, META
 
 
-def _htmldate(root: HtmlElement, url: str) -> datetime | None:
+def _apply_authors(
+    root: HtmlElement, near: shown.Window | None, meta: PageMeta, url: str, got: _Fields
+) -> None:
+    """Persons from the metadata, weighed with the byline the page shows.
+
+    The "By …" line under the headline is what a reader cites: it wins when it names persons.
+    A byline element elsewhere (class "byline"/"author") fills in when the metadata names
+    nobody, or names fewer of the same authors.
+    """
+    host = urlsplit(url).hostname or ""
+    stated: tuple[str, ...] = ()
+    source = META
+    for raw, where in meta.authors:
+        stated, source = people(raw, meta.site_names, host), where
+        if stated:
+            break
+    keys = {_name_key(n) for n in stated}
+    under = people([shown.byline_near(near)], meta.site_names, host) if near else ()
+    under = under if all(len(n.split()) >= 2 for n in under) else ()  # "By Comparison, …"
+    if under and not keys >= {_name_key(n) for n in under}:
+        stated, source = under, GENERIC
+    elif not under:
+        found = (p for b in shown_bylines(root) if (p := people([b], meta.site_names, host)))
+        shown_names = next(found, ())
+        if shown_names and (not stated or keys < {_name_key(n) for n in shown_names}):
+            stated, source = shown_names, GENERIC
+    got.offer("authors", stated, source)
+
+
+def _name_key(name: str) -> str:
+    return " ".join(name.casefold().split())
+
+
+def _apply_published(
+    root: HtmlElement,
+    near: shown.Window | None,
+    meta: PageMeta,
+    rule: SiteRule | None,
+    rule_date: str,
+    got: _Fields,
+) -> None:
+    """Metadata (or the site rule) weighed with the date shown under the headline."""
+    tz = rule.tzinfo() if rule else None
+    text, machine, source = rule_date, parse_date(rule_date, tz), SITE_RULE
+    if machine is None:
+        text, machine, source = _first_date(meta.published, tz, "published")
+    seen = shown.choose(shown.near(near, root.get("lang") or "")) if near else None
+    when, day, from_page = reconcile(machine, is_day_only(text), seen, tz, _stated(meta, tz))
+    where = GENERIC if from_page else source
+    got.offer("published", when, where)
+    got.offer("published_date", day, where)
+
+
+def _htmldate(root: HtmlElement, url: str) -> date | None:
     """htmldate gives a day only; it is the fallback when the page states no date anywhere."""
     try:
         day = find_date(root, url=url, extensive_search=False, original_date=True)
     except (ValueError, TypeError, RecursionError):
         return None
-    return parse_date(day) if day else None
+    parsed = parse_date(day) if day else None
+    return parsed.date() if parsed else None
 
 
 def _language(value: str) -> str:
@@ -207,6 +287,8 @@ def _paragraphs_html(body: str) -> str:
 
 def _build(got: _Fields, rule: SiteRule | None, url: str) -> Article:
     html = drop_leading_title(str(got.values.get("html") or ""), _opt(got.values.get("title")))
+    if got.sources.get("html") == GENERIC:
+        html = drop_leading_meta(html)
     text = _strip_title(html_to_text(html), got.values.get("title"))
     if not text.strip():
         raise ExtractError(f"extract: no article text found (or page too large) for {url}")
@@ -226,6 +308,7 @@ def _build(got: _Fields, rule: SiteRule | None, url: str) -> Article:
         dateline=_opt(v.get("dateline")),
         sources=tuple(sorted(got.sources.items())),
         extractor=EXTRACTOR_VERSION,
+        published_date=_day(v.get("published_date")),
     )
 
 
@@ -257,3 +340,7 @@ def _opt(value: object) -> str | None:
 
 def _dt(value: object) -> datetime | None:
     return value if isinstance(value, datetime) else None
+
+
+def _day(value: object) -> date | None:
+    return value if isinstance(value, date) and not isinstance(value, datetime) else None

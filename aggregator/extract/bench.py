@@ -7,6 +7,7 @@ from typing import Any
 from aggregator.errors import ExtractError
 from aggregator.extract.article import extract
 from aggregator.extract.rules import SiteRules
+from storage.records import Article
 
 _RULES = SiteRules.load()  # the shipped presets, loaded once: the scorer calls per page
 
@@ -20,6 +21,13 @@ def score_page(html: str, url: str | None) -> dict[str, Any]:
     return {
         "text": article.text,
         "title": article.title,
-        "date": article.published.isoformat() if article.published else None,
+        "date": _date(article),
         "authors": list(article.authors),
     }
+
+
+def _date(article: Article) -> str | None:
+    """The time with its offset, or the day when the page gives only a day."""
+    if article.published is not None:
+        return article.published.isoformat()
+    return article.published_date.isoformat() if article.published_date else None

@@ -18,7 +18,7 @@ DROP_TAGS = (
     "amp-ad", "amp-analytics", "amp-social-share", "amp-sidebar", "amp-iframe", "amp-embed",
     "amp-sticky-ad", "amp-consent", "amp-pixel",
 )
-_BOILERPLATE = re.compile(
+FURNITURE = _BOILERPLATE = re.compile(
     r"(?:^|[-_\s])(share|sharing|social|related|newsletter|subscribe|advert\w*|ads?|promo|"
     r"comments?|breadcrumbs?|sidebar|recommend\w*|read-?more|also-?read|more-?news|popular)"
     r"(?:$|[-_\s])",

@@ -5,10 +5,12 @@ from __future__ import annotations
 import re
 import warnings
 from collections import Counter
-from collections.abc import Iterable
-from datetime import UTC, datetime, timedelta, timezone, tzinfo
+from collections.abc import Iterable, Sequence
+from datetime import UTC, date, datetime, timedelta, timezone, tzinfo
 
 from dateutil import parser as dateparser
+
+from aggregator.extract.shown import ZONES, Shown
 
 _ISO_DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _YEAR = re.compile(r"(?<!\d)(?:19|20)\d{2}(?!\d)")
@@ -51,13 +53,21 @@ def _human(text: str) -> datetime | None:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # "tzname EST not understood": we drop it below
             parsed = dateparser.parse(
-                text, fuzzy=True, dayfirst=not _ISO_DAY.match(text), default=_NO_DEFAULT
+                text, fuzzy=True, dayfirst=not _ISO_DAY.match(text), default=_NO_DEFAULT,
+                tzinfos=_zone_named,
             )
     except (ValueError, OverflowError, TypeError):
         return None
     if parsed.tzinfo is not None and parsed.utcoffset() is None:
         return parsed.replace(tzinfo=None)
     return parsed
+
+
+def _zone_named(name: str, offset: int | None) -> tzinfo | int | None:
+    """"IST", "EST", "ET": the abbreviations news pages print, as dateutil wants them."""
+    if offset is not None:
+        return offset
+    return ZONES.get((name or "").upper())
 
 
 def iso(value: datetime | None) -> str | None:
@@ -78,3 +88,103 @@ def in_page_zone(value: datetime, stated: Iterable[datetime]) -> datetime:
         return value
     offset = offsets.most_common(1)[0][0]
     return value.astimezone(timezone(offset))
+
+
+_CLOCK_IN_TEXT = re.compile(r"\d{1,2}[:h.]\d{2}(?!\d)|T\d{2}")
+
+
+def is_day_only(value: str | None) -> bool:
+    """"2019-11-18", "November 19, 2019": a day, no time of day."""
+    text = (value or "").strip()
+    return bool(text) and (_ISO_DAY.match(text) is not None or not _CLOCK_IN_TEXT.search(text))
+
+
+Published = tuple[datetime | None, date | None, bool]  # (time, day only, taken from the page text)
+_MATCH = timedelta(seconds=60)
+_MAX_OFFSET = timedelta(hours=14)
+_OFF_HOUR = timedelta(minutes=30)
+_LENDS_ZONE = ("updated", "stamp", "prose", "above")  # dates that never override the metadata
+
+
+def reconcile(
+    machine: datetime | None,
+    day_only: bool,
+    seen: Shown | None,
+    default_tz: tzinfo | None,
+    stated: Sequence[datetime] = (),
+) -> Published:
+    """The publication time from the page's metadata (``machine``) and the date it shows.
+
+    What the reader sees decides: the zone of the date line, or its clock against the metadata's
+    UTC instant, gives the offset; a date line that disagrees with the metadata wins unless it is
+    labelled an update; a day without a time stays a day (issue 17).
+    """
+    if seen is None:
+        if machine is None:
+            return None, None, False
+        if day_only:
+            return None, machine.date(), False
+        return in_page_zone(machine, stated), None, False
+    if seen.clock is None:
+        return _day_shown(machine, day_only, seen, stated)
+    at = seen.aware(default_tz)
+    if machine is not None and not day_only:
+        return _time_and_machine(machine, seen, at, default_tz, stated)
+    if at is not None:
+        return at, None, True
+    offset = _page_offset(stated)
+    if offset is not None:
+        return datetime.combine(seen.day, seen.clock, timezone(offset)), None, True
+    return None, seen.day, True
+
+
+def _day_shown(
+    machine: datetime | None, day_only: bool, seen: Shown, stated: Sequence[datetime]
+) -> Published:
+    if machine is None or (day_only and seen.label not in _LENDS_ZONE):
+        return None, seen.day, True
+    if day_only:
+        return None, machine.date(), False
+    local = in_page_zone(machine, stated)
+    if seen.label not in _LENDS_ZONE and abs((local.date() - seen.day).days) > 1:
+        return None, seen.day, True  # the page shows another day than its metadata states
+    return local, None, False
+
+
+def _time_and_machine(
+    machine: datetime, seen: Shown, at: datetime | None, default_tz: tzinfo | None,
+    stated: Sequence[datetime],
+) -> Published:
+    zone = seen.zone or default_tz
+    if at is not None and zone is not None:
+        if abs(machine - at) <= _MATCH or seen.label in _LENDS_ZONE:
+            return _in_zone(machine, zone), None, False
+        return at, None, True
+    offset = _offset_between(seen, machine)  # the same instant (to the minute) in local time
+    if offset is not None and seen.label != "updated":
+        return machine.astimezone(timezone(offset)), None, False
+    return in_page_zone(machine, stated), None, False
+
+
+def _in_zone(value: datetime, zone: tzinfo) -> datetime:
+    """``value`` as a fixed offset of ``zone`` at that instant."""
+    local = value.astimezone(zone)
+    offset = local.utcoffset()
+    return local.replace(tzinfo=timezone(offset)) if offset is not None else value
+
+
+def _offset_between(seen: Shown, machine: datetime) -> timedelta | None:
+    """The page's clock against the metadata's instant: its offset, when it is a real one."""
+    if seen.clock is None:
+        return None
+    wall = datetime.combine(seen.day, seen.clock)
+    diff = wall - machine.astimezone(UTC).replace(tzinfo=None)
+    offset = round(diff / timedelta(minutes=30)) * timedelta(minutes=30)
+    if abs(offset) > _MAX_OFFSET or abs(diff - offset) > _MATCH or abs(offset) == _OFF_HOUR:
+        return None  # real offsets are whole or half hours (±0:30 is none)
+    return offset
+
+
+def _page_offset(stated: Sequence[datetime]) -> timedelta | None:
+    offsets = Counter(o for d in stated if (o := d.utcoffset()) is not None and o != timedelta(0))
+    return offsets.most_common(1)[0][0] if offsets else None

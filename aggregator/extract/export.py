@@ -8,7 +8,11 @@ from storage.records import Article
 
 
 def article_to_dict(a: Article) -> dict[str, Any]:
-    """ISO 8601 dates with their offset, authors as a list, sources as {field: source}."""
+    """ISO 8601 dates with their offset, authors as a list, sources as {field: source}.
+
+    ``published_date`` appears only when the page gave a day without a time (then ``published``
+    is null): old readers see what they saw before, new ones the day as stated.
+    """
     return {
         "title": a.title,
         "text": a.text,
@@ -22,4 +26,5 @@ def article_to_dict(a: Article) -> dict[str, Any]:
         "dateline": a.dateline,
         "sources": dict(a.sources),
         "extractor": a.extractor,
+        **({"published_date": a.published_date.isoformat()} if a.published_date else {}),
     }

@@ -19,6 +19,10 @@ _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 _BYLINE = re.compile(r"^(?:by|von|par|por|di|door|av|af)\s+", re.I)
 _ARTICLE_TYPES = frozenset({"BlogPosting", "LiveBlogPosting", "Report", "SocialMediaPosting"})
 _SITE_TYPES = frozenset({"WebSite", "Organization", "NewsMediaOrganization"})
+_ORG_TYPES = frozenset({
+    "Organization", "NewsMediaOrganization", "Corporation", "GovernmentOrganization", "NGO",
+    "EducationalOrganization", "WebSite", "Brand",
+})
 
 Found = tuple[str, str]  # (value, source)
 
@@ -149,8 +153,10 @@ def _url(value: Any) -> str:
 
 
 def _people(value: Any) -> tuple[str, ...]:
+    """Raw author names; organizations are not bylines (issue 17: persons only)."""
     items = value if isinstance(value, list) else [value]
-    names = (clean_name(_text(item)) for item in items[:20])
+    persons = (i for i in items[:20] if not (isinstance(i, dict) and _types(i) & _ORG_TYPES))
+    names = (clean_name(_text(item)) for item in persons)
     return tuple(dict.fromkeys(n for n in names if n and not _looks_like_url(n)))
 
 
@@ -174,16 +180,26 @@ def _read_microdata(root: HtmlElement, meta: PageMeta) -> None:
     props: dict[str, list[HtmlElement]] = {}
     for node in root.xpath("//*[@itemprop]"):
         props.setdefault(str(node.get("itemprop")), []).append(node)
+    props["author"] = [n for n in props.get("author", []) if not _in_comment(n)]
     for prop, target in (("datePublished", meta.published), ("dateModified", meta.modified)):
         if prop in props:
             _add(target, _node_value(props[prop][0]), STRUCTURED)
     if not meta.titles and "headline" in props:
         _add(meta.titles, _node_value(props["headline"][0]), STRUCTURED)
-    if not meta.authors and "author" in props:
+    if not meta.authors and props["author"]:
         names = [clean_name(_node_value(n)) for n in props["author"][:10]]
         people = tuple(dict.fromkeys(n for n in names if n and not _looks_like_url(n)))
         if people:
             meta.authors.append((people, STRUCTURED))
+
+
+def _in_comment(node: HtmlElement) -> bool:
+    """Comments carry itemprop=author too: their writers are not the article's."""
+    for up in node.iterancestors():
+        marks = f"{up.get('class') or ''} {up.get('id') or ''} {up.get('itemtype') or ''}"
+        if "comment" in marks.lower():
+            return True
+    return False
 
 
 def _node_value(node: HtmlElement) -> str:
@@ -249,9 +265,8 @@ def _meta_tags(root: HtmlElement) -> dict[str, list[str]]:
 
 
 def _split_people(values: list[str]) -> tuple[str, ...]:
-    """One tag listing "A, B" or one tag per author."""
-    parts = values[0].split(",") if len(values) == 1 else values[:20]
-    names = [clean_name(n) for n in parts]
+    """One tag per author, or one listing several ("A, B": bylines.people splits it)."""
+    names = [clean_name(n) for n in values[:20]]
     return tuple(dict.fromkeys(n for n in names if n and not _looks_like_url(n)))
 
 
