@@ -1,5 +1,5 @@
 """``python -m aggregator`` runs the same command as ``aggregator``."""
 
-from aggregator.cli import main
+from aggregator.cli.commands import main
 
 main()

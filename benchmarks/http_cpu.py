@@ -32,9 +32,9 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # also runnable as `python benchmarks/http_cpu.py`
     sys.path.insert(0, str(ROOT))
 
-from aggregator.config import HttpSettings  # noqa: E402
-from aggregator.http import HttpClient, Response  # noqa: E402
-from aggregator.politeness import HostLimiter  # noqa: E402
+from aggregator.config.settings import HttpSettings  # noqa: E402
+from aggregator.fetch.http import HttpClient, Response  # noqa: E402
+from aggregator.fetch.politeness import HostLimiter  # noqa: E402
 from benchmarks.feedserver import FeedServer  # noqa: E402
 
 Validators = dict[str, tuple[str | None, str | None]]

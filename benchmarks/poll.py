@@ -273,8 +273,8 @@ def fresh_database(database: str | None, workdir: Path) -> Iterator[str]:
 def run_ours(
     job: Job, database: str, concurrency: int, parse_workers: int, processes: int
 ) -> tuple[float, list[PassResult]]:
-    from aggregator.config import Settings
-    from aggregator.service import Service, Totals
+    from aggregator.config.settings import Settings
+    from aggregator.runtime.service import Service, Totals
     from storage.store import Store
 
     settings = Settings.model_validate({

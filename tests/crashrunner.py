@@ -1,7 +1,7 @@
 """Test-only launcher of the service for crash tests: fast restarts and SIGKILL at a chosen point.
 
 ``python -m tests.crashrunner --config FILE run`` imports the service, then waits for one line on
-standard input before it calls ``aggregator.cli.main()`` with those arguments, exactly as
+standard input before it calls ``aggregator.cli.commands.main()`` with those arguments, exactly as
 ``python -m aggregator`` does. The import is paid before the test's clock starts, so a crash test
 can restart the service dozens of times in its time budget (standard input closed without a
 line: it exits without running anything).
@@ -35,8 +35,8 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from sqlalchemy.pool import Pool
 
-import aggregator.service  # noqa: F401  (imported ahead: the restart then costs no imports)
-from aggregator.cli import main
+import aggregator.runtime.service  # noqa: F401  (imported ahead: the restart then costs no imports)
+from aggregator.cli.commands import main
 
 POINTS = ("insert-item", "before-commit", "after-commit", "after-claim", "after-article-claim",
           "after-poll-commit")

@@ -7,7 +7,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from aggregator.feeds import ParsedFeed
+from aggregator.feeds.parse import ParsedFeed
 
 FEEDS = Path(__file__).parent / "data" / "feeds"
 FEED_URL = "https://example.org/feeds/main.xml"

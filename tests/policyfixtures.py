@@ -6,7 +6,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
-from aggregator.policy import Observation, PollPolicy
+from aggregator.schedule.policy import Observation, PollPolicy
 from storage.records import FeedState
 
 NOW = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)

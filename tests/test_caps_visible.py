@@ -16,11 +16,11 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from aggregator.cli import cli
-from aggregator.config import Settings
-from aggregator.feedmodel import MAX_ENTRIES
-from aggregator.feeds import parse_feed
-from aggregator.service import Service
+from aggregator.cli.commands import cli
+from aggregator.config.settings import Settings
+from aggregator.feeds.feedmodel import MAX_ENTRIES
+from aggregator.feeds.parse import parse_feed
+from aggregator.runtime.service import Service
 from storage.records import ExportFilter
 from storage.store import Store
 from tests.feedgen import Item, rss
@@ -42,12 +42,12 @@ def test_a_feed_cut_at_the_entry_cap_says_so_in_log_history_and_feeds_show(
     http_server: TestServer, store: Store, monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    monkeypatch.setattr("aggregator.feeds.MAX_ENTRIES", CAP)
+    monkeypatch.setattr("aggregator.feeds.parse.MAX_ENTRIES", CAP)
     http_server.route("/feed.xml", body=rss([Item(n, http_server.base_url) for n in range(5)]))
     url = http_server.url("/feed.xml")
     settings = settings_for(url)
     store.sync_feeds(settings.feed_configs(), datetime.now(UTC))
-    with caplog.at_level(logging.WARNING, logger="aggregator.pipeline"):
+    with caplog.at_level(logging.WARNING, logger="aggregator.runtime.pipeline"):
         totals = asyncio.run(Service(settings, store).poll_once())
     assert (totals.ok, totals.failed, totals.new_items) == (1, 0, CAP)
     assert len(list(store.iter_items(ExportFilter()))) == CAP
@@ -107,13 +107,15 @@ def readme_limits() -> dict[str, str]:
 
 
 def test_every_cap_is_in_the_readme_with_its_value() -> None:
-    from aggregator import feedmodel, http, httppool, pipeline, politeness, writer
-    from aggregator.config import HttpSettings
+    from aggregator.config.settings import HttpSettings
     from aggregator.extract import article, structured, titles
-    from aggregator.freshness import MAX_SERVER_DELAY
-    from aggregator.policy import REDIRECT_REPEATS, PollPolicy
-    from aggregator.service import SHUTDOWN_GRACE
-    from aggregator.xmlsafety import MAX_DEPTH
+    from aggregator.feeds import feedmodel
+    from aggregator.feeds.xmlsafety import MAX_DEPTH
+    from aggregator.fetch import http, httppool, politeness
+    from aggregator.runtime import pipeline, writer
+    from aggregator.runtime.service import SHUTDOWN_GRACE
+    from aggregator.schedule.freshness import MAX_SERVER_DELAY
+    from aggregator.schedule.policy import REDIRECT_REPEATS, PollPolicy
     from storage import maintenance, revisions
 
     http_defaults = HttpSettings()

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from aggregator.cli import cli
+from aggregator.cli.commands import cli
 from tests.feedgen import Item, article_page, rss
 from tests.httpserver import TestServer
 

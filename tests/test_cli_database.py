@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from aggregator.cli import cli
+from aggregator.cli.commands import cli
 from tests.test_storage_database import silent_server
 
 __all__ = ["silent_server"]  # the fixture, re-used

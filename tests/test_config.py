@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from aggregator.config import DEFAULT_USER_AGENT, load_settings, parse_duration, parse_size
+from aggregator.config.settings import DEFAULT_USER_AGENT, load_settings, parse_duration, parse_size
 from aggregator.errors import ConfigError
 
 EXAMPLE = Path(__file__).parent.parent / "config" / "feeds.example.yaml"

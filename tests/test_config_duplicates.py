@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from aggregator.config import load_settings
+from aggregator.config.settings import load_settings
 from aggregator.errors import ConfigError
 from storage.identity import normalize_url
 

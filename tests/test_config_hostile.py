@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from aggregator import configyaml
-from aggregator.config import load_settings
-from aggregator.configyaml import MAX_CONFIG_BYTES, MAX_DEPTH
+from aggregator.config import yamlread as configyaml
+from aggregator.config.settings import load_settings
+from aggregator.config.yamlread import MAX_CONFIG_BYTES, MAX_DEPTH
 from aggregator.errors import ConfigError
 
 ROOT = Path(__file__).parent.parent

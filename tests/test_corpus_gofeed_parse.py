@@ -16,10 +16,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from aggregator.errors import ParseError
-from aggregator.fastfeed import read_fast
-from aggregator.feedmodel import MAX_ENTRIES
-from aggregator.feeds import ParsedFeed, parse_feed
-from aggregator.xmlsafety import prepare_xml
+from aggregator.feeds.fastfeed import read_fast
+from aggregator.feeds.feedmodel import MAX_ENTRIES
+from aggregator.feeds.parse import ParsedFeed, parse_feed
+from aggregator.feeds.xmlsafety import prepare_xml
 from tests.corpusfiles import documents, require
 
 pytestmark = pytest.mark.timeout(120)

@@ -23,7 +23,7 @@ import feedparser
 import pytest
 
 from aggregator.errors import ParseError
-from aggregator.feeds import parse_feed
+from aggregator.feeds.parse import parse_feed
 from storage.records import Entry, ExportFilter, FeedConfig, PollSummary
 from storage.store import Store
 from tests.dbfixtures import BACKENDS, T0, poll_result

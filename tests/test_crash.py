@@ -30,8 +30,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import event, select
 
-from aggregator.config import load_settings
-from aggregator.service import Service as InProcessService
+from aggregator.config.settings import load_settings
+from aggregator.runtime.service import Service as InProcessService
 from storage.records import ExportFilter
 from storage.store import Store
 from storage.tables import feeds as feeds_t

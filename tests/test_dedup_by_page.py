@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime
 
-from aggregator.service import Service
+from aggregator.runtime.service import Service
 from storage.records import ExportFilter
 from storage.store import Store
 from tests.feedgen import Item, rss

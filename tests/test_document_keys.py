@@ -9,7 +9,7 @@ from dataclasses import replace
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from aggregator.feedmodel import finish_entries
+from aggregator.feeds.feedmodel import finish_entries
 from storage.identity import document_keys
 from storage.records import Enclosure, Entry
 

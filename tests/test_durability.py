@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from aggregator.config import load_settings
+from aggregator.config.settings import load_settings
 from storage.dbfile import DatabaseGone
 from storage.errors import StorageError
 from storage.records import FeedConfig

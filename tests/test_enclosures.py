@@ -7,8 +7,8 @@ import json
 
 import pytest
 
-from aggregator.feedmodel import MAX_ENCLOSURES, parse_duration
-from aggregator.feeds import parse_feed
+from aggregator.feeds.feedmodel import MAX_ENCLOSURES, parse_duration
+from aggregator.feeds.parse import parse_feed
 from storage.records import Enclosure
 
 URL = "https://show.example/feed"

@@ -171,7 +171,7 @@ def test_stale_temporaries_of_dead_processes_are_removed(tmp_path: Path) -> None
 SCRIPT = """
 import os, signal, sys
 from pathlib import Path
-from aggregator.cli import _terminate_cleanly
+from aggregator.cli.commands import _terminate_cleanly
 from storage.files import atomic_text
 with _terminate_cleanly(), atomic_text(Path(sys.argv[1])) as out:
     out.write("half an export")

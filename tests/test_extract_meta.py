@@ -188,7 +188,7 @@ def test_a_stored_day_only_date_is_exported_as_a_day(store: Store) -> None:
 
 
 def test_extract_command_shows_a_day_only_date(capsys: pytest.CaptureFixture[str]) -> None:
-    from aggregator.views import print_article
+    from aggregator.cli.views import print_article
 
     print_article(Article(title="T", text="One.", html="<p>One.</p>",
                           published_date=date(2006, 3, 14),

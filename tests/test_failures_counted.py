@@ -17,10 +17,10 @@ from typing import Any
 
 import pytest
 
-from aggregator.config import Settings
+from aggregator.config.settings import Settings
 from aggregator.errors import StorageError
-from aggregator.pipeline import ARTICLE_ATTEMPTS, ARTICLE_RETRY_BASE, poll_feed
-from aggregator.service import Service, Totals, open_context
+from aggregator.runtime.pipeline import ARTICLE_ATTEMPTS, ARTICLE_RETRY_BASE, poll_feed
+from aggregator.runtime.service import Service, Totals, open_context
 from storage.records import ArticleResult, ExportFilter, PollResult, PollSummary
 from storage.store import Store
 from tests.feedgen import Item, article_page, rss
@@ -260,7 +260,7 @@ def test_an_interrupted_fetch_counts_as_an_attempt_up_to_the_cap(store: Store) -
 
 
 def test_a_fetch_with_an_outcome_counts_once(store: Store) -> None:
-    from aggregator.pipeline import article_failure
+    from aggregator.runtime.pipeline import article_failure
     from tests.dbfixtures import T0
 
     pending_item(store)
@@ -277,7 +277,7 @@ def test_reextract_counts_a_page_the_extractor_trips_on_and_goes_on(
     http_server: TestServer, store: Store, monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    import aggregator.tools as tools
+    import aggregator.cli.tools as tools
 
     settings = settings_for(serve_story(http_server))
     assert poll_at(settings, store, datetime.now(UTC)).articles_ok == 1
@@ -314,7 +314,7 @@ def test_a_poll_that_trips_the_write_fails_alone_in_its_batch(
     """Group commit: one result the store trips on (a bug in its pure pre-work, say) failed
     every result of its batch; now it fails alone, recorded as its feed's failed poll."""
     import storage.poll
-    from aggregator.writer import PollWriter
+    from aggregator.runtime.writer import PollWriter
     from storage.records import FeedConfig
     from tests.dbfixtures import T0, claim_one, entry, poll_result
 

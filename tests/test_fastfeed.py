@@ -19,12 +19,12 @@ from feedparser.util import FeedParserDict
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from aggregator import fastfeed
 from aggregator.errors import ParseError
-from aggregator.fastfeed import read_fast
-from aggregator.feedmodel import MAX_ENTRIES
-from aggregator.feeds import ParsedFeed, parse_feed
-from aggregator.xmlsafety import prepare_xml
+from aggregator.feeds import fastfeed
+from aggregator.feeds.fastfeed import read_fast
+from aggregator.feeds.feedmodel import MAX_ENTRIES
+from aggregator.feeds.parse import ParsedFeed, parse_feed
+from aggregator.feeds.xmlsafety import prepare_xml
 from benchmarks.feedserver import render_feed
 from tests.feedfixtures import FEED_URL, FEEDS, item, rss
 from tests.httpserver import TestServer

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from aggregator.errors import ParseError
-from aggregator.feedmodel import clean_text
-from aggregator.feeds import parse_feed
+from aggregator.feeds.feedmodel import clean_text
+from aggregator.feeds.parse import parse_feed
 from tests.feedfixtures import FEED_URL, FEEDS, as_golden, item, rss
 
 GOLDEN = sorted(p for p in FEEDS.iterdir() if (p.parent / (p.name + ".expected.json")).exists())

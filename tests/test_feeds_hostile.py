@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from aggregator.errors import ParseError
-from aggregator.feeds import ParsedFeed, parse_feed
+from aggregator.feeds.parse import ParsedFeed, parse_feed
 from tests.feedfixtures import FEED_URL, item, rss
 from tests.httpserver import TestServer
 

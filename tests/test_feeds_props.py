@@ -7,7 +7,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from aggregator.errors import ParseError
-from aggregator.feeds import ParsedFeed, parse_feed
+from aggregator.feeds.parse import ParsedFeed, parse_feed
 from tests.feedfixtures import FEED_URL, item, rss
 
 pytestmark = pytest.mark.timeout(60)

@@ -25,9 +25,9 @@ from typing import Any
 
 import pytest
 
-from aggregator.config import Settings
-from aggregator.netguard import ALLOW_HINT
-from aggregator.service import Service, Totals
+from aggregator.config.settings import Settings
+from aggregator.fetch.netguard import ALLOW_HINT
+from aggregator.runtime.service import Service, Totals
 from storage.records import ExportFilter, FeedState
 from storage.store import Store
 from tests.feedfixtures import item, rss

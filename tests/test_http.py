@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from aggregator.config import HttpSettings
+from aggregator.config.settings import HttpSettings
 from aggregator.errors import FetchError
-from aggregator.http import HttpClient, Response
+from aggregator.fetch.http import HttpClient, Response
 from tests.httpserver import RecordedRequest, Route, TestServer
 
 LAST_MODIFIED = "Wed, 21 Oct 2026 07:28:00 GMT"

@@ -6,7 +6,7 @@ import h11
 from hypothesis import given
 from hypothesis import strategies as st
 
-from aggregator.response import Response, request_headers, size_text
+from aggregator.fetch.response import Response, request_headers, size_text
 
 
 @given(st.text(), st.text(), st.text())

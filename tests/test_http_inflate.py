@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from aggregator.inflate import InflateError, Inflater
+from aggregator.fetch.inflate import InflateError, Inflater
 
 
 def raw_deflate(data: bytes) -> bytes:

@@ -1,4 +1,4 @@
-"""The connection pool (aggregator/httppool.py) through HttpClient, real servers on 127.0.0.1.
+"""The connection pool (aggregator/fetch/httppool.py) through HttpClient, real servers on 127.0.0.1.
 
 What a pool must get right: reuse a connection only when its last exchange ended cleanly and the
 server still holds it, and never more than 8 at once per origin, whatever was cancelled. The
@@ -17,9 +17,9 @@ from typing import Any, TypeVar
 
 import pytest
 
-from aggregator.config import HttpSettings
+from aggregator.config.settings import HttpSettings
 from aggregator.errors import FetchError
-from aggregator.http import HttpClient
+from aggregator.fetch.http import HttpClient
 from tests.httpserver import (
     RawHandler,
     RecordedRequest,

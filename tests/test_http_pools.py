@@ -7,9 +7,9 @@ import asyncio
 import httpcore
 import pytest
 
-import aggregator.httppool as pool_module
-from aggregator.config import HttpSettings
-from aggregator.http import HttpClient
+import aggregator.fetch.httppool as pool_module
+from aggregator.config.settings import HttpSettings
+from aggregator.fetch.http import HttpClient
 from tests.httpserver import TestServer
 
 

@@ -10,14 +10,10 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).parent.parent
-PURE = ["aggregator/feeds.py", "aggregator/fastfeed.py", "aggregator/feedmodel.py",
-        "aggregator/jsonfeed.py",
-        "aggregator/configyaml.py",
-        "aggregator/xmlsafety.py", "aggregator/policy.py", "aggregator/freshness.py",
-        "aggregator/extract", "aggregator/config.py", "aggregator/urlcheck.py",
-        "storage/records.py", "storage/identity.py"]
-HTTP_OWNERS = {"aggregator/http.py", "aggregator/httppool.py", "aggregator/netguard.py"}
-PURE += ["aggregator/xmltext.py", "aggregator/xmlrescue.py"]  # parse-trap repairs (issue 10)
+PURE = ["aggregator/feeds", "aggregator/schedule", "aggregator/extract", "aggregator/config",
+        "aggregator/fetch/urlcheck.py", "storage/records.py", "storage/identity.py"]
+HTTP_OWNERS = {"aggregator/fetch/http.py", "aggregator/fetch/httppool.py",
+               "aggregator/fetch/netguard.py"}
 
 
 def modules(*roots: str) -> list[Path]:
@@ -65,7 +61,7 @@ def test_records_are_stdlib_only() -> None:
 
 def test_the_service_loads_the_article_extractor_only_when_it_extracts() -> None:
     """trafilatura and htmldate cost about 20 MiB per process; feeds alone never need them."""
-    probe = ("import sys, aggregator.service, aggregator.cli; "
+    probe = ("import sys, aggregator.runtime.service, aggregator.cli; "
              "print(sorted(m for m in ('trafilatura', 'htmldate') if m in sys.modules))")
     before = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
                             check=True, cwd=ROOT)

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from aggregator.netguard import is_forbidden, parse_networks
+from aggregator.fetch.netguard import is_forbidden, parse_networks
 
 FORBIDDEN = {
     "127.0.0.1": "loopback",

@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 from feedparser.api import StrictFeedParser
 
-import aggregator.feeds
+import aggregator.feeds.parse
 from aggregator.errors import ParseError
-from aggregator.feeds import ParsedFeed, parse_feed
-from aggregator.xmlrescue import rescue_xml
-from aggregator.xmltext import MAX_PERSON
+from aggregator.feeds.parse import ParsedFeed, parse_feed
+from aggregator.feeds.xmlrescue import rescue_xml
+from aggregator.feeds.xmltext import MAX_PERSON
 from storage.export import write_export
 from storage.records import ExportFilter
 from storage.store import Store
@@ -258,7 +258,7 @@ def test_a_crash_on_the_rescued_copy_too_is_one_parse_error(
     def crash(data: bytes, headers: object) -> object:
         raise KeyError("links")
 
-    monkeypatch.setattr(aggregator.feeds, "_feedparser", crash)
+    monkeypatch.setattr(aggregator.feeds.parse, "_feedparser", crash)
     with pytest.raises(ParseError) as caught:
         parse_feed(rss_doc("<title>ok</title>"), FEED_URL, {}, fast_path=False)
     message = str(caught.value)

@@ -8,8 +8,8 @@ from datetime import timedelta
 
 import pytest
 
-from aggregator.freshness import freshness_lifetime, retry_after
-from aggregator.policy import (
+from aggregator.schedule.freshness import freshness_lifetime, retry_after
+from aggregator.schedule.policy import (
     REDIRECT_REPEATS,
     Decision,
     Observation,

@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from aggregator.freshness import MAX_SERVER_DELAY
-from aggregator.policy import Observation, PollPolicy, next_poll
+from aggregator.schedule.freshness import MAX_SERVER_DELAY
+from aggregator.schedule.policy import Observation, PollPolicy, next_poll
 from storage.records import FeedState
 from tests.policyfixtures import NOW, failed, state
 

@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from aggregator.config import HttpSettings
-from aggregator.http import HttpClient
-from aggregator.politeness import ROBOTS_MAX_BYTES, HostLimiter, RobotsCache, host_key
+from aggregator.config.settings import HttpSettings
+from aggregator.fetch.http import HttpClient
+from aggregator.fetch.politeness import ROBOTS_MAX_BYTES, HostLimiter, RobotsCache, host_key
 from tests.httpserver import TestServer
 
 UA = "feed-archiver/0.1 (+https://example.org/bot)"

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from aggregator.config import Settings
-from aggregator.service import Service, Totals
+from aggregator.config.settings import Settings
+from aggregator.runtime.service import Service, Totals
 from storage.records import ExportFilter
 from storage.store import Store
 from tests.feedgen import Item, article_page, rss
@@ -159,7 +159,7 @@ def test_failed_articles_are_retried_after_their_back_off_then_given_up(
 ) -> None:
     from datetime import timedelta
 
-    from aggregator.pipeline import ARTICLE_ATTEMPTS
+    from aggregator.runtime.pipeline import ARTICLE_ATTEMPTS
 
     item = Item(1, http_server.base_url)
     http_server.route("/feed.xml", body=rss([item]))

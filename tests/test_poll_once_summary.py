@@ -14,7 +14,7 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
-from aggregator.config import load_settings
+from aggregator.config.settings import load_settings
 from storage.store import Store
 from tests.feedgen import Item, article_page, rss
 from tests.httpserver import TestServer

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from aggregator.service import Service
+from aggregator.runtime.service import Service
 from storage.store import Store
 from tests.feedgen import Item, article_page, rss
 from tests.httpserver import RecordedRequest, Route, TestServer

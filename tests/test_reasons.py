@@ -14,13 +14,13 @@ from typing import Any, cast
 
 import pytest
 
-from aggregator.config import HttpSettings
+from aggregator.config.settings import HttpSettings
 from aggregator.errors import FetchError
 from aggregator.extract.rules import SiteRules
-from aggregator.http import HttpClient
-from aggregator.netguard import ALLOW_HINT
-from aggregator.pipeline import ArticleResult, Context, fetch_article
-from aggregator.politeness import HostLimiter, RobotsCache, host_key
+from aggregator.fetch.http import HttpClient
+from aggregator.fetch.netguard import ALLOW_HINT
+from aggregator.fetch.politeness import HostLimiter, RobotsCache, host_key
+from aggregator.runtime.pipeline import ArticleResult, Context, fetch_article
 from storage.records import PendingArticle
 from tests.httpserver import TestServer
 

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import pytest
 
-from aggregator.fastfeed import _split_author
-from aggregator.freshness import cache_directives
-from aggregator.xmlsafety import find_root, last_entry_unclosed, looks_like_html
-from aggregator.xmltext import MAX_PERSON, bound_people, repair_char_refs
+from aggregator.feeds.fastfeed import _split_author
+from aggregator.feeds.xmlsafety import find_root, last_entry_unclosed, looks_like_html
+from aggregator.feeds.xmltext import MAX_PERSON, bound_people, repair_char_refs
+from aggregator.schedule.freshness import cache_directives
 
 pytestmark = pytest.mark.timeout(60)
 N = 100_000

@@ -18,10 +18,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 from sqlalchemy import create_engine, select
 
-from aggregator.config import Settings
-from aggregator.feedhtml import _Cache, sanitize_feed
-from aggregator.feeds import parse_feed
-from aggregator.service import Service
+from aggregator.config.settings import Settings
+from aggregator.feeds.feedhtml import _Cache, sanitize_feed
+from aggregator.feeds.parse import parse_feed
+from aggregator.runtime.service import Service
 from storage.captures import unpack
 from storage.engine import alembic_config
 from storage.export import read_export, write_export

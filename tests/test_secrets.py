@@ -17,12 +17,12 @@ from click.testing import CliRunner
 from hypothesis import given
 from hypothesis import strategies as st
 
-from aggregator.cli import cli
-from aggregator.config import Settings, load_settings
+from aggregator.cli.commands import cli
+from aggregator.config.settings import Settings, load_settings
 from aggregator.errors import ConfigError
-from aggregator.http import BasicAuth, HttpClient
-from aggregator.logs import RedactingFilter
-from aggregator.service import Service
+from aggregator.fetch.http import BasicAuth, HttpClient
+from aggregator.runtime.logs import RedactingFilter
+from aggregator.runtime.service import Service
 from storage.export import write_export
 from storage.records import ExportFilter, FeedConfig
 from storage.redact import (

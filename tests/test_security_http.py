@@ -12,10 +12,10 @@ from typing import Any
 
 import pytest
 
-from aggregator.config import HttpSettings
+from aggregator.config.settings import HttpSettings
 from aggregator.errors import FetchError
-from aggregator.http import HttpClient, Response
-from aggregator.netguard import ALLOW_HINT
+from aggregator.fetch.http import HttpClient, Response
+from aggregator.fetch.netguard import ALLOW_HINT
 from tests.httpserver import TestServer
 
 

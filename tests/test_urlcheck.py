@@ -17,10 +17,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from aggregator.config import HttpSettings, load_settings
+from aggregator.config.settings import HttpSettings, load_settings
 from aggregator.errors import ConfigError, FetchError
-from aggregator.http import HttpClient, _checked
-from aggregator.urlcheck import url_problem
+from aggregator.fetch.http import HttpClient, _checked
+from aggregator.fetch.urlcheck import url_problem
 from tests.httpserver import TestServer
 
 ROOT = Path(__file__).parent.parent

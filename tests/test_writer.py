@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 import pytest
 
-from aggregator.writer import PollWriter
+from aggregator.runtime.writer import PollWriter
 from storage.errors import LeaseLost, StorageError
 from storage.records import FeedConfig, PollResult, PollSummary
 from storage.store import Store

@@ -1,6 +1,6 @@
 """What a fetch returns, and the pure rules around a request; no I/O, no httpx.
 
-Kept apart from :mod:`aggregator.http` so that policy code and tests can build and read
+Kept apart from :mod:`aggregator.fetch.http` so that policy code and tests can build and read
 responses without a client.
 """
 
@@ -25,7 +25,7 @@ _FIELD_VALUE = re.compile(r"[\t\x20-\x7e]*")  # per request: a regex, not a loop
 
 
 class HttpSettingsLike(Protocol):
-    """The fields of ``aggregator.config.HttpSettings`` this client reads."""
+    """The fields of ``aggregator.config.settings.HttpSettings`` this client reads."""
 
     @property
     def user_agent(self) -> str: ...

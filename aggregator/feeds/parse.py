@@ -1,8 +1,8 @@
 """Parses feed bytes (RSS 0.9x/1.0/2.0, Atom 0.3/1.0, JSON Feed 1.0/1.1) into plain values; no I/O.
 
 Synchronous and CPU-heavy: the service runs ``parse_feed`` in a worker thread or process.
-XML passes through :mod:`aggregator.xmlsafety` before any parser sees it (DESIGN.md decision 5).
-Plain RSS 2.0 and Atom 1.0 are then read by :mod:`aggregator.fastfeed` (lxml, the same result
+XML passes through :mod:`.xmlsafety` before any parser sees it (DESIGN.md decision 5).
+Plain RSS 2.0 and Atom 1.0 are then read by :mod:`.fastfeed` (lxml, the same result
 as feedparser's, about 5x cheaper); whatever it declines goes to feedparser. HTML in summaries
 and content is kept raw, sanitizing is nh3's job elsewhere.
 """
@@ -18,8 +18,8 @@ from typing import Any
 import feedparser
 
 from aggregator.errors import ParseError
-from aggregator.fastfeed import read_fast
-from aggregator.feedmodel import (
+from aggregator.feeds.fastfeed import read_fast
+from aggregator.feeds.feedmodel import (
     MAX_ENTRIES,
     MAX_SHORT,
     MAX_TITLE,
@@ -34,9 +34,9 @@ from aggregator.feedmodel import (
     join_warnings,
     parse_date,
 )
-from aggregator.jsonfeed import parse_json_feed, without_lone_surrogates
-from aggregator.xmlrescue import rescue_xml
-from aggregator.xmlsafety import UnsafeXml, looks_like_html, prepare_xml
+from aggregator.feeds.jsonfeed import parse_json_feed, without_lone_surrogates
+from aggregator.feeds.xmlrescue import rescue_xml
+from aggregator.feeds.xmlsafety import UnsafeXml, looks_like_html, prepare_xml
 from storage.records import Entry
 
 __all__ = ["ParsedFeed", "parse_feed"]

@@ -7,7 +7,7 @@ module reproduces exactly, on a tree lxml builds in C. Anything else (another ro
 namespace error, an element or attribute whose reading is not reproduced here) makes
 :func:`read_fast` return None, and the caller runs feedparser on the same bytes.
 
-The input is always :func:`aggregator.xmlsafety.prepare_xml`'s output that expat read whole:
+The input is always :func:`aggregator.feeds.xmlsafety.prepare_xml`'s output that expat read whole:
 UTF-8, no DTD. lxml resolves no entity, loads no DTD, touches no network and keeps its default
 depth and size limits. What feedparser does, and this module copies, per element:
 
@@ -39,7 +39,7 @@ from feedparser.api import StrictFeedParser
 from feedparser.datetimes import _parse_date
 from lxml import etree
 
-from aggregator.feedmodel import (
+from aggregator.feeds.feedmodel import (
     MAX_SHORT,
     MAX_TITLE,
     RawDate,
@@ -50,7 +50,7 @@ from aggregator.feedmodel import (
     enclosures_of,
     parse_date,
 )
-from aggregator.xmltext import MAX_PERSON
+from aggregator.feeds.xmltext import MAX_PERSON
 from storage.records import Entry
 
 ATOM_FEED = "{http://www.w3.org/2005/Atom}feed"

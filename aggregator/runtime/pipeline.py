@@ -17,19 +17,16 @@ from datetime import datetime, timedelta
 
 from aggregator.errors import ExtractError, FetchError, LeaseLost, ParseError, StorageError
 from aggregator.extract import SiteRules, decode_html
-from aggregator.feedhtml import parse_safely
-from aggregator.feeds import ParsedFeed, parse_feed
-from aggregator.http import BasicAuth, HttpClient, Response
-from aggregator.policy import (
+from aggregator.feeds import ParsedFeed, parse_feed, parse_safely
+from aggregator.fetch import BasicAuth, HostLimiter, HttpClient, Response, RobotsCache, url_problem
+from aggregator.runtime.writer import PollWriter
+from aggregator.schedule import (
     Decision,
     Observation,
     PollPolicy,
     next_poll,
     should_poll_unconditionally,
 )
-from aggregator.politeness import HostLimiter, RobotsCache
-from aggregator.urlcheck import url_problem
-from aggregator.writer import PollWriter
 from storage.records import (
     ARTICLE_ATTEMPTS,
     STATUS_ERROR,

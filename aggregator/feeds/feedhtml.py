@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime
 
-from aggregator.feedmodel import ParsedFeed
+from aggregator.feeds.feedmodel import ParsedFeed
 from storage.records import Entry
 from storage.safehtml import sanitize_fragment
 

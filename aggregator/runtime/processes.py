@@ -12,6 +12,8 @@ feeds a minute, more processes poll more. Two shapes, both sharing the one datab
   their totals back at the end.
 
 Helpers are spawned, never forked: the parent has threads (the database pool, the executor).
+What a helper runs is given by the caller (a module-level function, pickled by name), so this
+module never imports the service that starts it.
 """
 
 from __future__ import annotations
@@ -23,13 +25,13 @@ import queue
 import signal
 import sys
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from multiprocessing.process import BaseProcess
 from typing import Any
 
 from aggregator.config import Settings
 from aggregator.errors import ArchiverError
-from aggregator.logs import configure_logging
+from aggregator.runtime.logs import configure_logging
 from storage.store import Store
 
 log = logging.getLogger(__name__)
@@ -40,6 +42,11 @@ STOP_TIMEOUT = 20.0
 RESTART_DELAY = 5.0
 ORPHAN_CHECK = 1.0  # seconds between a helper's looks at its main process
 
+# A helper of ``run``: serves on the store until the event is set.
+Serve = Callable[[Settings, Store, asyncio.Event], Coroutine[Any, Any, object]]
+# A helper of ``poll --once``: plays the hands dealt on ``jobs`` as ``owner``, reporting each.
+Play = Callable[[Settings, Store, Any, str, Callable[[Any], None]], Coroutine[Any, Any, None]]
+
 
 def _log_level() -> int:
     return logging.getLogger().getEffectiveLevel()
@@ -48,10 +55,9 @@ def _log_level() -> int:
 # -- run: helper service instances --------------------------------------------------------------
 
 
-def _serve_main(settings: Settings, level: int, name: str) -> None:
+def _serve_main(target: Serve, settings: Settings, level: int, name: str) -> None:
     """A helper process of ``run``: a service instance without the housekeeping."""
     configure_logging(level, name)
-    from aggregator.service import Service
 
     async def serve() -> None:
         stop = asyncio.Event()
@@ -61,7 +67,7 @@ def _serve_main(settings: Settings, level: int, name: str) -> None:
         orphaned = asyncio.create_task(_stop_when_orphaned(stop))
         try:
             with Store.open(settings.database, settings.timeouts()) as store:
-                await Service(settings, store, housekeeping=False).run(stop)
+                await target(settings, store, stop)
         finally:
             orphaned.cancel()
 
@@ -85,8 +91,9 @@ async def _stop_when_orphaned(stop: asyncio.Event) -> None:
 class ServeHelpers:
     """The helper instances of ``run``: started together, restarted if one dies, stopped on exit."""
 
-    def __init__(self, settings: Settings, count: int) -> None:
+    def __init__(self, settings: Settings, count: int, target: Serve) -> None:
         self.settings = settings
+        self.target = target
         self.procs: list[BaseProcess | None] = [None] * count
         self.stopping = False
 
@@ -96,7 +103,8 @@ class ServeHelpers:
 
     def _start(self, index: int) -> None:
         name = f"helper-{index + 1}"
-        proc = CONTEXT.Process(target=_serve_main, args=(self.settings, _log_level(), name),
+        proc = CONTEXT.Process(target=_serve_main,
+                               args=(self.target, self.settings, _log_level(), name),
                                name=name, daemon=False)
         proc.start()
         self.procs[index] = proc
@@ -143,8 +151,9 @@ class Crew:
     so none is lost. Helpers stay up between calls (a service object polls again and again).
     """
 
-    def __init__(self, settings: Settings, owner: str, count: int) -> None:
+    def __init__(self, settings: Settings, owner: str, count: int, target: Play) -> None:
         self.settings = settings
+        self.target = target
         self.owner = owner
         self.jobs: Any = CONTEXT.Queue()
         self.reports: Any = CONTEXT.Queue()
@@ -162,7 +171,8 @@ class Crew:
             name = f"helper-{index + 1}"
             proc = CONTEXT.Process(
                 target=_crew_main, name=name, daemon=True,
-                args=(self.settings, self.owner, self.jobs, self.reports, _log_level(), name),
+                args=(self.target, self.settings, self.owner, self.jobs, self.reports, _log_level(),
+                      name),
             )  # fmt: skip
             proc.start()
             self.procs.append(proc)
@@ -217,20 +227,19 @@ class Crew:
             self._reader.join()
 
 
-def _crew_main(settings: Settings, owner: str, jobs: Any, reports: Any, level: int,
+def _crew_main(target: Play, settings: Settings, owner: str, jobs: Any, reports: Any, level: int,
                name: str) -> None:  # fmt: skip
     """A helper process of ``poll --once``: poll what the queue deals until told to stop."""
     configure_logging(level, name)
     # Ctrl-C reaches the whole process group: the main process decides, helpers finish hands.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    from aggregator.service import Service
 
     def done(delta: Any) -> None:
         reports.put(("done", delta))
 
     try:
         with Store.open(settings.database, settings.timeouts()) as store:
-            asyncio.run(Service(settings, store).take_hands(jobs, owner, done))
+            asyncio.run(target(settings, store, jobs, owner, done))
     finally:
         reports.put(("bye", None))
 

@@ -15,7 +15,7 @@ import xml.parsers.expat
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from aggregator.xmltext import (
+from aggregator.feeds.xmltext import (
     MAX_PERSON,
     bound_people,
     code_point,

@@ -2,7 +2,7 @@
 
 The schedule lives in the database; APScheduler only ticks. Each tick claims the feeds that are due
 (with a lease, so several instances can share one PostgreSQL) and the articles still to fetch,
-and hands them to a bounded pool of asyncio tasks that run :func:`aggregator.pipeline.poll_feed`.
+and hands them to a bounded pool of asyncio tasks that run :func:`.pipeline.poll_feed`.
 """
 
 from __future__ import annotations
@@ -25,11 +25,10 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from aggregator.config import Settings
 from aggregator.errors import ArchiverError, StorageError
 from aggregator.extract import SiteRules
-from aggregator.http import HttpClient
-from aggregator.pipeline import Context, PollOutcome, archive_article, poll_feed
-from aggregator.politeness import HostLimiter, RobotsCache
-from aggregator.processes import RESTART_DELAY, Crew, ServeHelpers, next_hand
-from aggregator.writer import poll_writer
+from aggregator.fetch import HostLimiter, HttpClient, RobotsCache
+from aggregator.runtime.pipeline import Context, PollOutcome, archive_article, poll_feed
+from aggregator.runtime.processes import RESTART_DELAY, Crew, ServeHelpers, next_hand
+from aggregator.runtime.writer import poll_writer
 from storage import holders
 from storage.dbfile import DatabaseGone
 from storage.records import STATUS_ERROR, STATUS_NOT_MODIFIED, FeedConfig, FeedState, PendingArticle
@@ -266,7 +265,7 @@ class Service:
         self.held: list[holders.Holding] = []  # poll_once: feeds skipped, others hold them
 
     async def run(self, stop: asyncio.Event) -> Totals:
-        helpers = (ServeHelpers(self.settings, self.settings.service.processes - 1)
+        helpers = (ServeHelpers(self.settings, self.settings.service.processes - 1, serve_helper)
                    if self.housekeeping and self.settings.service.processes > 1 else None)
         self._stop = stop
         await asyncio.to_thread(self.store.hold, self.owner)
@@ -445,7 +444,8 @@ class Service:
         if self._crew is not None and not self._crew.intact():
             self.close()
         if self._crew is None:
-            self._crew = Crew(self.settings, self.owner, self.settings.service.processes - 1)
+            self._crew = Crew(self.settings, self.owner, self.settings.service.processes - 1,
+                              play_hands)
             self._crew.start()
         return self._crew
 
@@ -556,3 +556,14 @@ class Service:
             wake.clear()
             if worker.tasks:
                 await wake.wait()
+
+
+async def serve_helper(settings: Settings, store: Store, stop: asyncio.Event) -> Totals:
+    """What a helper process of ``run`` runs (``processes.ServeHelpers``): no housekeeping."""
+    return await Service(settings, store, housekeeping=False).run(stop)
+
+
+async def play_hands(settings: Settings, store: Store, jobs: Any, owner: str,
+                     done: Callable[[Totals], None]) -> None:  # fmt: skip
+    """What a helper process of ``poll --once`` runs (``processes.Crew``)."""
+    await Service(settings, store).take_hands(jobs, owner, done)

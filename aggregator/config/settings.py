@@ -13,9 +13,9 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
 
-from aggregator.configyaml import LineDict, LineList, load_yaml, read_config
+from aggregator.config.yamlread import LineDict, LineList, load_yaml, read_config
 from aggregator.errors import ConfigError
-from aggregator.urlcheck import url_problem
+from aggregator.fetch import url_problem
 from storage.dburl import Timeouts, check_database_url
 from storage.identity import normalize_url
 from storage.records import FeedConfig

@@ -1,14 +1,14 @@
 """The HTTP client: a fetch returns a value; it stores nothing. Only it and its pool speak HTTP.
 
 Security bar (DESIGN.md): every hop is followed by hand (at most 5) so that each one is checked by
-the SSRF guard in :mod:`aggregator.netguard`; only http and https; environment proxies ignored;
+the SSRF guard in :mod:`.netguard`; only http and https; environment proxies ignored;
 the decoded body is capped and decompressed by hand from the raw stream (httpx would inflate a
 whole chunk of a gzip bomb before any cap acts); a total deadline bounds each request, because
 read timeouts never fire on a server that sends one byte every half second.
 
 CPU per request matters (a poll of 1,000 unchanged feeds is mostly 304s), so requests skip
 httpx's client (auth, cookie and redirect machinery we do not use) and httpcore's pool: they go
-to :mod:`aggregator.httppool` (HTTP/1.1 kept alive per origin, on h11, httpcore's stream API and
+to :mod:`.httppool` (HTTP/1.1 kept alive per origin, on h11, httpcore's stream API and
 exceptions). httpx still parses URLs (cached per URL string) and joins redirect targets. With a
 configured proxy, httpcore's proxy pool is used as httpx would build it.
 
@@ -34,9 +34,9 @@ import httpcore
 import httpx
 
 from aggregator.errors import FetchError
-from aggregator.httppool import Origin, OriginPools
-from aggregator.inflate import InflateError, Inflater
-from aggregator.netguard import (
+from aggregator.fetch.httppool import Origin, OriginPools
+from aggregator.fetch.inflate import InflateError, Inflater
+from aggregator.fetch.netguard import (
     ALLOW_HINT,
     BlockedAddress,
     BlockedFetch,
@@ -44,14 +44,14 @@ from aggregator.netguard import (
     Resolver,
     parse_networks,
 )
-from aggregator.response import (
+from aggregator.fetch.response import (
     REDIRECT_STATUSES,
     HttpSettingsLike,
     Response,
     request_headers,
     size_text,
 )
-from aggregator.urlcheck import url_problem
+from aggregator.fetch.urlcheck import url_problem
 
 __all__ = ["MAX_REDIRECTS", "BasicAuth", "HttpClient", "HttpSettingsLike", "Response"]
 
@@ -358,7 +358,7 @@ def _checked(raw: str, url: str) -> _Target:
         raise FetchError(f"{what} {scheme or '(none)'!r} for {url}")
     if not parsed.url.raw_host:  # not .host: it decodes IDNA, and raises on a bad xn-- label
         raise FetchError(f"invalid URL (no host) for {url}")
-    if parsed.problem is not None:  # the rule check-config applies (aggregator.urlcheck)
+    if parsed.problem is not None:  # the rule check-config applies (aggregator.fetch.urlcheck)
         what = f"invalid URL {url}" if raw == url else f"redirect to invalid URL {raw} for {url}"
         raise FetchError(f"{what}: {parsed.problem}")
     return parsed

@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from aggregator.errors import ParseError
-from aggregator.feedmodel import (
+from aggregator.feeds.feedmodel import (
     MAX_ENTRIES,
     MAX_SHORT,
     MAX_TITLE,

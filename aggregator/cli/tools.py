@@ -9,8 +9,8 @@ from pathlib import Path
 from aggregator.config import HttpSettings, Settings
 from aggregator.errors import ExtractError, FetchError
 from aggregator.extract import SiteRules, decode_html, extract
-from aggregator.http import HttpClient
-from aggregator.pipeline import unexpected
+from aggregator.fetch import HttpClient
+from aggregator.runtime.pipeline import unexpected
 from storage.records import ArticleResult
 from storage.store import Store
 

@@ -21,10 +21,10 @@ from typing import Any, NoReturn
 
 import click
 
-from aggregator import views
+from aggregator.cli import views
 from aggregator.config import Settings, load_settings, parse_duration
 from aggregator.errors import ArchiverError, ConfigError, StorageError
-from aggregator.logs import configure_logging
+from aggregator.runtime import configure_logging
 from storage.dburl import DatabaseURLError, check_database_url
 from storage.records import ExportFilter
 from storage.redact import redact_text, redact_url, strip_credentials
@@ -124,7 +124,7 @@ def poll(app: App, once: bool) -> None:
     Exit status: 0 when every feed was polled (new or not modified) and every page fetched,
     1 when some failed (each is named, one line each, after the summary).
     """
-    from aggregator.service import Service
+    from aggregator.runtime import Service
 
     try:
         settings = app.require_config()
@@ -156,7 +156,7 @@ def run(app: App) -> None:
     # A stop during start-up (migrations, feed sync) is a clean stop too; the event loop takes over
     # the signals once it runs.
     signal.signal(signal.SIGTERM, _stop_during_startup)
-    from aggregator.service import Service
+    from aggregator.runtime import Service
 
     try:
         settings = app.require_config()
@@ -311,8 +311,8 @@ def stats(app: App, as_json: bool) -> None:
 @pass_app
 def extract(app: App, source: str, url: str | None, as_json: bool) -> None:
     """Show what the extractor makes of one page (URL or saved FILE), and each field's source."""
+    from aggregator.cli.tools import load_page
     from aggregator.extract import SiteRules, article_to_dict
-    from aggregator.tools import load_page
 
     try:
         settings = app.settings
@@ -334,7 +334,7 @@ def extract(app: App, source: str, url: str | None, as_json: bool) -> None:
 @pass_app
 def reextract(app: App, feed_url: str | None, since: str | None) -> None:
     """Re-run extraction over archived pages; a new revision only where the result changed."""
-    from aggregator.tools import reextract_all
+    from aggregator.cli.tools import reextract_all
 
     try:
         settings = app.settings

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from aggregator.freshness import MAX_SERVER_DELAY, freshness_lifetime, retry_after
+from aggregator.schedule.freshness import MAX_SERVER_DELAY, freshness_lifetime, retry_after
 from storage.records import FeedState
 
 __all__ = [

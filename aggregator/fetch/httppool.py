@@ -1,4 +1,4 @@
-"""HTTP/1.1 connections kept alive per origin, on h11: what :mod:`aggregator.http` sends through.
+"""HTTP/1.1 connections kept alive per origin, on h11: what :mod:`.http` sends through.
 
 Why not httpcore's pool: CPU per request. A poll of 1,000 unchanged feeds is mostly 304s, and
 httpcore's pool and connection take anyio locks, events and shielded cancel scopes at every step.
@@ -21,7 +21,7 @@ What it guarantees, per origin (scheme, host, port):
   exceptions come out, so callers and error texts are the same as on httpcore's pool;
 - past 256 origins, those idle for 15 s with nothing in flight are closed and forgotten.
 
-Redirects, body caps and decoding are :mod:`aggregator.http`'s; a configured proxy goes through
+Redirects, body caps and decoding are :mod:`.http`'s; a configured proxy goes through
 httpcore's proxy pool there. No HTTP/2.
 """
 

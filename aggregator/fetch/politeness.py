@@ -19,8 +19,8 @@ import idna
 from protego import Protego
 
 from aggregator.errors import FetchError
-from aggregator.http import HttpClient, Response
-from aggregator.netguard import BlockedFetch
+from aggregator.fetch.http import HttpClient, Response
+from aggregator.fetch.netguard import BlockedFetch
 
 __all__ = ["ROBOTS_MAX_BYTES", "HostLimiter", "RobotsCache", "host_key"]
 
