@@ -8,16 +8,13 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from importlib.resources import files
 from pathlib import Path
-from typing import ParamSpec, TypeVar
+from typing import TYPE_CHECKING, ParamSpec, TypeVar
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
@@ -27,6 +24,9 @@ from storage.dburl import DatabaseURLError, Timeouts, check_database_url
 from storage.dialect import WRITE_OPTION, lock_migrations, make_engine, no_statement_timeout
 from storage.errors import StorageError
 from storage.turn import WriteTurn
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -123,10 +123,38 @@ class Database:
 
 def alembic_config(conn: Connection | None = None) -> Config:
     """An Alembic config pointing at the installed migrations package (no alembic.ini needed)."""
+    from alembic.config import Config
+
     cfg = Config()
     cfg.set_main_option("script_location", str(files("storage.migrations")))
     cfg.attributes["connection"] = conn
     return cfg
+
+
+_REVISION = re.compile(r"""^(down_revision|revision)\s*(?::[^=]*)?=\s*["']?([\w-]+|None)""", re.M)
+
+
+def script_heads() -> set[str]:
+    """The head revisions of the migration chain, read from the version files' text: Alembic
+    (a tenth of a second to import) loads only when the database is not at head (issue 13).
+    ``tests/test_storage_schema.py`` pins this against Alembic's own reading."""
+    revisions: set[str] = set()
+    parents: set[str] = set()
+    for entry in files("storage.migrations").joinpath("versions").iterdir():
+        if entry.name.endswith(".py") and not entry.name.startswith("_"):
+            for name, value in _REVISION.findall(entry.read_text(encoding="utf-8")):
+                (revisions if name == "revision" else parents).add(value)
+    return revisions - parents
+
+
+def current_heads(db: Database) -> set[str] | None:
+    """The database's schema revisions; None when it holds no archive schema yet."""
+    with db.engine.connect() as conn:
+        try:
+            rows = conn.exec_driver_sql("SELECT version_num FROM alembic_version").all()
+        except SQLAlchemyError:
+            return None
+    return {str(row[0]) for row in rows} or None
 
 
 @contextmanager
@@ -149,8 +177,19 @@ def _migration_transaction(db: Database) -> Iterator[Connection]:
                 raw.execute("PRAGMA foreign_keys=ON")
 
 
-def migrate(db: Database) -> None:
-    """Bring the schema to head in one transaction; refuse a database newer than this code."""
+def migrate(db: Database, *, create: bool = True) -> None:
+    """Bring the schema to head in one transaction; refuse a database newer than this code.
+    At head already (the usual case), one read and no Alembic. ``create=False`` (read-only
+    commands) refuses a database that holds no archive yet instead of creating one."""
+    found = current_heads(db)
+    if found is None and not create:
+        raise StorageError(f"no archive in {describe(db.url)} yet: `aggregator poll` creates it")
+    if found is not None and found == script_heads():
+        return
+    from alembic import command
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+
     script = ScriptDirectory.from_config(alembic_config())
     known = {rev.revision for rev in script.walk_revisions()}
     with _migration_transaction(db) as conn:

@@ -20,7 +20,15 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from storage import archive, articles, captures, feeds, holders, importer, items, maintenance, poll
 from storage.dburl import Timeouts
-from storage.engine import Database, boundary, describe, guarded, guarded_iter, migrate
+from storage.engine import (
+    Database,
+    boundary,
+    describe,
+    guarded,
+    guarded_iter,
+    migrate,
+    sqlite_file,
+)
 from storage.errors import StorageError
 from storage.identity import normalize_url
 from storage.importcheck import Record
@@ -61,6 +69,15 @@ def _described(url: str) -> str:
         return "database"
 
 
+def _require_sqlite_file(url: str) -> None:
+    try:
+        path = sqlite_file(url)
+    except Exception:  # a URL that does not parse: Database names the problem just after
+        return
+    if path is not None and not Path(path).exists():
+        raise StorageError(f"no archive at {path} yet: `aggregator poll` creates it")
+
+
 def _report_freed(freed: dict[str, int], what: str) -> None:
     for owner, count in freed.items():
         log.warning("lease: freed %d %s held by %s, which is no longer running",
@@ -75,13 +92,17 @@ class Store:
         self._lock: holders.HolderLock | None = None  # PostgreSQL: this process's holder lock
 
     @classmethod
-    def open(cls, url: str, timeouts: Timeouts | None = None) -> Store:
+    def open(cls, url: str, timeouts: Timeouts | None = None, *, create: bool = True) -> Store:
         """Connect and bring the schema to head; a database newer than the code is refused.
-        ``timeouts`` (PostgreSQL): see ``storage.dburl.Timeouts`` for the defaults."""
+        ``timeouts`` (PostgreSQL): see ``storage.dburl.Timeouts`` for the defaults.
+        ``create=False`` (read-only commands) refuses a missing SQLite file or an empty database
+        rather than creating an archive nobody asked for (issue 13)."""
         with boundary(f"open {_described(url)}"):
+            if not create:
+                _require_sqlite_file(url)
             db = Database(url, timeouts)
             try:
-                migrate(db)
+                migrate(db, create=create)
                 if db.watch is not None:
                     db.watch.remember()
             except BaseException:

@@ -10,6 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 from aggregator.cli.commands import cli
+from storage.store import Store
 from tests.feedgen import Item, article_page, rss
 from tests.httpserver import TestServer
 
@@ -50,7 +51,8 @@ def test_check_config_ok_and_error_statuses(tmp_path: Path) -> None:
     bad.write_text("feeds:\n  - url: https://a.example/f\n    intervall: 5m\n", encoding="utf-8")
     code, _, err = run("--config", str(bad), "check-config")
     assert code == 2
-    assert err.strip() == f"config: {bad}:3: feeds[0].intervall: unknown key"
+    assert err.strip() == (f"config: {bad}:3: feeds[0].intervall: unknown key; "
+                           "did you mean `interval`?")
 
 
 def test_missing_config_is_a_usage_error() -> None:
@@ -141,9 +143,12 @@ def test_extract_refuses_private_addresses_by_default(http_server: TestServer) -
 
 
 def test_feeds_show_unknown_feed(tmp_path: Path) -> None:
-    code, _, err = run("--database", f"sqlite:///{tmp_path / 'a.db'}", "feeds", "show",
-                       "https://nowhere.example/feed")
-    assert code == 2 and "no feed" in err
+    url = f"sqlite:///{tmp_path / 'a.db'}"
+    Store.open(url).close()  # an archive with no feeds: read commands never create one
+    code, _, err = run("--database", url, "feeds", "show", "https://nowhere.example/feed")
+    assert code == 2
+    assert err.strip() == ("feeds: no feed https://nowhere.example/feed in the archive; "
+                           "the archive has no feeds yet")
 
 
 def test_reextract_records_a_revision_only_where_the_result_changed(

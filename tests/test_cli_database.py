@@ -14,6 +14,7 @@ import pytest
 from click.testing import CliRunner
 
 from aggregator.cli.commands import cli
+from storage.store import Store
 from tests.test_storage_database import silent_server
 
 __all__ = ["silent_server"]  # the fixture, re-used
@@ -104,6 +105,7 @@ def test_a_database_that_never_answers_fails_in_one_line(
 
 def test_export_targets_from_the_command_line(tmp_path: Path) -> None:
     database = f"sqlite:///{tmp_path / 'a.db'}"
+    Store.open(database).close()  # export reads an archive; it never creates one
     fifo = tmp_path / "pipe"
     os.mkfifo(fifo)
     code, _, err = run("--database", database, "export", "-o", str(fifo))

@@ -79,7 +79,8 @@ def test_environment_overrides_database(tmp_path: Path) -> None:
         ("feeds:\n  - url: https://a.example/feed\n    colour: red\n",
          ":3: feeds[0].colour: unknown key"),
         ("http:\n  timeout: soon\n", ":2: http.timeout: invalid duration 'soon'"),
-        ("defaults:\n  fetch_articles: maybe\n", ":2: defaults.fetch_articles: Input should be"),
+        ("defaults:\n  fetch_articles: maybe\n",
+         ":2: defaults.fetch_articles: expected true or false, got the text 'maybe'"),
         ("feeds:\n  - url: ftp://a.example/feed\n", ":2: feeds[0].url: bad URL"),
         ("feeds:\n  - url: https:///nohost\n",
          ":2: feeds[0].url: bad URL 'https:///nohost': no host"),
@@ -92,7 +93,8 @@ def test_environment_overrides_database(tmp_path: Path) -> None:
         ("- just\n- a list\n", ":1: the top level must be a mapping"),
         ("http:\n  allowed_networks: [10.0.0.0/33]\n", "bad network '10.0.0.0/33'"),
         ("feeds:\n  - url: https://a.example/f\n    interval: -5\n", "duration must be positive"),
-        ("service:\n  concurrency: 0\n", ":2: service.concurrency: Input should be greater"),
+        ("service:\n  concurrency: 0\n",
+         ":2: service.concurrency: must be at least 1, got the number 0"),
     ],
 )
 def test_errors_name_file_line_and_key(tmp_path: Path, text: str, expected: str) -> None:

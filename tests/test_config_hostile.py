@@ -110,8 +110,9 @@ def test_errors_in_merged_values_name_where_written_and_where_merged(tmp_path: P
                            "    intervall: 2h\n  - url: https://b.example/f\n    <<: *common\n")
     with pytest.raises(ConfigError) as info:  # one line per error: where written, where merged
         load_settings(path, env={})
-    assert str(info.value).splitlines() == [f"config: {path}:4: feeds[0].intervall: unknown key",
-                                            f"{path}:6: feeds[1].intervall: unknown key"]
+    assert str(info.value).splitlines() == [
+        f"config: {path}:4: feeds[0].intervall: unknown key; did you mean `interval`?",
+        f"{path}:6: feeds[1].intervall: unknown key; did you mean `interval`?"]
 
 
 def test_a_recursive_alias_is_refused(tmp_path: Path) -> None:
@@ -137,7 +138,8 @@ def test_many_comment_lines_load_and_lines_stay_right(tmp_path: Path) -> None:
     comments = "".join(f"# comment {n}\n" for n in range(160_000))
     path = write(tmp_path, "database: sqlite:///x.db\n" + comments
                  + "feeds:\n  - url: https://a.example/f\n" + comments + "    intervall: 5m\n")
-    assert error_of(path).endswith(f":{2 * 160_000 + 4}: feeds[0].intervall: unknown key")
+    assert error_of(path).endswith(
+        f":{2 * 160_000 + 4}: feeds[0].intervall: unknown key; did you mean `interval`?")
 
 
 @pytest.mark.parametrize("text, expected", [

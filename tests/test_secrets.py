@@ -324,6 +324,7 @@ def test_check_config_and_errors_show_no_password(tmp_path: Path) -> None:
                        f"https://{USERINFO}@h.example/f?token={TOKEN}")
     code, checked = run("--config", cfg, "check-config")
     assert code == 0 and "database postgresql+psycopg://archiver:***@127.0.0.1:5432/x" in checked
+    Store.open(f"sqlite:///{tmp_path / 'a.db'}").close()  # feeds show never creates an archive
     code, out = run("--config", cfg, "--database", f"sqlite:///{tmp_path / 'a.db'}", "feeds",
                     "show", f"https://{USERINFO}@h.example/other?token={TOKEN}")
     assert code == 2 and "feeds: no feed https://reader:***@h.example/other?token=***" in out

@@ -7,83 +7,62 @@ Errors of the project's tree become one line on stderr and an exit status, never
 
 from __future__ import annotations
 
-import asyncio
-import json
 import logging
 import signal
 import sys
 import threading
+import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 import click
 
 from aggregator.cli import views
-from aggregator.config import Settings, load_settings, parse_duration
-from aggregator.errors import ArchiverError, ConfigError, StorageError
-from aggregator.runtime import configure_logging
-from storage.dburl import DatabaseURLError, check_database_url
-from storage.records import ExportFilter
+from aggregator.cli.app import (
+    EXIT_OK,
+    EXIT_PARTIAL,
+    App,
+    command_options,
+    fail,
+    log,
+    require_feed,
+    unexpected_line,
+)
+from aggregator.errors import ArchiverError
+from aggregator.runtime.logs import configure_logging
 from storage.redact import redact_text, redact_url, strip_credentials
-from storage.store import Store
 
-EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, EXIT_STORAGE = 0, 1, 2, 3
+# Heavy libraries (pydantic, SQLAlchemy, httpx, rich, trafilatura) load inside the commands
+# that use them: `--help` and `--version` answer at once (issue 13).
+
 FAILURES_LISTED = 10_000  # failed feeds and pages that poll --once names, of each kind
-log = logging.getLogger("aggregator")
-
-
-def fail(exc: ArchiverError) -> NoReturn:
-    click.echo(redact_text(str(exc)), err=True)
-    if isinstance(exc, StorageError):
-        sys.exit(EXIT_STORAGE)
-    sys.exit(EXIT_USAGE if isinstance(exc, ConfigError) else EXIT_PARTIAL)
-
-
-class App:
-    """What the options of the command group say; settings are loaded on first use."""
-
-    def __init__(self, config: str | None, database: str | None) -> None:
-        self.config_path = config
-        self.database = database
-        self._settings: Settings | None = None
-
-    @property
-    def settings(self) -> Settings:
-        if self._settings is None:
-            settings = Settings() if self.config_path is None else load_settings(self.config_path)
-            database = _checked_database(self.database or settings.database)
-            self._settings = settings.model_copy(update={"database": database})
-        return self._settings
-
-    def require_config(self) -> Settings:
-        if self.config_path is None:
-            raise ConfigError("no configuration: pass --config FILE or set AGGREGATOR_CONFIG")
-        return self.settings
-
-    @contextmanager
-    def store(self) -> Iterator[Store]:
-        store = Store.open(self.settings.database, self.settings.timeouts())
-        try:
-            yield store
-        finally:
-            store.close()
-
-
-def _checked_database(url: str) -> str:
-    """The database URL (from the file, --database or $AGGREGATOR_DATABASE) or a usage error."""
-    try:
-        return check_database_url(url)
-    except DatabaseURLError as exc:
-        raise ConfigError(f"database: {exc}") from None
 
 
 pass_app = click.make_pass_decorator(App)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+class Guarded(click.Group):
+    """A command group whose unforeseen errors become one line (the traceback at -vv)."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (click.exceptions.Exit, click.ClickException, click.Abort):
+            raise
+        except Exception as exc:
+            app = ctx.find_object(App)
+            if app is not None and app.verbose >= 2:
+                trace = "".join(traceback.format_exception(exc))
+                click.echo(redact_text(trace.rstrip()), err=True)
+            click.echo(unexpected_line(exc, ctx.invoked_subcommand), err=True)
+            ctx.exit(EXIT_PARTIAL)
+
+
+@click.group(cls=Guarded,
+             context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.option("--config", "-c", envvar="AGGREGATOR_CONFIG", type=click.Path(dir_okay=False),
               help="The YAML configuration file (or $AGGREGATOR_CONFIG).")
 @click.option("--database", envvar="AGGREGATOR_DATABASE", metavar="URL",
@@ -97,18 +76,20 @@ def cli(ctx: click.Context, config: str | None, database: str | None, verbose: i
     if ctx.invoked_subcommand == "run":
         level = min(level, logging.INFO)
     configure_logging(level)
-    ctx.obj = App(config, database)
+    ctx.obj = App(config, database, verbose)
 
 
 @cli.command("check-config")
+@command_options
 @pass_app
 def check_config(app: App) -> None:
     """Validate the configuration and say what it contains."""
     try:
         settings = app.require_config()
-        from aggregator.extract import SiteRules
+        if settings.sites:  # the shipped presets are checked by the tests, not on every run
+            from aggregator.extract import SiteRules
 
-        SiteRules.load(settings.sites)
+            SiteRules.load(settings.sites, presets=False)
     except ArchiverError as exc:
         fail(exc)
     database = redact_url(settings.database)
@@ -116,6 +97,7 @@ def check_config(app: App) -> None:
 
 
 @cli.command()
+@command_options
 @click.option("--once", is_flag=True, default=True, help="Poll every feed once and exit (default).")
 @pass_app
 def poll(app: App, once: bool) -> None:
@@ -124,10 +106,12 @@ def poll(app: App, once: bool) -> None:
     Exit status: 0 when every feed was polled (new or not modified) and every page fetched,
     1 when some failed (each is named, one line each, after the summary).
     """
+    import asyncio
+
     from aggregator.runtime import Service
 
     try:
-        settings = app.require_config()
+        settings = app.require_feeds()
         with app.store() as store:
             started = datetime.now(UTC)
             store.sync_feeds(settings.feed_configs(), started)
@@ -150,16 +134,19 @@ def poll(app: App, once: bool) -> None:
 
 
 @cli.command()
+@command_options
 @pass_app
 def run(app: App) -> None:
     """Run the service until SIGTERM or Ctrl-C; in-flight polls finish or are abandoned whole."""
     # A stop during start-up (migrations, feed sync) is a clean stop too; the event loop takes over
     # the signals once it runs.
     signal.signal(signal.SIGTERM, _stop_during_startup)
+    import asyncio
+
     from aggregator.runtime import Service
 
     try:
-        settings = app.require_config()
+        settings = app.require_feeds()
         with app.store() as store:
             store.sync_feeds(settings.feed_configs(), datetime.now(UTC))
             asyncio.run(_serve(Service(settings, store)))
@@ -173,6 +160,8 @@ def _stop_during_startup(signum: int, frame: object) -> None:
 
 
 async def _serve(service: Any) -> None:
+    import asyncio
+
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -181,37 +170,39 @@ async def _serve(service: Any) -> None:
 
 
 @cli.group(invoke_without_command=True)
+@command_options
 @click.option("--json", "as_json", is_flag=True, help="JSON for scripts.")
+@click.option("--wide", is_flag=True, help="Also why the next poll is then, and the last error.")
 @click.pass_context
-def feeds(ctx: click.Context, as_json: bool) -> None:
-    """List feeds: last poll, result, next poll and why, items, last error."""
+def feeds(ctx: click.Context, as_json: bool, wide: bool) -> None:
+    """List feeds, one line each: URL, title, last poll and result, next poll, items."""
     if ctx.invoked_subcommand is not None:
         return
     app = ctx.find_object(App)
     assert app is not None
     try:
-        with app.store() as store:
+        with app.store(create=False) as store:
             rows = store.list_feeds()
     except ArchiverError as exc:
         fail(exc)
-    views.print_feeds(rows, as_json, datetime.now(UTC))
+    views.print_feeds(rows, as_json, datetime.now(UTC), wide)
 
 
 @feeds.command("show")
+@command_options
 @click.argument("url")
 @click.option("--json", "as_json", is_flag=True, help="JSON for scripts.")
 @pass_app
 def feeds_show(app: App, url: str, as_json: bool) -> None:
     """Explain one feed's state: last results, next poll time and the reason."""
     try:
-        with app.store() as store:
+        with app.store(create=False) as store:
+            require_feed(store, url, "feeds")
             feed = store.get_feed(strip_credentials(url))
-            history = store.poll_history(feed.id) if feed else []
+            assert feed is not None
+            history = store.poll_history(feed.id)
     except ArchiverError as exc:
         fail(exc)
-    if feed is None:
-        click.echo(f"feeds: no feed {redact_url(url)} in the archive", err=True)
-        sys.exit(EXIT_USAGE)
     views.print_feed(feed, history, as_json, datetime.now(UTC))
 
 
@@ -219,6 +210,8 @@ def parse_time(value: str | None) -> datetime | None:
     """ISO 8601 (a date, or a time with or without offset: UTC if none) or an age like 7d."""
     if value is None:
         return None
+    from aggregator.config import parse_duration
+
     try:
         return datetime.now(UTC) - timedelta(seconds=parse_duration(value))
     except ValueError:
@@ -233,6 +226,7 @@ def parse_time(value: str | None) -> datetime | None:
 
 
 @cli.command()
+@command_options
 @click.option("--format", "fmt", type=click.Choice(["json", "jsonl"]), default="jsonl",
               show_default=True)
 @click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path),
@@ -247,11 +241,14 @@ def export(app: App, fmt: str, output: Path | None, parents: bool, feed_url: str
            since: str | None, until: str | None) -> None:  # fmt: skip
     """Export the archive as JSON or JSON Lines (see docs/export-format.md)."""
     from storage.export import write_export
+    from storage.records import ExportFilter
 
     flt = ExportFilter(feed_url=feed_url and strip_credentials(feed_url), since=parse_time(since),
                        until=parse_time(until))
     try:
-        with app.store() as store, _terminate_cleanly():
+        with app.store(create=False) as store, _terminate_cleanly():
+            if feed_url is not None:
+                require_feed(store, feed_url, "export")
             count = write_export(store, output, fmt, flt, parents=parents)
     except ArchiverError as exc:
         fail(exc)
@@ -279,6 +276,7 @@ def _terminate_cleanly() -> Iterator[None]:
 
 
 @cli.command("import")
+@command_options
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @pass_app
 def import_(app: App, file: Path) -> None:
@@ -292,12 +290,13 @@ def import_(app: App, file: Path) -> None:
 
 
 @cli.command()
+@command_options
 @click.option("--json", "as_json", is_flag=True, help="JSON for scripts.")
 @pass_app
 def stats(app: App, as_json: bool) -> None:
     """Items, sightings, duplicates folded, revisions, captures and their compression."""
     try:
-        with app.store() as store:
+        with app.store(create=False) as store:
             figures = store.stats()
     except ArchiverError as exc:
         fail(exc)
@@ -305,12 +304,16 @@ def stats(app: App, as_json: bool) -> None:
 
 
 @cli.command()
+@command_options
 @click.argument("source")
 @click.option("--url", help="The page's URL, when SOURCE is a saved file.")
 @click.option("--json", "as_json", is_flag=True, help="Print the article as the export has it.")
 @pass_app
 def extract(app: App, source: str, url: str | None, as_json: bool) -> None:
     """Show what the extractor makes of one page (URL or saved FILE), and each field's source."""
+    import asyncio
+    import json
+
     from aggregator.cli.tools import load_page
     from aggregator.extract import SiteRules, article_to_dict
 
@@ -329,6 +332,7 @@ def extract(app: App, source: str, url: str | None, as_json: bool) -> None:
 
 
 @cli.command()
+@command_options
 @click.option("--feed", "feed_url", metavar="URL", help="Only this feed's items.")
 @click.option("--since", metavar="T", help="Only pages fetched at or after T.")
 @pass_app
@@ -338,7 +342,9 @@ def reextract(app: App, feed_url: str | None, since: str | None) -> None:
 
     try:
         settings = app.settings
-        with app.store() as store:
+        with app.store(create=False) as store:
+            if feed_url is not None:
+                require_feed(store, feed_url, "reextract")
             seen, changed, failed = reextract_all(store, settings, feed_url, parse_time(since))
     except ArchiverError as exc:
         fail(exc)

@@ -5,15 +5,12 @@ from __future__ import annotations
 import dataclasses
 import json
 import sys
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
 import click
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
 from storage.records import Article, FeedState
 from storage.redact import redact_text, redact_url
@@ -55,22 +52,48 @@ def feed_dict(feed: FeedState) -> dict[str, Any]:
     return out
 
 
-def print_feeds(feeds: list[FeedState], as_json: bool, now: datetime) -> None:
+def print_feeds(feeds: list[FeedState], as_json: bool, now: datetime, wide: bool = False) -> None:
+    """One line per feed, the full URL first (what `feeds show` takes) and its title; `--wide`
+    adds why the next poll is when it is and the last error. Plain aligned text: a URL is never
+    wrapped or cut, whatever the terminal's width."""
     if as_json:
         click.echo(json.dumps([feed_dict(f) for f in feeds], ensure_ascii=False, indent=2))
         return
-    table = Table("feed", "last poll", "result", "next poll", "why", "items", "last error")
-    for feed in map(shown, feeds):
-        table.add_row(
-            feed.url if feed.active else f"{feed.url} (not in config)",
-            ago(feed.last_polled, now),
-            _result(feed),
-            "stopped" if feed.gone else ago(feed.next_check, now),
-            feed.next_reason,
-            str(feed.item_count),
-            (feed.last_error or "")[:80],
-        )
-    Console(soft_wrap=False).print(table)
+    if not feeds:
+        click.echo("no feeds in the archive yet: `aggregator poll` adds the configured ones")
+        return
+    head = ["FEED", "TITLE", "LAST POLL", "RESULT", "NEXT POLL", "ITEMS"]
+    rows = [_feed_row(feed, now) for feed in map(shown, feeds)]
+    if wide:
+        head += ["WHY", "LAST ERROR"]
+        rows = [[*row, feed.next_reason, feed.last_error or ""]
+                for row, feed in zip(rows, map(shown, feeds), strict=True)]
+    for line in aligned([head, *rows], right={5}):
+        click.echo(line)
+
+
+def _feed_row(feed: FeedState, now: datetime) -> list[str]:
+    url = feed.url if feed.active else f"{feed.url} (not in config)"
+    return [url, _one_line(feed.title or "-", 40), ago(feed.last_polled, now),
+            _result(feed) or "-", "stopped" if feed.gone else ago(feed.next_check, now),
+            str(feed.item_count)]
+
+
+def _one_line(text: str, width: int) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def aligned(rows: list[list[str]], right: Collection[int] = ()) -> list[str]:
+    """Columns padded to their widest cell, two spaces apart; ``right`` columns (numbers) are
+    right-aligned; the last column is never padded."""
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines = []
+    for row in rows:
+        cells = [cell.rjust(w) if i in right else cell.ljust(w)
+                 for i, (cell, w) in enumerate(zip(row, widths, strict=True))]
+        lines.append("  ".join(cells).rstrip())
+    return lines
 
 
 def ago(when: datetime | None, now: datetime) -> str:
@@ -116,6 +139,9 @@ def print_feed(
         click.echo(f"  moving to      {feed.redirect_url} (seen {feed.redirect_count} times)")
     if history and history[0].get("warning"):  # the last poll read the feed only in part
         click.echo(f"  read in part   {history[0]['warning']}")
+    from rich.console import Console
+    from rich.table import Table
+
     table = Table("polled", "result", "new", "error or warning", "next poll: why", box=None)
     for poll in history:
         code = f" {poll['http_status']}" if poll["http_status"] else ""
@@ -182,14 +208,48 @@ def import_summary(summary: Any) -> str:
     return "imported: " + ", ".join(f"{v} {k.replace('_', ' ')}" for k, v in fields.items())
 
 
+STAT_LABELS = {
+    "feeds": "feeds", "active_feeds": "  still configured", "items": "items",
+    "sightings": "sightings", "duplicates_folded": "duplicates folded", "revisions": "revisions",
+    "captures": "captures", "blobs": "stored bodies", "captures_raw_bytes": "captured bytes",
+    "blobs_raw_bytes": "  after deduplication", "blobs_stored_bytes": "  after compression",
+    "compression_ratio": "compression ratio",
+}
+ARTICLE_WORDS = {"ok": "fetched", "failed": "failed", "pending": "to fetch",
+                 "off": "not fetched (feed set so)"}
+
+
 def print_stats(figures: Mapping[str, Any], as_json: bool) -> None:
+    """Words and aligned numbers; bytes also in KiB/MiB; articles one line per state."""
     if as_json:
         click.echo(json.dumps(figures, ensure_ascii=False, indent=2, default=str))
         return
-    table = Table("figure", "value")
-    for key, value in figures.items():
-        table.add_row(key.replace("_", " "), f"{value:,}" if isinstance(value, int) else str(value))
-    Console().print(table)
+    rows = [[label, _stat(key, figures.get(key))] for key, label in STAT_LABELS.items()]
+    articles = figures.get("articles") or {}
+    rows.append(["articles", f"{sum(articles.values()):,}"])
+    for state, count in sorted(articles.items(), key=lambda kv: -kv[1]):
+        rows.append([f"  {ARTICLE_WORDS.get(state, state)}", f"{count:,}"])
+    for line in aligned(rows, right={1}):
+        click.echo(line)
+
+
+def _stat(key: str, value: Any) -> str:
+    if value is None:
+        return "-"
+    if key == "compression_ratio":
+        return f"{value:.2f}x"
+    if key.endswith("_bytes") and value >= 1024:
+        return f"{value:,} ({human_bytes(value)})"
+    return f"{value:,}" if isinstance(value, int) else str(value)
+
+
+def human_bytes(size: int) -> str:
+    value = size / 1024
+    for unit in ("KiB", "MiB"):
+        if value < 1024:
+            return f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{value:.1f} GiB"
 
 
 def print_article(article: Article) -> None:
@@ -217,6 +277,9 @@ def progress(enabled: bool) -> Iterator[Callable[[int, int], None]]:
     if not enabled:
         yield lambda done, total: None
         return
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
     bar = Progress(TextColumn("polling"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                    console=Console(file=sys.stderr), transient=True)
     task = bar.add_task("poll", total=None)

@@ -13,9 +13,10 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
 
+from aggregator.config.messages import message
 from aggregator.config.yamlread import LineDict, LineList, load_yaml, read_config
 from aggregator.errors import ConfigError
-from aggregator.fetch import url_problem
+from aggregator.fetch.urlcheck import url_problem
 from storage.dburl import Timeouts, check_database_url
 from storage.identity import normalize_url
 from storage.records import FeedConfig
@@ -249,13 +250,7 @@ def _describe(error: Mapping[str, Any], tree: Any, file: Path) -> str:
     key = _dotted(loc)
     line = _line_of(tree, loc)
     where = f"{file}:{line}" if line else str(file)
-    if error["type"] == "extra_forbidden":
-        message = "unknown key"
-    elif error["type"] == "missing":
-        message = "required key is missing"
-    else:
-        message = str(error["msg"]).removeprefix("Value error, ")
-    return f"{where}: {key}: {message}"
+    return f"{where}: {key}: {message(error, Settings)}"
 
 
 def _dotted(loc: Sequence[Any]) -> str:
