@@ -38,7 +38,6 @@ from sqlalchemy import (
     event,
     text,
 )
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Dialect, make_url
 from sqlalchemy.types import TypeDecorator, UserDefinedType
 
@@ -160,8 +159,14 @@ def _configure_sqlite(engine: Engine, synchronous: str) -> None:
 
 def insert(conn: Connection, table: Table) -> Any:
     """An INSERT that supports ``on_conflict_do_nothing/update`` (same API on both databases)."""
+    # Imported here: the PostgreSQL dialect brings asyncio and asyncpg's module (a twentieth of a
+    # second) into every SQLite command otherwise; the engine's URL loads the one in use.
     if is_postgres(conn):
+        from sqlalchemy.dialects import postgresql
+
         return postgresql.insert(table)
+    from sqlalchemy.dialects import sqlite
+
     return sqlite.insert(table)
 
 

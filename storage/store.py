@@ -13,12 +13,12 @@ import logging
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 
-from storage import archive, articles, captures, feeds, holders, importer, items, maintenance, poll
+from storage import archive, articles, captures, feeds, holders, items, maintenance, poll
 from storage.dburl import Timeouts
 from storage.engine import (
     Database,
@@ -47,9 +47,20 @@ from storage.tables import feeds as feeds_t
 from storage.tables import items as items_t
 from storage.tables import sightings
 
+if TYPE_CHECKING:
+    from storage.importer import ImportSummary
+
 log = logging.getLogger(__name__)
-ImportSummary = importer.ImportSummary
 PAGE = 500
+
+
+def __getattr__(name: str) -> Any:
+    """``ImportSummary`` stays importable from here; ``storage.importer`` loads on first use."""
+    if name == "ImportSummary":
+        from storage.importer import ImportSummary
+
+        return ImportSummary
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def _as_storage_error(exc: Exception, what: str) -> StorageError:
@@ -343,10 +354,12 @@ class Store:
     ) -> ImportSummary:
         """All or nothing. The first batch is taken before the transaction opens: a file's
         reader checks the whole file then, so a bad file never holds the write lock."""
+        from storage import importer  # its temporary tables load the PostgreSQL dialect
+
         chunks = importer.batches(records)
         first = next(chunks, None)
         if first is None:
-            return ImportSummary()
+            return importer.ImportSummary()
         with self.db.write() as conn:
             run = importer.ImportRun(conn, source)
             try:

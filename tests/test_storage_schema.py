@@ -4,14 +4,16 @@ database newer than the code; NUL characters and offsets survive the round trip.
 from __future__ import annotations
 
 from datetime import timedelta, timezone
+from pathlib import Path
 
 import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import text
 
-from storage.engine import Database, alembic_config
+from storage.engine import Database, alembic_config, current_heads, script_heads
 from storage.errors import StorageError
 from storage.records import ExportFilter, FeedConfig
 from storage.store import Store
@@ -49,6 +51,46 @@ def test_open_refuses_a_database_newer_than_the_code(store_url: str) -> None:
     db.dispose()
     with pytest.raises(StorageError, match=r"9999.*newer"):
         Store.open(store_url)
+
+
+def test_the_heads_read_from_the_version_files_are_alembics() -> None:
+    """Opening an archive at head skips Alembic by reading the chain's heads from the files'
+    text (issue 13); this keeps that reading equal to Alembic's own."""
+    assert script_heads() == set(ScriptDirectory.from_config(alembic_config()).get_heads())
+
+
+def test_a_read_only_open_never_creates_an_archive(store_url: str, tmp_path: Path) -> None:
+    with pytest.raises(StorageError, match=r"^storage: no archive .* `aggregator poll` creates it"):
+        Store.open(store_url, create=False)
+    db = Database(store_url)
+    try:
+        assert current_heads(db) is None  # nothing was created
+    finally:
+        db.dispose()
+    missing = tmp_path / "sub" / "none.db"
+    with pytest.raises(StorageError, match=f"^storage: no archive at {missing} yet"):
+        Store.open(f"sqlite:///{missing}", create=False)
+    assert not missing.parent.exists()
+    Store.open(store_url).close()
+    with Store.open(store_url, create=False) as st:
+        assert st.list_feeds() == []
+
+
+def test_an_archive_one_revision_behind_is_upgraded_on_open(store_url: str) -> None:
+    Store.open(store_url).close()
+    db = Database(store_url)
+    try:
+        with db.write() as conn:
+            command.downgrade(alembic_config(conn), "-1")
+        assert current_heads(db) != script_heads()
+    finally:
+        db.dispose()
+    Store.open(store_url, create=False).close()
+    db = Database(store_url)
+    try:
+        assert current_heads(db) == script_heads()
+    finally:
+        db.dispose()
 
 
 def test_driver_errors_become_storage_errors(tmp_path: object) -> None:
