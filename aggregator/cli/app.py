@@ -93,6 +93,14 @@ def _checked_database(url: str) -> str:
         raise ConfigError(f"database: {exc}") from None
 
 
+class ListedAfterwards(logging.Filter):
+    """``poll --once`` names each failed feed after its summary; at the default verbosity the
+    pipeline's log line for the same failure would say it twice, with a timestamp."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.levelno == logging.WARNING and record.msg == "%s")
+
+
 def _set_config(ctx: click.Context, _param: click.Parameter, value: str | None) -> None:
     app = ctx.find_object(App)
     if value is not None and app is not None:

@@ -25,6 +25,7 @@ from aggregator.cli.app import (
     EXIT_OK,
     EXIT_PARTIAL,
     App,
+    ListedAfterwards,
     command_options,
     fail,
     log,
@@ -110,6 +111,8 @@ def poll(app: App, once: bool) -> None:
 
     from aggregator.runtime import Service
 
+    if app.verbose == 0:
+        logging.getLogger("aggregator.runtime.pipeline").addFilter(ListedAfterwards())
     try:
         settings = app.require_feeds()
         with app.store() as store:
@@ -329,6 +332,32 @@ def extract(app: App, source: str, url: str | None, as_json: bool) -> None:
         click.echo(json.dumps(article_to_dict(article), ensure_ascii=False, indent=2))
     else:
         views.print_article(article)
+
+
+@cli.command()
+@command_options
+@click.argument("url")
+@pass_app
+def discover(app: App, url: str) -> None:
+    """List the feeds a web page advertises (<link rel="alternate">), to put in the config."""
+    import asyncio
+
+    from aggregator.cli.tools import discover as find_feeds
+
+    try:
+        final_url, found, is_feed = asyncio.run(find_feeds(url, app.settings.http))
+    except ArchiverError as exc:
+        fail(exc)
+    if is_feed:
+        click.echo(f"{redact_url(final_url)} is a feed itself: configure it as it is")
+        return
+    if not found:
+        click.echo(f"discover: {redact_url(final_url)} advertises no feed (no <link "
+                   'rel="alternate"> of an RSS, Atom or JSON Feed type)', err=True)
+        sys.exit(EXIT_PARTIAL)
+    rows = [[redact_url(feed.url), feed.kind, feed.title] for feed in found]
+    for line in views.aligned(rows):
+        click.echo(line)
 
 
 @cli.command()

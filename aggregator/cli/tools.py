@@ -9,6 +9,8 @@ from pathlib import Path
 from aggregator.config import HttpSettings, Settings
 from aggregator.errors import ExtractError, FetchError
 from aggregator.extract import SiteRules, decode_html, extract
+from aggregator.feeds.discover import Advertised, advertised_feeds
+from aggregator.feeds.xmlsafety import looks_like_html
 from aggregator.fetch import HttpClient
 from aggregator.runtime.pipeline import unexpected
 from storage.records import ArticleResult
@@ -34,6 +36,19 @@ async def load_page(source: str, url: str | None, http: HttpSettings) -> tuple[s
     except OSError as exc:
         raise ExtractError(f"cannot read {path}: {exc.strerror or exc}") from None
     return decode_html(body, None), url or path.resolve().as_uri()
+
+
+async def discover(url: str, http: HttpSettings) -> tuple[str, list[Advertised], bool]:
+    """(final URL, the feeds the page advertises, whether the URL is a feed itself)."""
+    client = HttpClient(http)
+    try:
+        response = await client.get(url)
+    finally:
+        await client.aclose()
+    if response.status != 200:
+        raise FetchError(f"HTTP {response.status} for {url}")
+    is_feed = not looks_like_html(response.body) and response.body.lstrip()[:1] in (b"<", b"{")
+    return response.final_url, advertised_feeds(response.body, response.final_url), is_feed
 
 
 def reextract_all(

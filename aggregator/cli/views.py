@@ -1,4 +1,5 @@
-"""How the CLI shows things: rich tables and progress on a terminal, JSON for scripts."""
+"""How the CLI shows things: aligned plain text (a URL is never wrapped), JSON for scripts, a
+progress bar (rich) on a terminal."""
 
 from __future__ import annotations
 
@@ -139,16 +140,14 @@ def print_feed(
         click.echo(f"  moving to      {feed.redirect_url} (seen {feed.redirect_count} times)")
     if history and history[0].get("warning"):  # the last poll read the feed only in part
         click.echo(f"  read in part   {history[0]['warning']}")
-    from rich.console import Console
-    from rich.table import Table
-
-    table = Table("polled", "result", "new", "error or warning", "next poll: why", box=None)
+    rows = [["polled", "result", "new", "next poll: why", "error or warning"]]
     for poll in history:
         code = f" {poll['http_status']}" if poll["http_status"] else ""
-        table.add_row(ago(poll["polled_at"], now), f"{poll['status']}{code}",
-                      str(poll["new_items"]), _note(poll)[:70], poll["next_reason"])
+        rows.append([ago(poll["polled_at"], now), f"{poll['status'].replace('_', ' ')}{code}",
+                     str(poll["new_items"]), poll["next_reason"], _note(poll)[:100]])
     click.echo("  last results:")
-    Console(soft_wrap=False).print(table)
+    for line in aligned(rows, right={2}):
+        click.echo(f"    {line}")
 
 
 def _note(poll: Mapping[str, Any]) -> str:
@@ -161,7 +160,7 @@ def _result(feed: FeedState) -> str:
     if feed.last_status is None:
         return ""
     code = f" {feed.last_http_status}" if feed.last_http_status else ""
-    return f"{feed.last_status}{code}"
+    return f"{feed.last_status.replace('_', ' ')}{code}"
 
 
 def summary(totals: Any, configured: int | None = None,
