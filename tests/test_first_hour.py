@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from aggregator.feeds.discover import Advertised, advertised_feeds, offer
+from aggregator.feeds.discover import Advertised, advertised_feeds, html_page
 from tests.feedgen import Item, article_page, rss
 from tests.httpserver import TestServer
 from tests.test_cli_newcomer import aggregator, write
@@ -74,8 +74,8 @@ def test_the_first_hour(tmp_path: Path, http_server: TestServer) -> None:
     assert not (tmp_path / "data").exists()
 
     # 4. The home page was given, not the feed: the error says which feed it offers.
-    offered = ("  feed failed: parse: not a feed (an HTML page) for BASE/; the page advertises "
-               "BASE/feed.xml: configure that as the feed's url")
+    offered = ("  feed failed: parse: not a feed (an HTML page; it advertises BASE/feed.xml: "
+               "configure that as the feed's url) for BASE/")
     assert step("poll", "-c", "feeds.yaml") == (1, [
         "1 feeds: 0 ok, 0 not modified, 1 failed; 0 new items", offered], [])
     assert step("discover", home, "-c", "feeds.yaml") == (0, [
@@ -153,8 +153,10 @@ def test_advertised_feeds_resolve_and_keep_only_feed_types() -> None:
 
 
 def test_the_not_a_feed_message_says_what_the_page_offers() -> None:
-    assert offer(HOME, "https://news.example/") == (
-        "; the page advertises https://news.example/feed.xml: configure that as the feed's url")
-    assert offer(b"<html><body>nothing</body></html>", "https://news.example/") == (
-        " (it advertises no feed: look for an RSS or Atom link on the site)")
-    assert offer(b"<html><head>" + b"<link " * 200_000, "https://x.example/").startswith(" (")
+    assert html_page(HOME, "https://news.example/") == (
+        "an HTML page; it advertises https://news.example/feed.xml: configure that as the "
+        "feed's url")
+    assert html_page(b"<html><body>nothing</body></html>", "https://news.example/") == (
+        "an HTML page, advertising no feed")
+    hostile = b"<html><head>" + b"<link " * 200_000  # linear, not quadratic, in lxml
+    assert html_page(hostile, "https://x.example/") == "an HTML page, advertising no feed"

@@ -214,8 +214,8 @@ def test_a_feed_behind_basic_auth_is_polled_and_its_secrets_never_shown(
     bad = f"http://{USERINFO}@127.0.0.1:{port}/broken.xml?api_key={TOKEN}"
     cfg = write_config(tmp_path, store_url, good, bad)
 
-    with caplog.at_level(logging.WARNING):
-        code, out = run("--config", cfg, "poll", "--once")
+    with caplog.at_level(logging.WARNING):  # -v: poll --once logs failures it lists (issue 13)
+        code, out = run("-v", "--config", cfg, "poll", "--once")
     assert code == 1 and "1 ok" in out and "1 failed" in out
     assert [r.headers.get("authorization") for r in http_server.requests_for(
         f"/private.xml?token={TOKEN}")] == [EXPECTED]

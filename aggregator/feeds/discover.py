@@ -65,10 +65,10 @@ def _feed_link(link: Any, base: str) -> Advertised | None:
     return Advertised(url, kind, " ".join(str(link.get("title") or "").split()))
 
 
-def offer(html: bytes | str, base_url: str) -> str:
-    """The end of the "not a feed" message: which feeds the page advertises, if any."""
+def html_page(html: bytes | str, base_url: str) -> str:
+    """What the "not a feed" message says of the page: which feeds it advertises, if any."""
     found = advertised_feeds(html, base_url)
     if not found:
-        return " (it advertises no feed: look for an RSS or Atom link on the site)"
+        return "an HTML page, advertising no feed"
     urls = ", ".join(feed.url for feed in found[:3])
-    return f"; the page advertises {urls}: configure that as the feed's url"
+    return f"an HTML page; it advertises {urls}: configure that as the feed's url"

@@ -18,7 +18,7 @@ from typing import Any
 import feedparser
 
 from aggregator.errors import ParseError
-from aggregator.feeds.discover import offer
+from aggregator.feeds.discover import html_page
 from aggregator.feeds.fastfeed import read_fast
 from aggregator.feeds.feedmodel import (
     MAX_ENTRIES,
@@ -95,7 +95,7 @@ def _parse_xml(
     body: bytes, url: str, headers: Mapping[str, str], now: datetime | None, fast_path: bool
 ) -> ParsedFeed:
     if looks_like_html(body):
-        raise ParseError(f"not a feed (an HTML page) for {url}{offer(body, url)}")
+        raise ParseError(f"not a feed ({html_page(body, url)}) for {url}")
     try:
         prepared = prepare_xml(body, headers, MAX_ENTRIES)
     except UnsafeXml as exc:
