@@ -247,3 +247,44 @@ def test_stats_are_words_and_aligned_numbers(tmp_path: Path, http_server: TestSe
                           lines[-1]] and lines[-1].split()[-1] == "3"
     assert "not fetched (feed set so)" in lines[-1]
     assert len({len(line) for line in lines if line.split()[-1].isdigit()}) == 1, "aligned"
+
+
+def test_check_config_warns_of_feeds_the_guard_will_refuse(tmp_path: Path) -> None:
+    cfg = write(tmp_path / "feeds.yaml", (
+        "http:\n  allowed_networks: [10.0.0.0/8]\nfeeds:\n  - url: http://10.1.2.3/f\n"
+        "  - url: http://localhost:8080/f\n  - url: https://example.com/f\n"
+        "  - url: http://[::ffff:192.168.1.1]/f\n"))  # fmt: skip
+    code, out, err = aggregator("check-config", "-c", cfg, cwd=tmp_path)
+    assert (code, out) == (0, f"{cfg}: ok, 4 feeds, database sqlite:///{tmp_path}/data/archive.db\n")
+    hint = ("is a private or loopback address, which the fetcher refuses; allow it with "
+            "http.allowed_networks or http.allow_private_networks: true")
+    assert err.splitlines() == [
+        f"config: warning: feeds[1].url http://localhost:8080/f: localhost {hint}",
+        f"config: warning: feeds[3].url http://[::ffff:192.168.1.1]/f: ::ffff:192.168.1.1 {hint}",
+    ]
+    allowed = write(tmp_path / "open.yaml", "http:\n  allow_private_networks: true\n"
+                                            "feeds:\n  - url: http://127.0.0.1/f\n")  # fmt: skip
+    assert aggregator("check-config", "-c", allowed, cwd=tmp_path)[2] == ""
+    empty = write(tmp_path / "empty.yaml", "# to do\n")
+    code, _, err = aggregator("check-config", "-c", empty, cwd=tmp_path)
+    assert (code, err) == (0, f"config: warning: {empty} lists no feeds; `poll` and `run` "
+                              "refuse it\n")  # fmt: skip
+
+
+def test_discover_says_when_a_page_offers_no_feed_or_is_one(
+    tmp_path: Path, http_server: TestServer
+) -> None:
+    http_server.route("/feed.xml", body=rss([Item(1, http_server.base_url)]))
+    http_server.route("/plain.html", body=b"<html><body>no feeds here</body></html>",
+                      headers={"Content-Type": "text/html"})  # fmt: skip
+    cfg = config(tmp_path, "sqlite:///a.db", http_server.url("/feed.xml"))
+    code, out, err = aggregator("discover", http_server.url("/feed.xml"), "-c", cfg, cwd=tmp_path)
+    assert (code, out, err) == (0, f"{http_server.url('/feed.xml')} is a feed itself: "
+                                   "configure it as it is\n", "")  # fmt: skip
+    code, out, err = aggregator("discover", http_server.url("/plain.html"), "-c", cfg,
+                                cwd=tmp_path)  # fmt: skip
+    assert (code, out) == (1, "")
+    assert err == (f"discover: {http_server.url('/plain.html')} advertises no feed (no <link "
+                   'rel="alternate"> of an RSS, Atom or JSON Feed type)\n')
+    code, _, err = aggregator("discover", http_server.url("/plain.html"), cwd=tmp_path)
+    assert code == 1 and err.startswith("fetch: ") and "http.allowed_networks" in err

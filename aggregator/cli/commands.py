@@ -93,8 +93,12 @@ def check_config(app: App) -> None:
             SiteRules.load(settings.sites, presets=False)
     except ArchiverError as exc:
         fail(exc)
+    from aggregator.cli.checks import warnings
+
     database = redact_url(settings.database)
     click.echo(f"{app.config_path}: ok, {len(settings.feeds)} feeds, database {database}")
+    for line in warnings(settings, str(app.config_path)):
+        click.echo(line, err=True)
 
 
 @cli.command()
