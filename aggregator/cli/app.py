@@ -101,6 +101,19 @@ class ListedAfterwards(logging.Filter):
         return not (record.levelno == logging.WARNING and record.msg == "%s")
 
 
+@contextmanager
+def failures_listed_afterwards(enabled: bool) -> Iterator[None]:
+    """The filter above on the pipeline's logger for one command (removed after it, for callers
+    that run several commands in one process, as tests do)."""
+    logger, quiet = logging.getLogger("aggregator.runtime.pipeline"), ListedAfterwards()
+    if enabled:
+        logger.addFilter(quiet)
+    try:
+        yield
+    finally:
+        logger.removeFilter(quiet)
+
+
 def _set_config(ctx: click.Context, _param: click.Parameter, value: str | None) -> None:
     app = ctx.find_object(App)
     if value is not None and app is not None:

@@ -25,9 +25,9 @@ from aggregator.cli.app import (
     EXIT_OK,
     EXIT_PARTIAL,
     App,
-    ListedAfterwards,
     command_options,
     fail,
+    failures_listed_afterwards,
     log,
     require_feed,
     unexpected_line,
@@ -115,11 +115,9 @@ def poll(app: App, once: bool) -> None:
 
     from aggregator.runtime import Service
 
-    if app.verbose == 0:
-        logging.getLogger("aggregator.runtime.pipeline").addFilter(ListedAfterwards())
     try:
         settings = app.require_feeds()
-        with app.store() as store:
+        with app.store() as store, failures_listed_afterwards(app.verbose == 0):
             started = datetime.now(UTC)
             store.sync_feeds(settings.feed_configs(), started)
             service = Service(settings, store)
