@@ -140,6 +140,20 @@ def test_config_mistakes_are_told_in_yaml_words(tmp_path: Path, text: str,
     assert (code, out, err) == (2, "", f"config: {cfg}{expected}\n")
 
 
+def test_an_unexpected_error_names_the_page_and_hides_its_secrets(tmp_path: Path) -> None:
+    script = ("import sys\nimport aggregator.cli.tools as tools\n"
+              "async def broken(*args): raise RuntimeError('boom at https://u:hunter2@x.example/')\n"
+              "tools.load_page = broken\n"
+              "from aggregator.cli import main\n"
+              "sys.argv = ['aggregator', 'extract', 'page.html']\nmain()\n")  # fmt: skip
+    proc = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, text=True,
+                          capture_output=True, env={**os.environ, "PYTHONPATH": str(ROOT)},
+                          timeout=120, check=False)  # fmt: skip
+    assert (proc.returncode, proc.stderr) == (1, (
+        "extract page.html: unexpected error: RuntimeError: boom at https://u:***@x.example/ "
+        "(run with -vv for the traceback)\n"))
+
+
 # -- no silent surprises ------------------------------------------------------------------------
 
 @pytest.mark.parametrize("command", ["poll", "run"])

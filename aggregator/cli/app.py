@@ -40,6 +40,7 @@ class App:
         self.config_path = config
         self.database = database
         self.verbose = verbose
+        self.subject: str | None = None  # the URL or file a command works on, for error lines
         self._settings: Settings | None = None
 
     @property
@@ -136,10 +137,10 @@ def command_options(func: F) -> F:
                         help="The YAML configuration file.")(func)
 
 
-def unexpected_line(exc: BaseException, command: str | None) -> str:
-    """One line for an error nobody foresaw: the stage (the command) and what was said, with
-    secrets redacted; where to see more."""
-    stage = command or "aggregator"
+def unexpected_line(exc: BaseException, command: str | None, subject: str | None = None) -> str:
+    """One line for an error nobody foresaw: the stage (the command), the URL or file it worked
+    on, and what was said, with secrets redacted; where to see more."""
+    stage = (command or "aggregator") + (f" {subject}" if subject else "")
     detail = str(exc).splitlines()[0] if str(exc) else ""
     text = f"{type(exc).__name__}: {detail}" if detail else type(exc).__name__
     return redact_text(f"{stage}: unexpected error: {text} (run with -vv for the traceback)")

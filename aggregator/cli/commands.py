@@ -58,7 +58,8 @@ class Guarded(click.Group):
             if app is not None and app.verbose >= 2:
                 trace = "".join(traceback.format_exception(exc))
                 click.echo(redact_text(trace.rstrip()), err=True)
-            click.echo(unexpected_line(exc, ctx.invoked_subcommand), err=True)
+            subject = app.subject if app is not None else None
+            click.echo(unexpected_line(exc, ctx.invoked_subcommand, subject), err=True)
             ctx.exit(EXIT_PARTIAL)
 
 
@@ -322,6 +323,8 @@ def extract(app: App, source: str, url: str | None, as_json: bool) -> None:
     from aggregator.cli.tools import load_page
     from aggregator.extract import SiteRules, article_to_dict
 
+    app.subject = source
+
     try:
         settings = app.settings
         html, page_url = asyncio.run(load_page(source, url, settings.http))
@@ -345,6 +348,8 @@ def discover(app: App, url: str) -> None:
     import asyncio
 
     from aggregator.cli.tools import discover as find_feeds
+
+    app.subject = url
 
     try:
         final_url, found, is_feed = asyncio.run(find_feeds(url, app.settings.http))
