@@ -35,9 +35,7 @@ from storage.records import (
     PollResult,
     PollSummary,
 )
-from storage.tables import feeds as feeds_t
 from storage.tables import items as items_t
-from storage.tables import sightings
 
 log = logging.getLogger(__name__)
 ImportSummary = importer.ImportSummary
@@ -362,15 +360,3 @@ class Store:
         with self.db.read() as conn:
             found = conn.execute(query).scalar()
         return None if found is None else int(found)
-
-    @guarded
-    def sightings_of(self, item_id: int) -> list[tuple[str, str]]:
-        """(feed url, entry key) of every sighting of an item."""
-        query = (
-            select(feeds_t.c.url, sightings.c.key)
-            .join(feeds_t, feeds_t.c.id == sightings.c.feed_id)
-            .where(sightings.c.item_id == item_id)
-            .order_by(sightings.c.id)
-        )
-        with self.db.read() as conn:
-            return [(r.url, r.key) for r in conn.execute(query)]
