@@ -36,6 +36,7 @@ from storage.records import (
     PollSummary,
 )
 from storage.tables import items as items_t
+from storage.turn import WriteTurn
 
 log = logging.getLogger(__name__)
 ImportSummary = importer.ImportSummary
@@ -351,6 +352,12 @@ class Store:
     def integrity_check(self) -> list[str]:
         with self.db.read() as conn:
             return maintenance.integrity(conn)
+
+    @property
+    def write_turn(self) -> WriteTurn | None:
+        """SQLite's turn among the writers of every process (``storage.turn``), for a caller that
+        must not block while it waits; None where the database arbitrates writers (PostgreSQL)."""
+        return self.db.turn
 
     @guarded
     def item_id_for_url(self, url: str) -> int | None:
