@@ -163,3 +163,17 @@ def test_the_service_loads_the_article_extractor_only_when_it_extracts() -> None
     after = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
                            check=True, cwd=ROOT)
     assert after.stdout.strip() == "True"
+
+
+def test_the_command_line_loads_no_http_client_until_a_command_fetches() -> None:
+    """``--help`` and ``check-config`` need ``url_problem`` only; httpx and the client load when
+    a command fetches (``aggregator.fetch`` exports them lazily)."""
+    probe = ("import sys, aggregator.cli, aggregator.config; "
+             "print(sorted(m for m in ('httpx', 'httpcore', 'h11') if m in sys.modules))")
+    before = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                            check=True, cwd=ROOT)
+    assert before.stdout.strip() == "[]"
+    probe = "import sys; from aggregator.fetch import HttpClient; print('httpx' in sys.modules)"
+    after = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                           check=True, cwd=ROOT)
+    assert after.stdout.strip() == "True"
