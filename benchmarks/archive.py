@@ -12,8 +12,9 @@ size per item, and the raw pages' compression ratio from ``Store.stats()``::
 The build goes through the same write path as the service: feeds are claimed (leased) and each
 poll is one ``apply_poll`` transaction of ``--per-poll`` entries, of which a few were already seen
 (one of them with a changed title, so revisions happen), some are copies of another feed's story
-(folded into one item with two sightings), and a ``--article-fraction`` carries an extracted
-article (~3 KB of text) with its raw page (~25 KB of HTML, stored zstd-compressed). No feed
+(folded into one item with two sightings), and a ``--article-fraction`` of the new entries then
+gets an extracted article (~3 KB of text) with its raw page (~25 KB of HTML, stored
+zstd-compressed), written by ``apply_article`` as the service's second stage does. No feed
 captures are stored, so ``Store.stats()``'s compression ratio is the pages' alone. The text is
 drawn from a Zipf-weighted vocabulary of made-up words: less repetitive than a 100-word list,
 still somewhat kinder to the compressor than real prose.
@@ -160,10 +161,12 @@ class Build:
     folded: int = 0
     revisions: int = 0
     polls: int = 0
-    seconds: float = 0.0  # inside apply_poll
+    seconds: float = 0.0  # inside apply_poll and apply_article
     wall: float = 0.0  # the whole build, making the synthetic entries included
 
-    def poll(self, feed: FeedState, index: int, when: datetime) -> PollResult:
+    def poll(self, feed: FeedState, index: int, when: datetime
+             ) -> tuple[PollResult, list[tuple[Entry, ArticleResult]]]:
+        """The poll's result, and the articles then fetched for some of its new entries."""
         start = self.next_seq.get(index, 0)
         count = min(self.plan.per_poll, self.plan.items - self.items)
         entries = [self.synth.entry(index, s, when) for s in range(start, start + count)]
@@ -174,12 +177,12 @@ class Build:
             again[-1] = Entry(**{**_fields(again[-1]), "title": f"Updated: {again[-1].title}"})
         copies = [self.synth.entry(index - 1, s, when) for s in range(start, start + count)
                   if index and self.rng.random() < self.plan.copy_fraction]
-        articles = tuple((e.key, self.synth.article(e, when)) for e in entries
-                         if self.rng.random() < self.plan.article_fraction)
+        articles = [(e, self.synth.article(e, when)) for e in entries
+                    if self.rng.random() < self.plan.article_fraction]
         return PollResult(feed_id=feed.id, lease_owner=OWNER, polled_at=when, status=STATUS_OK,
                           next_check=when + ROUND, next_reason="bench", interval=ROUND.seconds,
                           error_count=0, http_status=200,
-                          entries=(*entries, *again, *_rekeyed(copies, index)), articles=articles)
+                          entries=(*entries, *again, *_rekeyed(copies, index))), articles
 
     def round(self, store: Store, when: datetime, order: dict[int, int]) -> None:
         claimed = store.claim_due(when, self.plan.feeds, OWNER, 3600)
@@ -187,9 +190,13 @@ class Build:
             if self.items >= self.plan.items:
                 store.release(feed.id, OWNER)
                 continue
-            result = self.poll(feed, order[feed.id], when)
+            result, articles = self.poll(feed, order[feed.id], when)
             started = time.perf_counter()
             summary = store.apply_poll(result)
+            for entry, article in articles:  # as the service's second stage writes them
+                item_id = store.item_id_for_url(entry.url)
+                if item_id is not None:
+                    self.revisions += store.apply_article(item_id, article, when)
             self.seconds += time.perf_counter() - started
             self.items += summary.new_items
             self.folded += summary.duplicates_folded

@@ -274,7 +274,8 @@ def run_ours(
     job: Job, database: str, concurrency: int, parse_workers: int, processes: int
 ) -> tuple[float, list[PassResult]]:
     from aggregator.config.settings import Settings
-    from aggregator.runtime.service import Service, Totals
+    from aggregator.runtime.service import Service
+    from aggregator.runtime.worker import Totals
     from storage.store import Store
 
     settings = Settings.model_validate({

@@ -20,15 +20,12 @@ import stat
 import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from functools import cache
-from importlib.resources import files
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
-from jsonschema import Draft202012Validator
-
 from storage.engine import sqlite_file
 from storage.errors import ExportError, ExportFormatError
+from storage.exportschema import item_validator
 from storage.files import atomic_text, file_kind
 from storage.importcheck import BadRecord, Record
 from storage.importer import prepare_record
@@ -44,25 +41,6 @@ FORMAT = "feed-archiver-export"
 VERSION = 1
 MAX_ITEM_CHARS = 64 << 20  # one item's JSON: bounds the memory a line (or a bad value) takes
 PROBE_CHARS = 1 << 20  # of the first line, read to tell JSON Lines from one document
-
-
-@cache
-def _schema() -> dict[str, Any]:
-    loaded: dict[str, Any] = json.loads(
-        files("storage").joinpath("schema/export-v1.json").read_text("utf-8")
-    )
-    return loaded
-
-
-def item_schema() -> dict[str, Any]:
-    """``#/$defs/item`` of the export's JSON Schema."""
-    item: dict[str, Any] = _schema()["$defs"]["item"]
-    return item
-
-
-@cache
-def item_validator() -> Draft202012Validator:
-    return Draft202012Validator({"$ref": "#/$defs/item", "$defs": _schema()["$defs"]})
 
 
 def write_export(

@@ -52,6 +52,12 @@ _SPACE = re.compile(r"\s+")
 MIN_FINGERPRINT_BODY = 80  # shorter bodies ("Read more") would fold unrelated stories
 
 
+# A canonical URL is an indexed key: PostgreSQL refuses an index entry over about 2,700 bytes,
+# and a 700-character Cyrillic link escapes to 6,000. Longer keys become a digest of themselves
+# (still URL-shaped, and their own normal form).
+MAX_KEY_URL = 2_000
+
+
 # The identity functions are pure and each entry's keys are computed twice: once by
 # ``Store.prepare_polls`` ahead of the write transaction, then inside it (see that method). The
 # caches are bounded: a write batch is at most a few thousand entries.
@@ -75,7 +81,10 @@ def normalize_url(url: str | None, *, drop_tracking: bool = True) -> str | None:
     if port is not None and port not in DEFAULT_PORTS.values():
         host = f"{host}:{port}"
     path = _escape(parts.path or "/", _SAFE_PATH)
-    return urlunsplit(("https", host, path, _query(parts.query, drop_tracking), ""))
+    key = urlunsplit(("https", host, path, _query(parts.query, drop_tracking), ""))
+    if len(key) > MAX_KEY_URL:  # escaped non-ASCII triples in size: past an index's limit
+        return f"https://{host}/~long-url-{sha256_text(key)[:40]}"
+    return key
 
 
 def _host(hostname: str) -> str:

@@ -49,7 +49,7 @@ class Record:
 @cache
 def declared() -> frozenset[str]:
     """The members an item may carry (the schema's); the others are ignored, not stored."""
-    from storage.export import item_schema  # the schema's loader lives with the file format
+    from storage.exportschema import item_schema  # jsonschema loads on the first import only
 
     return frozenset(item_schema()["properties"])
 

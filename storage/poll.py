@@ -48,9 +48,7 @@ from storage.identity import (
 )
 from storage.records import (
     ARTICLE_OFF,
-    ARTICLE_OK,
     ARTICLE_PENDING,
-    ArticleResult,
     Entry,
     PollResult,
     PollSummary,
@@ -118,11 +116,10 @@ class Identity:
 
     canonical: str | None  # the entry's link, normalized; None when other entries share it
     fingerprint: str | None
-    page: str | None = None  # the canonical URL its article page names
 
     @property
     def keys(self) -> list[str]:
-        return [k for k in (self.canonical, self.fingerprint, self.page) if k]
+        return [k for k in (self.canonical, self.fingerprint) if k]
 
 
 @dataclass
@@ -176,7 +173,6 @@ class _Poll:
     candidates: dict[int, Any] = field(default_factory=dict)  # fold candidates by item id
     uids: dict[str, str] = field(default_factory=dict)  # key -> uid of an item it would create
     owned: set[int] = field(default_factory=set)  # items the current document names
-    articles: dict[str, ArticleResult] = field(init=False)
     seen_sightings: set[int] = field(default_factory=set)
     seen_items: set[int] = field(default_factory=set)
     folded_items: set[int] = field(default_factory=set)
@@ -189,7 +185,6 @@ class _Poll:
     relinked: int = 0
 
     def __post_init__(self) -> None:
-        self.articles = dict(self.result.articles)
         entries = self.result.entries
         self.doc = document_keys(entries)
         found = document_keys(entries, trust_guids=False) if self.link_keys else self.doc
@@ -277,14 +272,11 @@ def apply(
 def identities(result: PollResult) -> list[Identity]:
     """What each entry could be folded by; their advisory keys serialize the transactions that
     could create the same story (PostgreSQL). A link other entries share identifies nothing."""
-    articles = dict(result.articles)
     doc = document_keys(result.entries)
     out: list[Identity] = []
     for entry in result.entries:
-        article = articles.get(entry.key)
-        page = None if article is None or article.article is None else article.article.canonical_url
         canonical = normalize_url(entry.url) if doc.owns_link(entry) else None
-        out.append(Identity(canonical, items.fingerprint(entry), normalize_url(page)))
+        out.append(Identity(canonical, items.fingerprint(entry)))
     return out
 
 
@@ -391,7 +383,6 @@ def _place(poll: _Poll, index: int, entry: Entry) -> None:
     poll.folded_items.add(target)
     poll.owned.add(target)
     poll.sighting_rows.append(_sighting_row(poll, target, key, entry))
-    _maybe_article(poll, target, entry, None)
 
 
 def _seen_again(poll: _Poll, sighting: Row[Any], entry: Entry) -> None:
@@ -407,7 +398,6 @@ def _seen_again(poll: _Poll, sighting: Row[Any], entry: Entry) -> None:
     if row.feed_id == poll.result.feed_id:  # only the item's own feed rewrites its content
         poll.writes.flush_rows(poll.conn)
         poll.revisions += items.refresh(poll.conn, row, entry, poll.result.polled_at)
-    _maybe_article(poll, row.id, entry, row.article_status)
 
 
 def _same_feed_link(poll: _Poll, entry: Entry) -> Row[Any] | None:
@@ -450,7 +440,6 @@ def _create_items(poll: _Poll) -> None:
     for item_id, (key, (entry, _)) in zip(ids, poll.new_rows.items(), strict=True):
         poll.owned.add(item_id)
         poll.sighting_rows.append(_sighting_row(poll, item_id, key, entry))
-        _maybe_article(poll, item_id, entry, None)
 
 
 def _sighting_row(poll: _Poll, item_id: int, key: str, entry: Entry) -> dict[str, Any]:
@@ -471,14 +460,3 @@ def _flush(poll: _Poll) -> None:
         ordered = sorted(ids)
         for start in range(0, len(ordered), CHUNK):
             conn.execute(stmt.of(conn), {"values": ordered[start : start + CHUNK], "now": now})
-
-
-def _maybe_article(poll: _Poll, item_id: int, entry: Entry, status: str | None) -> None:
-    result = poll.articles.get(entry.key)
-    if result is None or status == ARTICLE_OK:
-        return
-    before = items.load(poll.conn, item_id).article_status if status is None else status
-    if before != ARTICLE_OK:
-        now = poll.result.polled_at
-        poll.writes.flush_rows(poll.conn)
-        poll.revisions += items.attach_article(poll.conn, item_id, poll.result.feed_id, result, now)

@@ -165,7 +165,6 @@ class PollResult:
     title: str | None = None  # the feed's own title, if it gave one
     entries: tuple[Entry, ...] = ()
     # Entry.key -> the article fetched for that entry (only for entries new to the archive)
-    articles: tuple[tuple[str, ArticleResult], ...] = ()
     fetch_articles: bool = True  # False: new items are stored with article status "off"
     capture: Capture | None = None  # the feed response; kept only when it brought something new
     unconditional: bool = False  # this poll sent no validators

@@ -43,9 +43,8 @@ from storage.records import (
     PollResult,
     PollSummary,
 )
-from storage.tables import feeds as feeds_t
 from storage.tables import items as items_t
-from storage.tables import sightings
+from storage.turn import WriteTurn
 
 if TYPE_CHECKING:
     from storage.importer import ImportSummary
@@ -388,6 +387,12 @@ class Store:
         with self.db.read() as conn:
             return maintenance.integrity(conn)
 
+    @property
+    def write_turn(self) -> WriteTurn | None:
+        """SQLite's turn among the writers of every process (``storage.turn``), for a caller that
+        must not block while it waits; None where the database arbitrates writers (PostgreSQL)."""
+        return self.db.turn
+
     @guarded
     def item_id_for_url(self, url: str) -> int | None:
         """The item whose canonical URL matches ``url`` (for tools and tests)."""
@@ -396,15 +401,3 @@ class Store:
         with self.db.read() as conn:
             found = conn.execute(query).scalar()
         return None if found is None else int(found)
-
-    @guarded
-    def sightings_of(self, item_id: int) -> list[tuple[str, str]]:
-        """(feed url, entry key) of every sighting of an item."""
-        query = (
-            select(feeds_t.c.url, sightings.c.key)
-            .join(feeds_t, feeds_t.c.id == sightings.c.feed_id)
-            .where(sightings.c.item_id == item_id)
-            .order_by(sightings.c.id)
-        )
-        with self.db.read() as conn:
-            return [(r.url, r.key) for r in conn.execute(query)]

@@ -107,16 +107,17 @@ def readme_limits() -> dict[str, str]:
 
 
 def test_every_cap_is_in_the_readme_with_its_value() -> None:
+    from aggregator.config import yamlread as configyaml
     from aggregator.config.settings import HttpSettings
     from aggregator.extract import article, structured, titles
-    from aggregator.feeds import feedmodel
+    from aggregator.feeds import feedmodel, xmltext
     from aggregator.feeds.xmlsafety import MAX_DEPTH
     from aggregator.fetch import http, httppool, politeness
     from aggregator.runtime import pipeline, writer
     from aggregator.runtime.service import SHUTDOWN_GRACE
     from aggregator.schedule.freshness import MAX_SERVER_DELAY
     from aggregator.schedule.policy import REDIRECT_REPEATS, PollPolicy
-    from storage import maintenance, revisions
+    from storage import export, identity, maintenance, revisions
 
     http_defaults = HttpSettings()
     gap_hours = revisions.MIN_GAP.total_seconds() / 3600
@@ -136,8 +137,10 @@ def test_every_cap_is_in_the_readme_with_its_value() -> None:
                        f"after {politeness.ROBOTS_ERROR_TTL / 60:.0f} min"],
         "entries per feed document": [f"{feedmodel.MAX_ENTRIES:,}"],
         "XML nesting depth": [str(MAX_DEPTH)],
-        "feed title, entry title": [f"{feedmodel.MAX_TITLE:,} characters"],
-        "guid, link, author name": [f"{feedmodel.MAX_SHORT:,} characters"],
+        "feed title, entry title": [f"{feedmodel.MAX_TITLE:,} characters and "
+                                    f"{feedmodel.MAX_TITLE:,} UTF-8 bytes"],
+        "guid, link, author name": [f"{feedmodel.MAX_SHORT:,} characters and "
+                                    f"{feedmodel.MAX_SHORT:,} UTF-8 bytes"],
         "dates in the future": [f"{feedmodel.FUTURE_SLACK.days} day ahead"],
         "article page": [f"{article.MAX_HTML // 2**20} M characters",
                          f"{article.MAX_ELEMENTS:,} elements"],
@@ -157,6 +160,15 @@ def test_every_cap_is_in_the_readme_with_its_value() -> None:
         "poll history": [f"{maintenance.HISTORY} polls per feed"],
         "poll results per write transaction": [str(writer.MAX_BATCH)],
         "shutdown grace": [f"{SHUTDOWN_GRACE:.0f} s"],
+        "author, managingEditor, webMaster and other person fields, before parsing":
+            [f"{xmltext.MAX_PERSON} characters"],
+        "canonical URL (dedup key), once escaped": [f"{identity.MAX_KEY_URL:,} characters"],
+        "enclosures per entry": [str(feedmodel.MAX_ENCLOSURES)],
+        "import: one item's JSON": [f"{export.MAX_ITEM_CHARS // 2**20} MiB"],
+        "configuration file": [f"{configyaml.MAX_CONFIG_BYTES // 2**20} MiB",
+                               f"{configyaml.MAX_NODES:,} values",
+                               f"{configyaml.MAX_DEPTH} levels",
+                               f"{configyaml.MAX_ALIAS_WEIGHT:,} values beyond"],
     }
     rows = readme_limits()
     for label, values in expected.items():

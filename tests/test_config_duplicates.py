@@ -110,3 +110,27 @@ def test_the_path_keeps_its_case_and_reserved_escapes(segment: str) -> None:
     url = "https://a.example/" + quote(segment, safe="")
     upper = "https://a.example/" + quote(segment.swapcase(), safe="")
     assert (normalize_url(url) == normalize_url(upper)) == (segment == segment.swapcase())
+
+
+def test_credentials_do_not_make_another_feed_and_are_never_shown(tmp_path: Path) -> None:
+    """The archive knows a feed without ``user:password@`` (issue 11): with and without them it
+    is one feed, and the error names it with the password redacted."""
+    path = feeds_file(tmp_path, "https://a.example/f", "https://reader:s3cret@a.example/f")
+    with pytest.raises(ConfigError) as info:
+        load_settings(path, env={})
+    message = str(info.value)
+    assert "the same feed twice (https://reader:***@a.example/f" in message
+    assert "s3cret" not in message
+
+
+@pytest.mark.parametrize("key", ["interval", "max_body_size"])
+def test_a_value_of_a_million_spaces_is_refused_at_once(tmp_path: Path, key: str) -> None:
+    """Durations and sizes are matched on the stripped value: the old pattern backtracked
+    quadratically on a run of spaces (a 10 MiB file could hold one)."""
+    section = "defaults" if key == "interval" else "http"
+    path = tmp_path / "feeds.yaml"
+    path.write_text(f"{section}:\n  {key}: '5{' ' * 1_000_000}x'\n"
+                    "feeds:\n  - url: https://a.example/f\n", encoding="utf-8")
+    with pytest.raises(ConfigError) as info:
+        load_settings(path, env={})
+    assert len(str(info.value)) < 300

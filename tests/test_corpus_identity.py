@@ -11,7 +11,6 @@ absent, the test skips with a reason, except in CI (``CI`` set), where that is a
 from __future__ import annotations
 
 import io
-import os
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -26,11 +25,10 @@ from aggregator.errors import ParseError
 from aggregator.feeds.parse import parse_feed
 from storage.records import Entry, ExportFilter, FeedConfig, PollSummary
 from storage.store import Store
+from tests.corpusfiles import documents, require
 from tests.dbfixtures import BACKENDS, T0, poll_result
 
 pytestmark = pytest.mark.timeout(300)
-CORPUS = Path(os.environ.get("AGGREGATOR_CORPUS") or Path(__file__).resolve().parents[2]
-              / "shared" / "corpus") / "gofeed"  # fmt: skip
 SAMPLE = 8  # every SAMPLE-th document on PostgreSQL
 
 
@@ -44,12 +42,8 @@ class Doc:
 
 
 def corpus_paths() -> list[Path]:
-    if not CORPUS.is_dir():
-        reason = f"the gofeed corpus is not at {CORPUS}"
-        if os.environ.get("CI"):
-            pytest.fail(reason)
-        pytest.skip(reason)
-    return sorted(p for p in CORPUS.iterdir() if p.name not in ("LICENSE", "SOURCE"))
+    require("gofeed")  # a skip with the reason on a clone without ../shared; a failure in CI
+    return documents("gofeed")
 
 
 def _is_empty(entry: Any) -> bool:

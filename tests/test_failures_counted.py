@@ -20,7 +20,8 @@ import pytest
 from aggregator.config.settings import Settings
 from aggregator.errors import StorageError
 from aggregator.runtime.pipeline import ARTICLE_ATTEMPTS, ARTICLE_RETRY_BASE, poll_feed
-from aggregator.runtime.service import Service, Totals, open_context
+from aggregator.runtime.service import Service
+from aggregator.runtime.worker import Totals, open_context
 from storage.records import ArticleResult, ExportFilter, PollResult, PollSummary
 from storage.store import Store
 from tests.feedgen import Item, article_page, rss

@@ -27,7 +27,8 @@ import pytest
 
 from aggregator.config.settings import Settings
 from aggregator.fetch.netguard import ALLOW_HINT
-from aggregator.runtime.service import Service, Totals
+from aggregator.runtime.service import Service
+from aggregator.runtime.worker import Totals
 from storage.records import ExportFilter, FeedState
 from storage.store import Store
 from tests.feedfixtures import item, rss

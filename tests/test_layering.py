@@ -1,4 +1,5 @@
-"""Imports point one way (aggregator → storage), and I/O stays in the few modules that own it."""
+"""Imports point one way (aggregator → storage, down the flow), I/O stays in the few modules that
+own it, and no import cycle anywhere (issue 12)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ import sys
 from pathlib import Path
 
 import pytest
+
+from tests.importgraph import build, find_cycle, reachable
 
 ROOT = Path(__file__).parent.parent
 PURE = ["aggregator/feeds", "aggregator/schedule", "aggregator/extract", "aggregator/config",
@@ -54,6 +57,95 @@ def test_only_the_http_client_imports_httpx(path: Path) -> None:
         assert not imported(path) & {"httpx", "httpcore", "h11"}
 
 
+GRAPH = build(ROOT, ["aggregator", "storage"])
+OURS = sorted(GRAPH)
+# The flow's packages; a pure one reads values and returns values, so it can load no I/O package.
+PURE_PACKAGES = ["aggregator.feeds", "aggregator.schedule", "aggregator.extract"]
+IO_PACKAGES = ("aggregator.fetch", "aggregator.runtime", "aggregator.cli", "storage.store",
+               "storage.engine")
+IO_LIBRARIES = {"sqlalchemy", "httpx", "httpcore", "h11", "psycopg", "socket"}
+# What fetch may load of ours beside itself: the error tree (its root lives in storage).
+FETCH_FLOOR = {"aggregator", "aggregator.errors", "storage", "storage.errors"}
+
+
+def within(name: str, *packages: str) -> bool:
+    return any(name == p or name.startswith(p + ".") for p in packages)
+
+
+def test_the_graph_sees_the_packages_of_the_flow() -> None:
+    """A graph that lost its modules would pass every rule below."""
+    for package in [*PURE_PACKAGES, "aggregator.fetch", "aggregator.runtime", "aggregator.cli",
+                    "aggregator.config", "storage.store"]:
+        assert package in GRAPH
+    assert "aggregator.fetch.http" in reachable(GRAPH, "aggregator.runtime.pipeline")
+
+
+@pytest.mark.parametrize("package", PURE_PACKAGES)
+def test_pure_packages_load_no_io(package: str) -> None:
+    """Everything a pure package loads, also through storage, does no I/O."""
+    loaded = set()
+    for name in (m for m in OURS if within(m, package)):
+        loaded |= reachable(GRAPH, name)
+    assert sorted(m for m in loaded if within(m, *IO_PACKAGES) or m in IO_LIBRARIES) == []
+
+
+def test_fetch_loads_nothing_of_the_other_stages() -> None:
+    """The HTTP code knows no feeds, schedules, extraction, runtime or archive."""
+    loaded = set()
+    for name in (m for m in OURS if within(m, "aggregator.fetch")):
+        loaded |= reachable(GRAPH, name)
+    ours = {m for m in loaded if within(m, "aggregator", "storage")}
+    assert sorted(ours - FETCH_FLOOR - {m for m in ours if within(m, "aggregator.fetch")}) == []
+
+
+@pytest.mark.parametrize("name", [m for m in OURS if within(m, "aggregator")])
+def test_only_runtime_and_cli_import_the_store(name: str) -> None:
+    if not within(name, "aggregator.runtime", "aggregator.cli"):
+        assert not GRAPH[name] & {"storage.store", "storage.engine"}
+
+
+def test_no_import_cycle() -> None:
+    cycle = find_cycle(GRAPH)
+    assert cycle is None, "import cycle: " + " → ".join(cycle or [])
+
+
+def test_the_cycle_finder_names_a_cycle() -> None:
+    graph = {"a": {"b"}, "b": {"c", "x"}, "c": {"a"}, "x": set()}
+    assert find_cycle(graph) == ["a", "b", "c", "a"]
+    assert find_cycle({"a": {"b"}, "b": set()}) is None
+
+
+def test_the_graph_follows_relative_lazy_and_package_imports(tmp_path: Path) -> None:
+    """``from . import``, an import inside a function, a package's ``__init__`` entered from
+    outside it count; an import under ``if TYPE_CHECKING:`` does not."""
+    (tmp_path / "p" / "sub").mkdir(parents=True)
+    (tmp_path / "p" / "__init__.py").write_text("")
+    (tmp_path / "p" / "sub" / "__init__.py").write_text("from p.sub import b\n")
+    (tmp_path / "p" / "sub" / "b.py").write_text("from . import c\n")
+    (tmp_path / "p" / "sub" / "c.py").write_text("import json\n")
+    (tmp_path / "p" / "a.py").write_text(
+        "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    import p.z\n"
+        "def f():\n    from p.sub.c import x\n")
+    (tmp_path / "p" / "z.py").write_text("import p.a\n")
+    graph = build(tmp_path, ["p"])
+    assert graph["p.a"] == {"p.sub.c", "p.sub", "typing"}
+    assert graph["p.sub.b"] == {"p.sub.c"}
+    assert graph["p.sub"] == {"p.sub.b"}
+    assert find_cycle(graph) is None
+
+
+@pytest.mark.parametrize("package", ["aggregator.fetch", "aggregator.feeds", "aggregator.schedule",
+                                     "aggregator.extract", "aggregator.runtime", "aggregator.cli",
+                                     "aggregator.config"])
+def test_each_package_says_its_role_and_its_api(package: str) -> None:
+    """A newcomer reads the tree: each package's first line says what it is for."""
+    module = __import__(package, fromlist=["__all__"])
+    assert module.__doc__ and len(module.__doc__.splitlines()[0]) > 20
+    assert module.__all__
+    for name in module.__all__:
+        assert getattr(module, name) is not None
+
+
 def test_records_are_stdlib_only() -> None:
     allowed = {"__future__", "dataclasses", "datetime"}
     assert imported(ROOT / "storage" / "records.py") <= allowed
@@ -68,6 +160,20 @@ def test_the_service_loads_the_article_extractor_only_when_it_extracts() -> None
     assert before.stdout.strip() == "[]"
     probe = ("import sys; from aggregator.extract import extract; "
              "print('trafilatura' in sys.modules)")
+    after = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                           check=True, cwd=ROOT)
+    assert after.stdout.strip() == "True"
+
+
+def test_the_command_line_loads_no_http_client_until_a_command_fetches() -> None:
+    """``--help`` and ``check-config`` need ``url_problem`` only; httpx and the client load when
+    a command fetches (``aggregator.fetch`` exports them lazily)."""
+    probe = ("import sys, aggregator.cli, aggregator.config; "
+             "print(sorted(m for m in ('httpx', 'httpcore', 'h11') if m in sys.modules))")
+    before = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                            check=True, cwd=ROOT)
+    assert before.stdout.strip() == "[]"
+    probe = "import sys; from aggregator.fetch import HttpClient; print('httpx' in sys.modules)"
     after = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
                            check=True, cwd=ROOT)
     assert after.stdout.strip() == "True"

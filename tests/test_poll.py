@@ -8,7 +8,8 @@ from typing import Any
 import pytest
 
 from aggregator.config.settings import Settings
-from aggregator.runtime.service import Service, Totals
+from aggregator.runtime.service import Service
+from aggregator.runtime.worker import Totals
 from storage.records import ExportFilter
 from storage.store import Store
 from tests.feedgen import Item, article_page, rss

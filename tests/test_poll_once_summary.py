@@ -7,7 +7,6 @@ configured (a stopped or held feed was in none of them).
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -18,19 +17,13 @@ from aggregator.config.settings import load_settings
 from storage.store import Store
 from tests.feedgen import Item, article_page, rss
 from tests.httpserver import TestServer
+from tests.test_cli import config
 
 ROOT = Path(__file__).parent.parent
 
 
 def write_config(tmp_path: Path, database: str, *urls: str, fetch_articles: bool) -> Path:
-    feeds = "".join(f"  - url: {url}\n" for url in urls)
-    path = tmp_path / "feeds.yaml"
-    path.write_text(
-        f"database: {json.dumps(database)}\n"
-        "http:\n  allow_private_networks: true\n  per_host_delay: 0\n  respect_robots: false\n"
-        f"defaults:\n  fetch_articles: {str(fetch_articles).lower()}\n"
-        f"feeds:\n{feeds}", encoding="utf-8")
-    return path
+    return Path(config(tmp_path, database, *urls, fetch_articles=fetch_articles))
 
 
 def poll_once(config: Path) -> subprocess.CompletedProcess[str]:

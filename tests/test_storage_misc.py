@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from storage.export import item_validator
+from storage.exportschema import item_validator
 from storage.records import ArticleResult, Capture, ExportFilter, FeedConfig
 from storage.store import Store
 from tests.dbfixtures import T0, claim_one, entry, poll, poll_result

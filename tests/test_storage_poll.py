@@ -244,18 +244,6 @@ def test_a_failed_article_keeps_the_item_and_retries_later(store: Store) -> None
     assert again.attempts == 1
 
 
-def test_articles_given_with_the_poll_are_stored_and_fold_by_canonical_url(store: Store) -> None:
-    store.sync_feeds([FeedConfig(A), FeedConfig(B)], T0)
-    art = Article(title="S", text="Body", html="<p>Body</p>",
-                  canonical_url="https://origin.example/s?utm_medium=x")  # fmt: skip
-    poll(store, A, T0, [entry(1, url="https://origin.example/s")], fetch_articles=True)
-    # B links to a syndicated copy whose page names the original as canonical
-    b = entry("b", url="https://partner.example/copy", title="S copy")
-    summary = poll(store, B, T0, [b], articles=(("guid-b", ArticleResult(article=art)),))
-    assert summary.new_items == 0 and summary.new_sightings == 1
-    assert len(items(store)) == 1
-
-
 def test_captures_are_deduplicated_by_content(store: Store) -> None:
     store.sync_feeds([FeedConfig(A)], T0)
     body = b"<rss>" + b"x" * 5000 + b"</rss>"

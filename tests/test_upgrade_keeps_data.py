@@ -35,8 +35,9 @@ def fill(store: Store) -> dict[str, int]:
                       FeedConfig(url=FEED + "?other")], T0)  # fmt: skip
     page = Capture("page", "https://news.example/story/1", "https://news.example/story/1", 200,
                    (("content-type", "text/html"),), T0, b"<html>story one</html>")  # fmt: skip
-    poll(store, FEED, T0, [entry(1), entry(2), entry(3)],
-         articles=(("guid-1", ArticleResult(capture=page, error="extract: test")),))
+    poll(store, FEED, T0, [entry(1), entry(2), entry(3)])
+    first = next(p for p in store.pending_articles(T0, 10) if p.url == page.url)
+    store.apply_article(first.item_id, ArticleResult(capture=page, error="extract: test"), T0)
     poll(store, FEED + "?other", T0, [entry(1, key="other-1", guid="other-1")])
     poll(store, FEED, T0 + timedelta(hours=2), [entry(1, title="Story 1, updated")])
     stats = store.stats()

@@ -20,7 +20,7 @@ class CountingStore:
 
     def __init__(self, store: Store, gate: threading.Event | None = None) -> None:
         self.store = store
-        self.db = store.db
+        self.write_turn = store.write_turn
         self.batches: list[int] = []
         self.gate = gate
 
@@ -82,7 +82,7 @@ def test_a_poll_cancelled_while_queued_writes_nothing(store: Store) -> None:
     gate = threading.Event()
     # The first batch is held: on SQLite waiting for its turn to write (taken by this test),
     # on PostgreSQL inside the store's thread.
-    turn = store.db.turn
+    turn = store.write_turn
     if turn is not None:
         turn.acquire()
     counting = CountingStore(store, None if turn is not None else gate)

@@ -20,17 +20,25 @@ from aggregator.fetch.urlcheck import url_problem
 from storage.dburl import Timeouts, check_database_url
 from storage.identity import normalize_url
 from storage.records import FeedConfig
-from storage.redact import has_raw_userinfo, redact_text, redact_url, split_credentials
+from storage.redact import (
+    has_raw_userinfo,
+    redact_text,
+    redact_url,
+    split_credentials,
+    strip_credentials,
+)
 
 DEFAULT_DATABASE = "sqlite:///data/archive.db"
 DEFAULT_USER_AGENT = (
     "feed-archiver/0.1 (+https://github.com/feed-archiver/feed-archiver; archives news feeds)"
 )
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*$")
+# Matched against the stripped value: \s* on both sides of an optional unit backtracked
+# quadratically on a long run of spaces (10,000 took 0.25 s; the file may hold 10 MiB).
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*([smhdw]?)")
 _SIZES = {"": 1, "b": 1, "kb": 1000, "kib": 1024, "mb": 10**6, "mib": 2**20, "gb": 10**9,
           "gib": 2**30}
-_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([a-z]*)\s*$", re.IGNORECASE)
+_SIZE = re.compile(r"(\d+(?:\.\d+)?)\s*([a-z]*)", re.IGNORECASE)
 
 
 def parse_duration(value: object, *, allow_zero: bool = False) -> float:
@@ -40,9 +48,10 @@ def parse_duration(value: object, *, allow_zero: bool = False) -> float:
     if isinstance(value, int | float):
         seconds = float(value)
     else:
-        match = _DURATION.match(str(value))
+        match = _DURATION.fullmatch(str(value).strip())
         if not match:
-            raise ValueError(f"invalid duration {value!r}: use e.g. 90s, 15m, 2h, 1d or seconds")
+            raise ValueError(f"invalid duration {str(value)[:40]!r}: use e.g. 90s, 15m, 2h, 1d "
+                             "or seconds")
         seconds = float(match[1]) * _UNITS[match[2] or "s"]
     if seconds < 0 or (seconds == 0 and not allow_zero):
         raise ValueError(f"duration must be positive, got {value!r}")
@@ -56,9 +65,9 @@ def parse_size(value: object) -> int:
     if isinstance(value, int):
         size = value
     else:
-        match = _SIZE.match(str(value))
+        match = _SIZE.fullmatch(str(value).strip())
         if not match or match[2].lower() not in _SIZES:
-            raise ValueError(f"invalid size {value!r}: use e.g. 500kB, 15MiB or bytes")
+            raise ValueError(f"invalid size {str(value)[:40]!r}: use e.g. 500kB, 15MiB or bytes")
         size = int(float(match[1]) * _SIZES[match[2].lower()])
     if size <= 0:
         raise ValueError(f"size must be positive, got {value!r}")
@@ -293,12 +302,15 @@ def _check_duplicates(settings: Settings, tree: Any, file: Path) -> None:
     The path's case counts, and no query parameter is dropped (``?rss=`` may select a feed)."""
     seen: dict[str, int] = {}
     for index, feed in enumerate(settings.feeds):
-        key = normalize_url(feed.url, drop_tracking=False) or feed.url
+        bare = strip_credentials(feed.url)  # the archive knows a feed without them (issue 11)
+        key = normalize_url(bare, drop_tracking=False) or bare
         if key in seen:
             first = settings.feeds[seen[key]].url
-            alike = "" if first == feed.url else f" as {first}; both are {key}"
+            alike = ("" if first == feed.url
+                     else f" as {redact_url(first)}; both are {redact_url(key)}")  # fmt: skip
             raise ConfigError(
                 f"{file}:{_line_of(tree, ('feeds', index))}: feeds[{index}].url: the same feed "
-                f"twice ({feed.url}, first at line {_line_of(tree, ('feeds', seen[key]))}{alike})"
+                f"twice ({redact_url(feed.url)}, first at line "
+                f"{_line_of(tree, ('feeds', seen[key]))}{alike})"
             )
         seen[key] = index

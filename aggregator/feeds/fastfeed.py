@@ -50,6 +50,7 @@ from aggregator.feeds.feedmodel import (
     enclosures_of,
     parse_date,
 )
+from aggregator.feeds.xmlsafety import hardened_parser
 from aggregator.feeds.xmltext import MAX_PERSON
 from storage.records import Entry
 
@@ -109,14 +110,7 @@ class FastFeed:
 
 def read_fast(data: bytes, url: str, now: datetime | None) -> FastFeed | None:
     """Read prepared, well-formed XML exactly as feedparser would, or return None (decline)."""
-    parser = etree.XMLParser(  # one per call: lxml parsers must not be shared between threads
-        resolve_entities=False,
-        no_network=True,
-        load_dtd=False,
-        huge_tree=False,
-        remove_comments=True,
-        remove_pis=True,
-    )
+    parser = hardened_parser()
     try:
         root = etree.fromstring(data, parser)
         if len(parser.error_log):

@@ -16,6 +16,8 @@ import re
 
 from lxml import etree
 
+from aggregator.feeds.xmlsafety import hardened_parser
+
 _ATOM = "http://www.w3.org/2005/Atom"
 _MEDIA = "http://search.yahoo.com/mrss/"
 _FEED_NS = frozenset(
@@ -53,17 +55,8 @@ _ATTRIBUTES = frozenset(
 
 def rescue_xml(data: bytes) -> bytes | None:
     """The document reduced to the fields the archive reads, or None if lxml finds no root."""
-    parser = etree.XMLParser(
-        resolve_entities=False,
-        no_network=True,
-        load_dtd=False,
-        huge_tree=False,
-        recover=True,
-        remove_comments=True,
-        remove_pis=True,
-    )
     try:
-        root = etree.fromstring(data, parser)
+        root = etree.fromstring(data, hardened_parser(recover=True))
     except (etree.LxmlError, ValueError):
         return None
     if root is None or _kind(root)[1] not in _ROOTS:

@@ -15,6 +15,8 @@ import xml.parsers.expat
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from lxml import etree
+
 from aggregator.feeds.xmltext import (
     MAX_PERSON,
     bound_people,
@@ -63,6 +65,15 @@ class PreparedXml:
     well_formed: bool  # expat read it whole (feedparser will not need its loose parser)
     warnings: tuple[str, ...]
     last_entry_cut: bool = False  # malformed, and the last entry never closed: it is partial
+
+
+def hardened_parser(*, recover: bool = False) -> etree.XMLParser:
+    """An lxml parser that expands no entity, loads no DTD and touches no network, and keeps no
+    comments or processing instructions. One per call: lxml parsers must not be shared between
+    threads."""
+    return etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False,
+                           huge_tree=False, recover=recover, remove_comments=True,
+                           remove_pis=True)  # fmt: skip
 
 
 def looks_like_html(body: bytes) -> bool:

@@ -80,7 +80,7 @@ class PollWriter:
             _settle(batch, outcomes)
 
     async def _apply(self, results: list[PollResult]) -> list[PollSummary | StorageError]:
-        turn = self.store.db.turn
+        turn = self.store.write_turn
         if turn is None:  # the database arbitrates writers: write from a thread
             return await asyncio.to_thread(self.store.apply_polls, results)
         # SQLite: write from the loop, taking the write lock only when it is free (waiting for
