@@ -1,31 +1,37 @@
 """Fetching: the HTTP client (SSRF guard, caps, deadline, per-origin pool) and per-host politeness.
 
 Knows nothing of feeds, schedules or the archive; a fetch returns a value and stores nothing.
-Names load on first use, so that the configuration's URL check (``urlcheck``) does not bring
-httpx into every command (issue 13: the CLI answers at once).
+``url_problem`` is cheap and loaded at once (the configuration checks URLs with it); the client
+and its politeness load on first use: loading the CLI and the configuration imports no httpx.
 """
 
 from __future__ import annotations
 
-from importlib import import_module
 from typing import TYPE_CHECKING, Any
+
+from aggregator.fetch.urlcheck import url_problem
 
 if TYPE_CHECKING:
     from aggregator.fetch.http import BasicAuth, HttpClient
     from aggregator.fetch.netguard import BlockedFetch
     from aggregator.fetch.politeness import HostLimiter, RobotsCache
     from aggregator.fetch.response import Response
-    from aggregator.fetch.urlcheck import url_problem
-
-_HOMES = {"BasicAuth": "http", "HttpClient": "http", "BlockedFetch": "netguard",
-          "HostLimiter": "politeness", "RobotsCache": "politeness", "Response": "response",
-          "url_problem": "urlcheck"}
 
 __all__ = ["BasicAuth", "BlockedFetch", "HostLimiter", "HttpClient", "Response", "RobotsCache",
            "url_problem"]
 
 
 def __getattr__(name: str) -> Any:
-    if name in _HOMES:
-        return getattr(import_module(f"aggregator.fetch.{_HOMES[name]}"), name)
+    """The client's names, loaded with their modules when first asked for."""
+    if name not in __all__:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import aggregator.fetch.http
+    import aggregator.fetch.netguard
+    import aggregator.fetch.politeness
+    import aggregator.fetch.response
+
+    fetch = aggregator.fetch
+    for module in (fetch.http, fetch.netguard, fetch.politeness, fetch.response):
+        if hasattr(module, name):
+            return getattr(module, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
