@@ -88,6 +88,7 @@ def _trafilatura(tree: HtmlElement, *, precision: bool, fast: bool = False) -> A
     doc = bare_extraction(
         tree,
         fast=fast,
+        output_format="xml",  # only the tree is read: "python" would also render its text
         url=None,  # links are made absolute once, by sanitize(): trafilatura's pass cost 5 %
         favor_precision=precision,
         include_comments=False,
