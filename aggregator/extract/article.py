@@ -19,10 +19,16 @@ from aggregator.extract.bylines import people, shown_bylines
 from aggregator.extract.clean import FURNITURE, clean_element, parse_soup, sanitize
 from aggregator.extract.dates import in_page_zone, is_day_only, parse_date, reconcile
 from aggregator.extract.generic import GENERIC, generic_body
-from aggregator.extract.polish import drop_leading_meta, drop_leading_title, drop_link_blocks
+from aggregator.extract.polish import (
+    drop_leading_meta,
+    drop_leading_title,
+    drop_link_blocks,
+    fragment,
+    inner_html,
+)
 from aggregator.extract.rules import SiteRule, SiteRules
 from aggregator.extract.structured import META, STRUCTURED, PageMeta, is_amp, read_meta
-from aggregator.extract.text import html_to_text
+from aggregator.extract.text import element_text
 from storage.records import Article
 
 EXTRACTOR_VERSION = "archiver-extract/1"
@@ -295,10 +301,7 @@ def _paragraphs_html(body: str) -> str:
 
 
 def _build(got: _Fields, rule: SiteRule | None, url: str) -> Article:
-    html = drop_leading_title(str(got.values.get("html") or ""), _opt(got.values.get("title")))
-    if got.sources.get("html") == GENERIC:
-        html = drop_leading_meta(html)
-    text = _strip_title(html_to_text(html), got.values.get("title"))
+    html, text = _finish(str(got.values.get("html") or ""), got)
     if not text.strip():
         raise ExtractError(f"extract: no article text found (or page too large) for {url}")
     by_rule = rule is not None and rule.dateline_pattern is not None
@@ -319,6 +322,19 @@ def _build(got: _Fields, rule: SiteRule | None, url: str) -> Article:
         extractor=EXTRACTOR_VERSION,
         published_date=_day(v.get("published_date")),
     )
+
+
+def _finish(html: str, got: _Fields) -> tuple[str, str]:
+    """The body without its leading headline (and, when generic, byline and date lines), with
+    its text: one parse of the fragment for all three."""
+    if not html.strip():
+        return html, ""
+    root = fragment(html)
+    changed = drop_leading_title(root, _opt(got.values.get("title")))
+    if got.sources.get("html") == GENERIC:
+        changed = drop_leading_meta(root) or changed
+    text = _strip_title(element_text(root), got.values.get("title"))
+    return (inner_html(root) if changed else html), text
 
 
 def _strip_title(text: str, title: object) -> str:

@@ -67,10 +67,16 @@ def generic_body(root: HtmlElement, url: str) -> str:
 
 
 def drop_never_text(tree: HtmlElement) -> None:
-    """Smaller tree, same result: trafilatura's XPaths and copies cost by the element."""
+    """Smaller tree, same result: trafilatura's XPaths and copies cost by the element.
+
+    Its cleaning deletes <head> whole; the JSON-LD there is all it reads of it."""
     for script in list(tree.iter("script")):
         if (script.get("type") or "").strip().lower() != _LD_JSON:
             script.drop_tree()
+    for head in tree.findall("head"):
+        for child in list(head):
+            if child.tag != "script":
+                child.drop_tree()
     etree.strip_elements(tree, *_NEVER_TEXT, with_tail=False)
 
 

@@ -20,7 +20,11 @@ def html_to_text(html: str) -> str:
     """Blocks separated by a blank line; <br> stays a line break inside its block."""
     if not html.strip():
         return ""
-    root = fragment_fromstring(html, create_parent="div")
+    return element_text(fragment_fromstring(html, create_parent="div"))
+
+
+def element_text(root: HtmlElement) -> str:
+    """html_to_text of a fragment already parsed (the polish passes' tree)."""
     blocks: list[str] = []
     current: list[str] = []
     _walk(root, blocks, current)
