@@ -33,6 +33,7 @@ _NEVER_TEXT = (
     "nav", "noindex", "noscript", "optgroup", "option", "output", "param", "progress", "rp",
     "rt", "rtc", "select", "source", "style", "track", "textarea", "time", "use",
 )
+_TEXT = etree.XPath("//text()[not(parent::script)]", smart_strings=False)
 _LD_JSON = "application/ld+json"  # trafilatura reads it (forum threads); other scripts go
 # What makes trafilatura's full cascade consult jusText or readability on a long text
 # (trafilatura.external.compare_extraction): page furniture left in the body, no paragraphs.
@@ -54,9 +55,10 @@ def generic_body(root: HtmlElement, url: str) -> str:
     tree = only_first_article(root)
     drop_never_text(tree)
     body = _trafilatura(tree, precision=True, fast=True)
-    if _length(body) < _CONFIRM or _doubtful(body):
+    page = _Text(tree)
+    if _unconfirmed(body, page):
         body = _trafilatura(tree, precision=True)
-    if _length(body) < _SHORT:
+    if _length(body) < _SHORT and page.length() >= _WIDER * _length(body):
         wider = _trafilatura(tree, precision=False)
         if _length(wider) >= _WIDER * _length(body):
             body = wider
@@ -78,6 +80,28 @@ def drop_never_text(tree: HtmlElement) -> None:
             if child.tag != "script":
                 child.drop_tree()
     etree.strip_elements(tree, *_NEVER_TEXT, with_tail=False)
+
+
+class _Text:
+    """How much text the page holds (spaces collapsed, scripts aside), measured once if asked:
+    no pass can extract more, so a pass that could only win by finding more need not run."""
+
+    def __init__(self, tree: HtmlElement) -> None:
+        self._tree, self._length = tree, -1
+
+    def length(self) -> int:
+        if self._length < 0:
+            self._length = len(" ".join(" ".join(_TEXT(self._tree)).split()))
+        return self._length
+
+
+def _unconfirmed(body: Any, page: _Text) -> bool:
+    """Whether the full cascade could change the fast pass's text: readability replaces a text
+    of 1,000 characters or more only with one twice as long (trafilatura.external)."""
+    length = _length(body)
+    if length < _SHORT or _doubtful(body):
+        return True
+    return length < _CONFIRM and page.length() > 2 * length
 
 
 def _doubtful(body: Any) -> bool:
