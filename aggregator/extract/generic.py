@@ -33,6 +33,12 @@ _NEVER_TEXT = (
     "nav", "noindex", "noscript", "optgroup", "option", "output", "param", "progress", "rp",
     "rt", "rtc", "select", "source", "style", "track", "textarea", "time", "use",
 )
+# ... and the tags it unwraps first thing (its MANUALLY_STRIPPED; <img> as images are off)
+_UNWRAPPED = (
+    "abbr", "acronym", "address", "bdi", "bdo", "big", "cite", "data", "dfn", "font", "hgroup",
+    "img", "ins", "mark", "meta", "nobr", "ruby", "small", "tbody", "template", "tfoot",
+    "thead", "wbr",
+)
 _TEXT = etree.XPath("//text()[not(parent::script)]", smart_strings=False)
 _LD_JSON = "application/ld+json"  # trafilatura reads it (forum threads); other scripts go
 # What makes trafilatura's full cascade consult jusText or readability on a long text
@@ -69,9 +75,12 @@ def generic_body(root: HtmlElement, url: str) -> str:
 
 
 def drop_never_text(tree: HtmlElement) -> None:
-    """Smaller tree, same result: trafilatura's XPaths and copies cost by the element.
+    """A smaller tree: trafilatura's XPaths and copies cost by the element.
 
-    Its cleaning deletes <head> whole; the JSON-LD there is all it reads of it."""
+    Its own extraction gives the same result (its cleaning deletes or unwraps all of this
+    first, and <head> whole: the JSON-LD there is all it reads of it); readability, in the
+    full cascade, sees less page furniture (of the 181 dev pages, one text changed: F1 +0.08).
+    """
     for script in list(tree.iter("script")):
         if (script.get("type") or "").strip().lower() != _LD_JSON:
             script.drop_tree()
@@ -80,6 +89,7 @@ def drop_never_text(tree: HtmlElement) -> None:
             if child.tag != "script":
                 child.drop_tree()
     etree.strip_elements(tree, *_NEVER_TEXT, with_tail=False)
+    etree.strip_tags(tree, *_UNWRAPPED)
 
 
 class _Text:
