@@ -11,14 +11,7 @@ from urllib.parse import urljoin, urlsplit
 from bs4 import Tag
 from htmldate import find_date
 from lxml import etree  # type: ignore[import-untyped,unused-ignore]
-from lxml.html import (  # type: ignore[import-untyped,unused-ignore]
-    HtmlComment,
-    HtmlElement,
-    HtmlEntity,
-    HTMLParser,
-    HtmlProcessingInstruction,
-    document_fromstring,
-)
+from lxml.html import HtmlElement, document_fromstring  # type: ignore[import-untyped,unused-ignore]
 
 from aggregator.errors import ExtractError
 from aggregator.extract import shown, titles
@@ -30,23 +23,18 @@ from aggregator.extract.polish import (
     drop_leading_meta,
     drop_leading_title,
     drop_link_blocks,
-    fragment,
     inner_html,
 )
 from aggregator.extract.rules import SiteRule, SiteRules
 from aggregator.extract.structured import META, STRUCTURED, PageMeta, is_amp, read_meta
 from aggregator.extract.text import element_text
+from aggregator.extract.trees import fragment, html_parser
 from storage.records import Article
 
 EXTRACTOR_VERSION = "archiver-extract/1"
 SITE_RULE = "site_rule"
 MAX_HTML = 8 * 1024 * 1024  # characters; the fetcher caps bodies, this guards direct callers
 MAX_ELEMENTS = 50_000  # a long news page has a few thousand
-# Every element an HtmlElement, chosen in C: lxml.html's own lookup runs Python for each element
-# Python touches (it picks form mixins nobody here uses), and the cascade touches them often.
-_ELEMENT_CLASSES = etree.ElementDefaultClassLookup(
-    element=HtmlElement, comment=HtmlComment, pi=HtmlProcessingInstruction, entity=HtmlEntity
-)
 _CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 _CONTROL_CHARS = tuple(map(chr, [*range(0x09), 0x0B, 0x0C, *range(0x0E, 0x20), 0xFFFE, 0xFFFF]))
 _DATELINE = re.compile(
@@ -110,8 +98,7 @@ def _parse(text: str, url: str) -> HtmlElement:
     """parse_page for a text clean_input has cleaned: one pass over a long page, not two."""
     if not text.strip() or "<" not in text[:65536]:
         raise ExtractError(f"extract: not an HTML page for {url}")
-    parser = HTMLParser(remove_comments=True, remove_pis=True, collect_ids=False)
-    parser.set_element_class_lookup(_ELEMENT_CLASSES)
+    parser = html_parser(remove_comments=True, remove_pis=True, collect_ids=False)
     try:
         root = document_fromstring(text, parser=parser)
     except (etree.ParserError, ValueError) as exc:

@@ -43,11 +43,12 @@ _TEXT = etree.XPath("//text()[not(parent::script)]", smart_strings=False)
 _LD_JSON = "application/ld+json"  # trafilatura reads it (forum threads); other scripts go
 # What makes trafilatura's full cascade consult jusText or readability on a long text
 # (trafilatura.external.compare_extraction): page furniture left in the body, no paragraphs.
-_FURNITURE_LEFT = (
+_FURNITURE_LEFT = etree.XPath(
     ".//aside|.//audio|.//button|.//fencedframe|.//fieldset|.//figure|.//footer|.//iframe|"
     ".//input|.//label|.//link|.//nav|.//noindex|.//noscript|.//object|.//option|.//select|"
     ".//source|.//svg|.//time"
 )
+_P_TEXT = etree.XPath(".//p//text()")
 
 
 def generic_body(root: HtmlElement, url: str) -> str:
@@ -119,7 +120,7 @@ def _doubtful(body: Any) -> bool:
     text, or more tables than paragraphs."""
     if body is None:
         return True
-    if body.xpath(_FURNITURE_LEFT) or not body.xpath(".//p//text()"):
+    if _FURNITURE_LEFT(body) or not _P_TEXT(body):
         return True
     return len(body.findall(".//table")) > len(body.findall(".//p"))
 

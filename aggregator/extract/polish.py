@@ -7,10 +7,11 @@ import re
 from collections.abc import Iterator
 
 from lxml import etree  # type: ignore[import-untyped,unused-ignore]
-from lxml.html import HtmlElement, fragment_fromstring  # type: ignore[import-untyped,unused-ignore]
+from lxml.html import HtmlElement  # type: ignore[import-untyped,unused-ignore]
 
 from aggregator.extract.oldmarkup import split_br_runs, unwrap_layout_table
 from aggregator.extract.shown import is_date_line
+from aggregator.extract.trees import fragment
 
 _BLOCKS = frozenset({"p", "li", "h2", "h3", "h4", "h5", "h6", "blockquote", "div", "dd", "dt"})
 _HEADINGS = frozenset({"h1", "h2", "h3", "h4", "h5", "h6"})
@@ -50,13 +51,8 @@ def drop_link_blocks(html: str) -> str:
     return inner_html(root) if changed else html
 
 
-def fragment(html: str) -> HtmlElement:
-    """Article HTML as a tree under one <div>: the polish passes below share one parse."""
-    return fragment_fromstring(html, create_parent="div")
-
-
 def inner_html(root: HtmlElement) -> str:
-    """The fragment's HTML again, without the <div> :func:`fragment` put around it."""
+    """The fragment's HTML again, without the <div> ``trees.fragment`` put around it."""
     inner = str(etree.tostring(root, encoding="unicode", method="html"))
     return inner[len("<div>") : -len("</div>")]
 
@@ -114,7 +110,7 @@ def _last_block(root: HtmlElement) -> HtmlElement | None:
 def drop_leading_title(root: HtmlElement, title: str | None) -> bool:
     """The headline belongs in ``title``; repeated as the body's first block it is noise.
 
-    Edits the :func:`fragment` in place; True when it dropped something."""
+    Edits the ``trees.fragment`` in place; True when it dropped something."""
     if not title:
         return False
     first = next(_leaf_blocks(root), None)
@@ -128,7 +124,7 @@ def drop_leading_meta(root: HtmlElement) -> bool:
     """The byline and date lines above the story ("By Jane Doe, Chief Reporter", "Published:
     14/03/2006") are the authors and published fields, not article text.
 
-    Edits the :func:`fragment` in place; True when it dropped something."""
+    Edits the ``trees.fragment`` in place; True when it dropped something."""
     dropped = False
     for block in list(_leaf_blocks(root))[:_LEAD_BLOCKS]:
         text = " ".join(block.text_content().split())

@@ -5,7 +5,9 @@ from __future__ import annotations
 import re
 
 from lxml import etree  # type: ignore[import-untyped,unused-ignore]
-from lxml.html import HtmlElement, fragment_fromstring  # type: ignore[import-untyped,unused-ignore]
+from lxml.html import HtmlElement  # type: ignore[import-untyped,unused-ignore]
+
+from aggregator.extract.trees import fragment
 
 BLOCKS = frozenset({
     "p", "h1", "h2", "h3", "h4", "h5", "h6", "li", "blockquote", "figcaption", "pre", "tr",
@@ -20,7 +22,7 @@ def html_to_text(html: str) -> str:
     """Blocks separated by a blank line; <br> stays a line break inside its block."""
     if not html.strip():
         return ""
-    return element_text(fragment_fromstring(html, create_parent="div"))
+    return element_text(fragment(html))
 
 
 def element_text(root: HtmlElement) -> str:
