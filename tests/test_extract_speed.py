@@ -17,8 +17,8 @@ from aggregator.extract.generic import (
     _CONFIRM,
     _SHORT,
     _Text,
+    _to_confirm,
     _trafilatura,
-    _unconfirmed,
     drop_never_text,
     only_first_article,
 )
@@ -69,29 +69,29 @@ def test_never_text_goes_its_tail_stays_and_json_ld_stays() -> None:
 def test_the_fast_pass_is_confirmed_only_when_the_full_cascade_could_differ(
     paragraphs: list[str], page: int, confirm: bool
 ) -> None:
-    assert _unconfirmed(_body(*paragraphs), _Page(page)) is confirm
+    assert _to_confirm(_body(*paragraphs), _Page(page)) is confirm
 
 
 def test_a_fast_text_with_furniture_or_no_paragraphs_is_confirmed() -> None:
     long = "x" * (_CONFIRM + 1)
     furnished = _body(long)
     etree.SubElement(furnished, "figure").text = "caption"
-    assert _unconfirmed(furnished, _Page(100_000))
+    assert _to_confirm(furnished, _Page(100_000))
     only_cells = etree.Element("body")
     etree.SubElement(etree.SubElement(only_cells, "table"), "td").text = long
-    assert _unconfirmed(only_cells, _Page(100_000))
-    assert _unconfirmed(None, _Page(100_000))
+    assert _to_confirm(only_cells, _Page(100_000))
+    assert _to_confirm(None, _Page(100_000))
 
 
 @pytest.mark.parametrize("page", sorted(p.name for p in PAGES.glob("*.html")))
-def test_an_unconfirmed_fast_pass_is_what_the_full_cascade_gives(page: str) -> None:
+def test_a_fast_pass_left_standing_is_what_the_full_cascade_gives(page: str) -> None:
     """On every golden page: where the fast pass stands alone, the full cascade agrees."""
     html = (PAGES / page).read_text(encoding="utf-8")
     tree = only_first_article(parse_page(html, "https://a.example/"))
     drop_never_text(tree)
     fast = _trafilatura(copy.deepcopy(tree), precision=True, fast=True)
     full = _trafilatura(copy.deepcopy(tree), precision=True)
-    if _unconfirmed(fast, _Text(tree)):
+    if _to_confirm(fast, _Text(tree)):
         pytest.skip(f"{page}: the fast pass is confirmed by the full cascade anyway")
     assert etree.tostring(fast) == etree.tostring(full)
 

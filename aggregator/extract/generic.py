@@ -21,8 +21,9 @@ GENERIC = "generic"
 _SHORT = 1000  # characters: below this, the precision pass may have missed the story
 _WIDER = 1.5  # ... and a recall pass must find this much more to replace it
 _ARTICLE_MIN_TEXT = 400  # characters for an <article> to count as a full story
-# Below this, the fast pass may have kept a fragment that readability would have replaced (a
-# dev page found 1,042 characters of a 4,500-character story): confirm with the full cascade.
+# Below this, on a page holding twice as much text, the fast pass may have kept a fragment that
+# readability would replace (a dev page: 1,042 characters of a 4,500-character story), so the
+# full cascade confirms it. Longer texts stand: on the 181 dev pages it changed none of them.
 _CONFIRM = 1500
 # Elements trafilatura's cleaning deletes anyway (its MANUALLY_CLEANED, minus <form>, <figure>
 # and <math>, which it may keep or salvage): gone before it walks the tree with its XPaths.
@@ -63,7 +64,7 @@ def generic_body(root: HtmlElement, url: str) -> str:
     drop_never_text(tree)
     body = _trafilatura(tree, precision=True, fast=True)
     page = _Text(tree)
-    if _unconfirmed(body, page):
+    if _to_confirm(body, page):
         body = _trafilatura(tree, precision=True)
     if _length(body) < _SHORT and page.length() >= _WIDER * _length(body):
         wider = _trafilatura(tree, precision=False)
@@ -106,7 +107,7 @@ class _Text:
         return self._length
 
 
-def _unconfirmed(body: Any, page: _Text) -> bool:
+def _to_confirm(body: Any, page: _Text) -> bool:
     """Whether the full cascade could change the fast pass's text: readability replaces a text
     of 1,000 characters or more only with one twice as long (trafilatura.external)."""
     length = _length(body)
