@@ -6,12 +6,14 @@ Each test states what a shortcut may skip and checks, on a page, that skipping i
 from __future__ import annotations
 
 import copy
+import json
 from pathlib import Path
 
 import pytest
 from lxml import etree
 from lxml.html import HtmlElement
 
+from aggregator.extract import SiteRule, SiteRules
 from aggregator.extract.article import parse_page
 from aggregator.extract.generic import (
     _CONFIRM,
@@ -22,6 +24,7 @@ from aggregator.extract.generic import (
     drop_never_text,
     only_first_article,
 )
+from aggregator.extract.ruledoc import SoupDoc, TreeDoc, rule_doc
 from aggregator.extract.trees import fragment
 
 PAGES = Path(__file__).resolve().parent / "data" / "pages"
@@ -101,3 +104,40 @@ def test_parsed_elements_are_html_elements() -> None:
     assert all(isinstance(e, HtmlElement) for e in root.iter())
     part = fragment("<p>a <b>b</b></p>")
     assert isinstance(part[0], HtmlElement) and part.text_content() == "a b"
+
+
+KAZINFORM = sorted(p.name for p in PAGES.glob("kazinform-*.html"))
+
+
+@pytest.mark.parametrize("page", KAZINFORM)
+def test_the_site_rule_reads_the_same_from_the_tree_as_from_a_soup(page: str) -> None:
+    """The tree path (cssselect) and the soup path (soupsieve) agree on every selector."""
+    html = (PAGES / page).read_text(encoding="utf-8")
+    url = json.loads((PAGES / page.replace(".html", ".expected.json")).read_text())["input"]["url"]
+    rule = SiteRules.load().for_url(url)
+    assert rule is not None
+    tree, soup = TreeDoc(parse_page(html, url)), SoupDoc(html)
+    selectors = (*rule.title, *rule.published, *rule.modified, *rule.authors, *rule.dateline)
+    for selector in selectors:
+        assert [tree.text(h) for h in tree.select(selector)] == [
+            soup.text(h) for h in soup.select(selector)
+        ], selector
+        assert [tree.elsewhere(h) for h in tree.select(selector)] == [
+            soup.elsewhere(h) for h in soup.select(selector)
+        ], selector
+    bodies = [s for s in (*rule.amp_body, *rule.body) if tree.select(s)]
+    assert len(bodies) == len([s for s in (*rule.amp_body, *rule.body) if soup.select(s)])
+    for selector in bodies:  # (the second AMP markup has none: its body is the generic one)
+        got = tree.body_html(tree.select(selector)[0], rule.remove, url)
+        assert got == soup.body_html(soup.select(selector)[0], rule.remove, url), selector
+
+
+def test_a_selector_only_soupsieve_reads_falls_back_to_a_soup() -> None:
+    html = "<html><body><h1>Hi there</h1></body></html>"
+    root = parse_page(html, "https://a.example/")
+    plain = SiteRule(domains=("a.example",), title=("h1",))
+    assert isinstance(rule_doc(root, html, plain), TreeDoc)
+    soupy = SiteRule(domains=("a.example",), title=("h1:-soup-contains('Hi')",))
+    doc = rule_doc(root, html, soupy)
+    assert isinstance(doc, SoupDoc)
+    assert [doc.text(h) for h in doc.select(soupy.title[0])] == ["Hi there"]

@@ -6,9 +6,9 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, tzinfo
+from typing import Any
 from urllib.parse import urljoin, urlsplit
 
-from bs4 import Tag
 from htmldate import find_date
 from lxml import etree  # type: ignore[import-untyped,unused-ignore]
 from lxml.html import HtmlElement, document_fromstring  # type: ignore[import-untyped,unused-ignore]
@@ -16,7 +16,7 @@ from lxml.html import HtmlElement, document_fromstring  # type: ignore[import-un
 from aggregator.errors import ExtractError
 from aggregator.extract import shown, titles
 from aggregator.extract.bylines import people, shown_bylines
-from aggregator.extract.clean import FURNITURE, clean_element, parse_soup, sanitize
+from aggregator.extract.clean import sanitize
 from aggregator.extract.dates import in_page_zone, is_day_only, parse_date, reconcile
 from aggregator.extract.generic import GENERIC, generic_body
 from aggregator.extract.polish import (
@@ -25,6 +25,7 @@ from aggregator.extract.polish import (
     drop_link_blocks,
     inner_html,
 )
+from aggregator.extract.ruledoc import RuleDoc, rule_doc
 from aggregator.extract.rules import SiteRule, SiteRules
 from aggregator.extract.structured import META, STRUCTURED, PageMeta, is_amp, read_meta
 from aggregator.extract.text import element_text
@@ -65,7 +66,7 @@ def extract(html: str, url: str, rules: SiteRules) -> Article:
     headings = _headings(root)
     rule_date = ""
     if rule is not None:
-        rule_date = _apply_rule(html, url, rule, is_amp(root), meta, got)
+        rule_date = _apply_rule(root, html, url, rule, meta, got)
     _apply_meta(meta, headings, url, rule, got)
     head = shown.headline(root, _opt(got.values.get("title")))
     near = shown.window(head) if head is not None else None
@@ -118,65 +119,56 @@ def _headings(root: HtmlElement) -> list[str]:
 
 
 def _apply_rule(
-    html: str, url: str, rule: SiteRule, amp: bool, meta: PageMeta, got: _Fields
+    root: HtmlElement, html: str, url: str, rule: SiteRule, meta: PageMeta, got: _Fields
 ) -> str:
     """Selectors of the site's rule; the first selector that matches wins for each field.
 
     Returns the published date's text: it is weighed with the date the page shows later.
     """
-    soup = parse_soup(html)
+    doc = rule_doc(root, html, rule)
     tz = rule.tzinfo()
     host = urlsplit(url).hostname or ""
-    got.offer("title", titles.clean(_select_text(soup, rule.title)), SITE_RULE)
-    got.offer("modified", parse_date(_select_value(soup, rule.modified), tz), SITE_RULE)
-    got.offer("authors", people(_select_all(soup, rule.authors), meta.site_names, host), SITE_RULE)
-    got.offer("dateline", _select_text(soup, rule.dateline), SITE_RULE)
-    body = _first(soup, (*rule.amp_body, *rule.body) if amp else rule.body)
+    got.offer("title", titles.clean(_select_text(doc, rule.title)), SITE_RULE)
+    got.offer("modified", parse_date(_select_value(doc, rule.modified), tz), SITE_RULE)
+    got.offer("authors", people(_select_all(doc, rule.authors), meta.site_names, host), SITE_RULE)
+    got.offer("dateline", _select_text(doc, rule.dateline), SITE_RULE)
+    body = _first(doc, (*rule.amp_body, *rule.body) if is_amp(root) else rule.body)
     if body is not None:
-        got.offer("html", clean_element(body, rule.remove, url), SITE_RULE)
-    return _select_value(soup, rule.published)
+        got.offer("html", doc.body_html(body, rule.remove, url), SITE_RULE)
+    return _select_value(doc, rule.published)
 
 
-def _first(soup: Tag, selectors: Sequence[str]) -> Tag | None:
+def _first(doc: RuleDoc, selectors: Sequence[str]) -> Any:
     for selector in selectors:
-        hit = soup.select_one(selector)
-        if hit is not None:
-            return hit
+        hits = doc.select(selector)
+        if hits:
+            return hits[0]
     return None
 
 
-def _select_text(soup: Tag, selectors: Sequence[str]) -> str:
-    hit = _first(soup, selectors)
-    return " ".join(hit.get_text(" ").split()) if hit is not None else ""
+def _select_text(doc: RuleDoc, selectors: Sequence[str]) -> str:
+    hit = _first(doc, selectors)
+    return doc.text(hit) if hit is not None else ""
 
 
-def _select_value(soup: Tag, selectors: Sequence[str]) -> str:
+def _select_value(doc: RuleDoc, selectors: Sequence[str]) -> str:
     """A date element's machine value (content=, datetime=) before its visible text.
 
     Hits inside links or related/share blocks are other stories' dates, never this one's.
     """
-    hit = next((h for s in selectors for h in soup.select(s) if not _elsewhere(h)), None)
+    hit = next((h for s in selectors for h in doc.select(s) if not doc.elsewhere(h)), None)
     if hit is None:
         return ""
     for attr in ("datetime", "content"):
-        if isinstance(hit.get(attr), str):
-            return str(hit.get(attr))
-    return " ".join(hit.get_text(" ").split())
+        value = doc.attr(hit, attr)
+        if value is not None:
+            return value
+    return doc.text(hit)
 
 
-def _elsewhere(hit: Tag) -> bool:
-    for up in (hit, *hit.parents):
-        if up.name == "a":
-            return True
-        marks = " ".join([*(up.get_attribute_list("class") or []), str(up.get("id") or "")])
-        if marks.strip() and FURNITURE.search(marks):
-            return True
-    return False
-
-
-def _select_all(soup: Tag, selectors: Sequence[str]) -> tuple[str, ...]:
+def _select_all(doc: RuleDoc, selectors: Sequence[str]) -> tuple[str, ...]:
     for selector in selectors:
-        names = [" ".join(h.get_text(" ").split()) for h in soup.select(selector)]
+        names = [doc.text(h) for h in doc.select(selector)]
         found = tuple(dict.fromkeys(n for n in names if n))
         if found:
             return found
