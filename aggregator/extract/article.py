@@ -74,7 +74,7 @@ def extract(html: str, url: str, rules: SiteRules) -> Article:
     _apply_published(root, near, meta, rule, rule_date, got)
     if "published" not in got.values and "published_date" not in got.values:
         got.offer("published_date", _htmldate(root, url), GENERIC)
-    if "html" not in got.values and _size_ok(root):
+    if "html" not in got.values and _size_ok(root):  # generic_body prunes root: its last use
         got.offer("html", drop_link_blocks(generic_body(root, url)), GENERIC)
     if "html" not in got.values and meta.body:
         got.offer("html", _paragraphs_html(meta.body), STRUCTURED)
