@@ -70,3 +70,5 @@ def test_benchmark_smoke() -> None:
     assert figures["pages"] >= 5
     assert set(figures["pages_per_second"]) == {"archiver extract()", "trafilatura.extract"}
     assert all(rate > 0 for rate in figures["pages_per_second"].values())
+    assert figures["ratio"] > 0  # ours over trafilatura's rate: the figure issue 17 judges
+    assert isinstance(figures["load_average"], float)

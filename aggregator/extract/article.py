@@ -6,23 +6,30 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, tzinfo
+from typing import Any
 from urllib.parse import urljoin, urlsplit
 
-from bs4 import Tag
 from htmldate import find_date
 from lxml import etree  # type: ignore[import-untyped,unused-ignore]
-from lxml.html import HtmlElement, HTMLParser, document_fromstring  # type: ignore[import-untyped,unused-ignore]
+from lxml.html import HtmlElement, document_fromstring  # type: ignore[import-untyped,unused-ignore]
 
 from aggregator.errors import ExtractError
 from aggregator.extract import shown, titles
 from aggregator.extract.bylines import people, shown_bylines
-from aggregator.extract.clean import FURNITURE, clean_element, parse_soup, sanitize
+from aggregator.extract.clean import sanitize
 from aggregator.extract.dates import in_page_zone, is_day_only, parse_date, reconcile
 from aggregator.extract.generic import GENERIC, generic_body
-from aggregator.extract.polish import drop_leading_meta, drop_leading_title, drop_link_blocks
+from aggregator.extract.polish import (
+    drop_leading_meta,
+    drop_leading_title,
+    drop_link_blocks,
+    inner_html,
+)
+from aggregator.extract.ruledoc import RuleDoc, rule_doc
 from aggregator.extract.rules import SiteRule, SiteRules
 from aggregator.extract.structured import META, STRUCTURED, PageMeta, is_amp, read_meta
-from aggregator.extract.text import html_to_text
+from aggregator.extract.text import element_text
+from aggregator.extract.trees import fragment, html_parser
 from storage.records import Article
 
 EXTRACTOR_VERSION = "archiver-extract/1"
@@ -30,6 +37,7 @@ SITE_RULE = "site_rule"
 MAX_HTML = 8 * 1024 * 1024  # characters; the fetcher caps bodies, this guards direct callers
 MAX_ELEMENTS = 50_000  # a long news page has a few thousand
 _CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+_CONTROL_CHARS = tuple(map(chr, [*range(0x09), 0x0B, 0x0C, *range(0x0E, 0x20), 0xFFFE, 0xFFFF]))
 _DATELINE = re.compile(
     r"^(?P<dateline>[A-ZÀ-ÞА-ЯЁ][A-ZÀ-ÞА-ЯЁ.,'’ -]{1,60}?(?:\([A-Za-z .]+\))?)\s*[–—-]+\s+\S"
 )
@@ -51,14 +59,14 @@ class _Fields:
 def extract(html: str, url: str, rules: SiteRules) -> Article:
     """Clean one page into an Article; ExtractError when the page holds no article."""
     html = clean_input(html)
-    root = parse_page(html, url)
+    root = _parse(html, url)
     rule = rules.for_url(url)
     meta = read_meta(root)
     got = _Fields()
     headings = _headings(root)
     rule_date = ""
     if rule is not None:
-        rule_date = _apply_rule(html, url, rule, is_amp(root), meta, got)
+        rule_date = _apply_rule(root, html, url, rule, meta, got)
     _apply_meta(meta, headings, url, rule, got)
     head = shown.headline(root, _opt(got.values.get("title")))
     near = shown.window(head) if head is not None else None
@@ -66,7 +74,7 @@ def extract(html: str, url: str, rules: SiteRules) -> Article:
     _apply_published(root, near, meta, rule, rule_date, got)
     if "published" not in got.values and "published_date" not in got.values:
         got.offer("published_date", _htmldate(root, url), GENERIC)
-    if "html" not in got.values and _size_ok(root):
+    if "html" not in got.values and _size_ok(root):  # generic_body prunes root: its last use
         got.offer("html", drop_link_blocks(generic_body(root, url)), GENERIC)
     if "html" not in got.values and meta.body:
         got.offer("html", _paragraphs_html(meta.body), STRUCTURED)
@@ -74,16 +82,24 @@ def extract(html: str, url: str, rules: SiteRules) -> Article:
 
 
 def clean_input(html: str) -> str:
-    """Capped, and without the NUL and C0 controls that lxml refuses in text."""
-    return _CONTROL.sub("", html[:MAX_HTML])
+    """Capped, and without the NUL and C0 controls that lxml refuses in text.
+
+    Looking for each character (``in``) reads a page faster than the regex does, and pages
+    rarely hold any."""
+    html = html[:MAX_HTML]
+    return _CONTROL.sub("", html) if any(c in html for c in _CONTROL_CHARS) else html
 
 
 def parse_page(html: str, url: str) -> HtmlElement:
     """An lxml tree of the page; ExtractError for what is not an HTML document."""
-    text = html if _CONTROL.search(html) is None and len(html) <= MAX_HTML else clean_input(html)
+    return _parse(clean_input(html), url)
+
+
+def _parse(text: str, url: str) -> HtmlElement:
+    """parse_page for a text clean_input has cleaned: one pass over a long page, not two."""
     if not text.strip() or "<" not in text[:65536]:
         raise ExtractError(f"extract: not an HTML page for {url}")
-    parser = HTMLParser(remove_comments=True, remove_pis=True, collect_ids=False)
+    parser = html_parser(remove_comments=True, remove_pis=True, collect_ids=False)
     try:
         root = document_fromstring(text, parser=parser)
     except (etree.ParserError, ValueError) as exc:
@@ -103,65 +119,56 @@ def _headings(root: HtmlElement) -> list[str]:
 
 
 def _apply_rule(
-    html: str, url: str, rule: SiteRule, amp: bool, meta: PageMeta, got: _Fields
+    root: HtmlElement, html: str, url: str, rule: SiteRule, meta: PageMeta, got: _Fields
 ) -> str:
     """Selectors of the site's rule; the first selector that matches wins for each field.
 
     Returns the published date's text: it is weighed with the date the page shows later.
     """
-    soup = parse_soup(html)
+    doc = rule_doc(root, html, rule)
     tz = rule.tzinfo()
     host = urlsplit(url).hostname or ""
-    got.offer("title", titles.clean(_select_text(soup, rule.title)), SITE_RULE)
-    got.offer("modified", parse_date(_select_value(soup, rule.modified), tz), SITE_RULE)
-    got.offer("authors", people(_select_all(soup, rule.authors), meta.site_names, host), SITE_RULE)
-    got.offer("dateline", _select_text(soup, rule.dateline), SITE_RULE)
-    body = _first(soup, (*rule.amp_body, *rule.body) if amp else rule.body)
+    got.offer("title", titles.clean(_select_text(doc, rule.title)), SITE_RULE)
+    got.offer("modified", parse_date(_select_value(doc, rule.modified), tz), SITE_RULE)
+    got.offer("authors", people(_select_all(doc, rule.authors), meta.site_names, host), SITE_RULE)
+    got.offer("dateline", _select_text(doc, rule.dateline), SITE_RULE)
+    body = _first(doc, (*rule.amp_body, *rule.body) if is_amp(root) else rule.body)
     if body is not None:
-        got.offer("html", clean_element(body, rule.remove, url), SITE_RULE)
-    return _select_value(soup, rule.published)
+        got.offer("html", doc.body_html(body, rule.remove, url), SITE_RULE)
+    return _select_value(doc, rule.published)
 
 
-def _first(soup: Tag, selectors: Sequence[str]) -> Tag | None:
+def _first(doc: RuleDoc, selectors: Sequence[str]) -> Any:
     for selector in selectors:
-        hit = soup.select_one(selector)
-        if hit is not None:
-            return hit
+        hits = doc.select(selector)
+        if hits:
+            return hits[0]
     return None
 
 
-def _select_text(soup: Tag, selectors: Sequence[str]) -> str:
-    hit = _first(soup, selectors)
-    return " ".join(hit.get_text(" ").split()) if hit is not None else ""
+def _select_text(doc: RuleDoc, selectors: Sequence[str]) -> str:
+    hit = _first(doc, selectors)
+    return doc.text(hit) if hit is not None else ""
 
 
-def _select_value(soup: Tag, selectors: Sequence[str]) -> str:
+def _select_value(doc: RuleDoc, selectors: Sequence[str]) -> str:
     """A date element's machine value (content=, datetime=) before its visible text.
 
     Hits inside links or related/share blocks are other stories' dates, never this one's.
     """
-    hit = next((h for s in selectors for h in soup.select(s) if not _elsewhere(h)), None)
+    hit = next((h for s in selectors for h in doc.select(s) if not doc.elsewhere(h)), None)
     if hit is None:
         return ""
     for attr in ("datetime", "content"):
-        if isinstance(hit.get(attr), str):
-            return str(hit.get(attr))
-    return " ".join(hit.get_text(" ").split())
+        value = doc.attr(hit, attr)
+        if value is not None:
+            return value
+    return doc.text(hit)
 
 
-def _elsewhere(hit: Tag) -> bool:
-    for up in (hit, *hit.parents):
-        if up.name == "a":
-            return True
-        marks = " ".join([*(up.get_attribute_list("class") or []), str(up.get("id") or "")])
-        if marks.strip() and FURNITURE.search(marks):
-            return True
-    return False
-
-
-def _select_all(soup: Tag, selectors: Sequence[str]) -> tuple[str, ...]:
+def _select_all(doc: RuleDoc, selectors: Sequence[str]) -> tuple[str, ...]:
     for selector in selectors:
-        names = [" ".join(h.get_text(" ").split()) for h in soup.select(selector)]
+        names = [doc.text(h) for h in doc.select(selector)]
         found = tuple(dict.fromkeys(n for n in names if n))
         if found:
             return found
@@ -286,10 +293,7 @@ def _paragraphs_html(body: str) -> str:
 
 
 def _build(got: _Fields, rule: SiteRule | None, url: str) -> Article:
-    html = drop_leading_title(str(got.values.get("html") or ""), _opt(got.values.get("title")))
-    if got.sources.get("html") == GENERIC:
-        html = drop_leading_meta(html)
-    text = _strip_title(html_to_text(html), got.values.get("title"))
+    html, text = _finish(str(got.values.get("html") or ""), got)
     if not text.strip():
         raise ExtractError(f"extract: no article text found (or page too large) for {url}")
     by_rule = rule is not None and rule.dateline_pattern is not None
@@ -310,6 +314,19 @@ def _build(got: _Fields, rule: SiteRule | None, url: str) -> Article:
         extractor=EXTRACTOR_VERSION,
         published_date=_day(v.get("published_date")),
     )
+
+
+def _finish(html: str, got: _Fields) -> tuple[str, str]:
+    """The body without its leading headline (and, when generic, byline and date lines), with
+    its text: one parse of the fragment for all three."""
+    if not html.strip():
+        return html, ""
+    root = fragment(html)
+    changed = drop_leading_title(root, _opt(got.values.get("title")))
+    if got.sources.get("html") == GENERIC:
+        changed = drop_leading_meta(root) or changed
+    text = _strip_title(element_text(root), got.values.get("title"))
+    return (inner_html(root) if changed else html), text
 
 
 def _strip_title(text: str, title: object) -> str:

@@ -24,7 +24,7 @@ FURNITURE = _BOILERPLATE = re.compile(
     r"(?:$|[-_\s])",
     re.I,
 )
-_HOME_LINK = re.compile(
+HOME_LINK = _HOME_LINK = re.compile(
     r"^\s*(go|back|return)\s+to\s+(the\s+)?(main|home)(\s+(site|page))?\W*$", re.I
 )
 

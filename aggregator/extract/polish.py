@@ -7,10 +7,11 @@ import re
 from collections.abc import Iterator
 
 from lxml import etree  # type: ignore[import-untyped,unused-ignore]
-from lxml.html import HtmlElement, fragment_fromstring  # type: ignore[import-untyped,unused-ignore]
+from lxml.html import HtmlElement  # type: ignore[import-untyped,unused-ignore]
 
 from aggregator.extract.oldmarkup import split_br_runs, unwrap_layout_table
 from aggregator.extract.shown import is_date_line
+from aggregator.extract.trees import fragment
 
 _BLOCKS = frozenset({"p", "li", "h2", "h3", "h4", "h5", "h6", "blockquote", "div", "dd", "dt"})
 _HEADINGS = frozenset({"h1", "h2", "h3", "h4", "h5", "h6"})
@@ -36,7 +37,7 @@ def drop_link_blocks(html: str) -> str:
     """
     if not html:
         return html
-    root = fragment_fromstring(html, create_parent="div")
+    root = fragment(html)
     changed = unwrap_layout_table(root)
     changed = split_br_runs(root) or changed
     for block in list(root.iterdescendants(*_BLOCKS)):
@@ -47,8 +48,11 @@ def drop_link_blocks(html: str) -> str:
     if _link_share(root) >= _LINK_SHARE and _words(root) <= _MAX_WORDS:
         return ""  # all that was found is a few links: a navigation page, not an article
     changed = _drop_trailing_headings(root) or changed
-    if not changed:
-        return html
+    return inner_html(root) if changed else html
+
+
+def inner_html(root: HtmlElement) -> str:
+    """The fragment's HTML again, without the <div> ``trees.fragment`` put around it."""
     inner = str(etree.tostring(root, encoding="unicode", method="html"))
     return inner[len("<div>") : -len("</div>")]
 
@@ -103,25 +107,24 @@ def _last_block(root: HtmlElement) -> HtmlElement | None:
         node = tail
 
 
-def drop_leading_title(html: str, title: str | None) -> str:
-    """The headline belongs in ``title``; repeated as the body's first block it is noise."""
-    if not html or not title:
-        return html
-    root = fragment_fromstring(html, create_parent="div")
+def drop_leading_title(root: HtmlElement, title: str | None) -> bool:
+    """The headline belongs in ``title``; repeated as the body's first block it is noise.
+
+    Edits the ``trees.fragment`` in place; True when it dropped something."""
+    if not title:
+        return False
     first = next(_leaf_blocks(root), None)
     if first is None or _norm(first.text_content()) != _norm(title):
-        return html
+        return False
     first.drop_tree()
-    inner = str(etree.tostring(root, encoding="unicode", method="html"))
-    return inner[len("<div>") : -len("</div>")]
+    return True
 
 
-def drop_leading_meta(html: str) -> str:
+def drop_leading_meta(root: HtmlElement) -> bool:
     """The byline and date lines above the story ("By Jane Doe, Chief Reporter", "Published:
-    14/03/2006") are the authors and published fields, not article text."""
-    if not html:
-        return html
-    root = fragment_fromstring(html, create_parent="div")
+    14/03/2006") are the authors and published fields, not article text.
+
+    Edits the ``trees.fragment`` in place; True when it dropped something."""
     dropped = False
     for block in list(_leaf_blocks(root))[:_LEAD_BLOCKS]:
         text = " ".join(block.text_content().split())
@@ -131,10 +134,7 @@ def drop_leading_meta(html: str) -> str:
             break
         block.drop_tree()
         dropped = True
-    if not dropped:
-        return html
-    inner = str(etree.tostring(root, encoding="unicode", method="html"))
-    return inner[len("<div>") : -len("</div>")]
+    return dropped
 
 
 def _leaf_blocks(root: HtmlElement) -> Iterator[HtmlElement]:

@@ -5,7 +5,9 @@ from __future__ import annotations
 import re
 
 from lxml import etree  # type: ignore[import-untyped,unused-ignore]
-from lxml.html import HtmlElement, fragment_fromstring  # type: ignore[import-untyped,unused-ignore]
+from lxml.html import HtmlElement  # type: ignore[import-untyped,unused-ignore]
+
+from aggregator.extract.trees import fragment
 
 BLOCKS = frozenset({
     "p", "h1", "h2", "h3", "h4", "h5", "h6", "li", "blockquote", "figcaption", "pre", "tr",
@@ -20,7 +22,11 @@ def html_to_text(html: str) -> str:
     """Blocks separated by a blank line; <br> stays a line break inside its block."""
     if not html.strip():
         return ""
-    root = fragment_fromstring(html, create_parent="div")
+    return element_text(fragment(html))
+
+
+def element_text(root: HtmlElement) -> str:
+    """html_to_text of a fragment already parsed (the polish passes' tree)."""
     blocks: list[str] = []
     current: list[str] = []
     _walk(root, blocks, current)
