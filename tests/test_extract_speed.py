@@ -86,17 +86,21 @@ def test_a_fast_text_with_furniture_or_no_paragraphs_is_confirmed() -> None:
     assert _to_confirm(None, _Page(100_000))
 
 
-@pytest.mark.parametrize("page", sorted(p.name for p in PAGES.glob("*.html")))
-def test_a_fast_pass_left_standing_is_what_the_full_cascade_gives(page: str) -> None:
-    """On every golden page: where the fast pass stands alone, the full cascade agrees."""
-    html = (PAGES / page).read_text(encoding="utf-8")
-    tree = only_first_article(parse_page(html, "https://a.example/"))
-    drop_never_text(tree)
-    fast = _trafilatura(copy.deepcopy(tree), precision=True, fast=True)
-    full = _trafilatura(copy.deepcopy(tree), precision=True)
-    if _to_confirm(fast, _Text(tree)):
-        pytest.skip(f"{page}: the fast pass is confirmed by the full cascade anyway")
-    assert etree.tostring(fast) == etree.tostring(full)
+def test_a_fast_pass_left_standing_is_what_the_full_cascade_gives() -> None:
+    """On every golden page: where the fast pass stands alone, the full cascade agrees (pages
+    where it is confirmed run the full cascade anyway; at least some must stand alone)."""
+    standing = []
+    for page in sorted(PAGES.glob("*.html")):
+        tree = only_first_article(parse_page(page.read_text(encoding="utf-8"),
+                                             "https://a.example/"))
+        drop_never_text(tree)
+        fast = _trafilatura(copy.deepcopy(tree), precision=True, fast=True)
+        if _to_confirm(fast, _Text(tree)):
+            continue
+        full = _trafilatura(copy.deepcopy(tree), precision=True)
+        assert etree.tostring(fast) == etree.tostring(full), page.name
+        standing.append(page.name)
+    assert len(standing) >= 3, standing
 
 
 def test_parsed_elements_are_html_elements() -> None:
