@@ -153,7 +153,7 @@ def test_records_are_stdlib_only() -> None:
 
 def test_the_service_loads_the_article_extractor_only_when_it_extracts() -> None:
     """trafilatura and htmldate cost about 20 MiB per process; feeds alone never need them."""
-    probe = ("import sys, aggregator.runtime.service, aggregator.cli; "
+    probe = ("import sys, aggregator.runtime.daemon, aggregator.runtime.oneshot, aggregator.cli; "
              "print(sorted(m for m in ('trafilatura', 'htmldate') if m in sys.modules))")
     before = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
                             check=True, cwd=ROOT)

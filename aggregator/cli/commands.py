@@ -114,14 +114,14 @@ def poll(app: App, once: bool) -> None:
     """
     import asyncio
 
-    from aggregator.runtime import Service
+    from aggregator.runtime import OneShot
 
     try:
         settings = app.require_feeds()
         with app.store() as store, failures_listed_afterwards(app.verbose == 0):
             started = datetime.now(UTC)
             store.sync_feeds(settings.feed_configs(), started)
-            service = Service(settings, store)
+            service = OneShot(settings, store)
             service.totals.keep(FAILURES_LISTED)
             try:
                 with views.progress(sys.stderr.isatty()) as report:
@@ -149,13 +149,13 @@ def run(app: App) -> None:
     signal.signal(signal.SIGTERM, _stop_during_startup)
     import asyncio
 
-    from aggregator.runtime import Service
+    from aggregator.runtime import Daemon
 
     try:
         settings = app.require_feeds()
         with app.store() as store:
             store.sync_feeds(settings.feed_configs(), datetime.now(UTC))
-            asyncio.run(_serve(Service(settings, store)))
+            asyncio.run(Daemon(settings, store).run_until_signalled())
     except ArchiverError as exc:
         fail(exc)
     log.info("stopped")
@@ -163,16 +163,6 @@ def run(app: App) -> None:
 
 def _stop_during_startup(signum: int, frame: object) -> None:
     raise SystemExit(EXIT_OK)
-
-
-async def _serve(service: Any) -> None:
-    import asyncio
-
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    await service.run(stop)
 
 
 @cli.group(invoke_without_command=True)

@@ -24,6 +24,7 @@ from aggregator.fetch import HostLimiter, HttpClient, RobotsCache
 from aggregator.runtime.pipeline import Context, PollOutcome, archive_article, poll_feed
 from aggregator.runtime.writer import poll_writer
 from storage import holders
+from storage.dbfile import DatabaseGone
 from storage.records import STATUS_ERROR, STATUS_NOT_MODIFIED, FeedConfig, FeedState, PendingArticle
 from storage.store import Store
 
@@ -38,6 +39,16 @@ def make_owner() -> str:
     """A lease owner that names this process (host, pid, start time: ``storage.holders``), so
     that its leases are freed at once if it dies; unique per call."""
     return holders.new_owner()
+
+
+def database_gone(store: Store) -> DatabaseGone | None:
+    """Why the archive's file is gone (deleted or replaced), or None while it is there: a
+    process writing on would make a new, empty archive."""
+    try:
+        store.check_database()
+    except DatabaseGone as exc:
+        return exc
+    return None
 
 
 @dataclass
@@ -218,3 +229,13 @@ class Worker:
             task.cancel()
         if pending:
             await asyncio.wait(pending)
+
+
+async def claim_articles(worker: Worker, now: datetime, limit: int | None = None
+                         ) -> list[PendingArticle]:  # fmt: skip
+    """Lease the pages still to fetch: ``limit`` of them, or as many as the worker has room for
+    (at most ``service.article_batch``)."""
+    service = worker.settings.service
+    limit = limit or min(worker.free, service.article_batch)
+    return await asyncio.to_thread(worker.ctx.store.claim_articles, now, limit, worker.ctx.owner,
+                                   service.lease)
