@@ -1,6 +1,6 @@
 """The running archiver: the poll and article pipeline, group commit, the daemon, the one-shot poll.
 
-The only package (beside the CLI) that writes through ``storage.store``. ``Daemon`` (``run``) and
+It writes through the store it is handed (``storage.seam.StorageType``). ``Daemon`` (``run``) and
 ``OneShot`` (``poll --once``) load on first use, so importing the package (the CLI does, for its
 logging set-up) costs nothing.
 """

@@ -34,7 +34,7 @@ from aggregator.runtime.worker import (
     utcnow,
 )
 from storage.dbfile import DatabaseGone
-from storage.store import Store
+from storage.seam import StorageType
 
 log = logging.getLogger(__name__)
 
@@ -76,8 +76,9 @@ TickHook = Callable[[DaemonState], None]
 class Daemon:
     """The background service: ``run`` until ``stop`` is set."""
 
-    def __init__(self, settings: Settings, store: Store, *, clock: Callable[[], datetime] = utcnow,
-                 housekeeping: bool = True):  # fmt: skip
+    def __init__(self, settings: Settings, store: StorageType, *,
+                 clock: Callable[[], datetime] = utcnow,
+                 housekeeping: bool = True) -> None:  # fmt: skip
         self.settings = settings
         self.store = store
         self.clock = clock
@@ -220,6 +221,6 @@ class Daemon:
                 log.info("retention removed %d items", removed)
 
 
-async def serve_helper(settings: Settings, store: Store, stop: asyncio.Event) -> Totals:
+async def serve_helper(settings: Settings, store: StorageType, stop: asyncio.Event) -> Totals:
     """What a helper process of ``run`` runs (``processes.ServeHelpers``): no housekeeping."""
     return await Daemon(settings, store, housekeeping=False).run(stop)

@@ -18,7 +18,7 @@ from aggregator.config import Settings
 from aggregator.runtime.processes import Crew, next_hand
 from aggregator.runtime.worker import Totals, Worker, open_context
 from storage.records import FeedState, PendingArticle
-from storage.store import Store
+from storage.seam import StorageType
 
 log = logging.getLogger(__name__)
 
@@ -147,7 +147,7 @@ async def run_all(worker: Worker, jobs: list[Any], start: Callable[[Any], None],
             await wake.wait()
 
 
-async def play_hands(settings: Settings, store: Store, jobs: Any, owner: str,
+async def play_hands(settings: Settings, store: StorageType, jobs: Any, owner: str,
                      done: Callable[[Totals], None]) -> None:  # fmt: skip
     """What a helper process of ``poll --once`` runs (``processes.Crew``): play the hands dealt
     until told to stop, reporting what each job added to the totals."""

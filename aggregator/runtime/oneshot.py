@@ -25,7 +25,7 @@ from aggregator.runtime.worker import (
 )
 from storage import holders
 from storage.dbfile import DatabaseGone
-from storage.store import Store
+from storage.seam import StorageType
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +41,7 @@ class OneShot:
     """One poll of every feed; ``poll_once`` may run again on the same object (the helper
     processes, if any, are kept until ``close``)."""
 
-    def __init__(self, settings: Settings, store: Store, *,
+    def __init__(self, settings: Settings, store: StorageType, *,
                  clock: Callable[[], datetime] = utcnow) -> None:  # fmt: skip
         self.settings = settings
         self.store = store

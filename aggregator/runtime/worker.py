@@ -26,7 +26,7 @@ from aggregator.runtime.writer import poll_writer
 from storage import holders
 from storage.dbfile import DatabaseGone
 from storage.records import STATUS_ERROR, STATUS_NOT_MODIFIED, FeedConfig, FeedState, PendingArticle
-from storage.store import Store
+from storage.seam import StorageType
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +41,7 @@ def make_owner() -> str:
     return holders.new_owner()
 
 
-def database_gone(store: Store) -> DatabaseGone | None:
+def database_gone(store: StorageType) -> DatabaseGone | None:
     """Why the archive's file is gone (deleted or replaced), or None while it is there: a
     process writing on would make a new, empty archive."""
     try:
@@ -111,7 +111,7 @@ class Totals:
 
 @contextlib.asynccontextmanager
 async def open_context(
-    settings: Settings, store: Store, *, clock: Callable[[], datetime] = utcnow,
+    settings: Settings, store: StorageType, *, clock: Callable[[], datetime] = utcnow,
     owner: str | None = None,
 ) -> AsyncIterator[Context]:
     """The clients a poll needs, closed on exit."""
