@@ -121,20 +121,20 @@ def poll(app: App, once: bool) -> None:
         with app.store() as store, failures_listed_afterwards(app.verbose == 0):
             started = datetime.now(UTC)
             store.sync_feeds(settings.feed_configs(), started)
-            service = OneShot(settings, store)
-            service.totals.keep(FAILURES_LISTED)
+            oneshot = OneShot(settings, store)
+            oneshot.totals.keep(FAILURES_LISTED)
             try:
                 with views.progress(sys.stderr.isatty()) as report:
-                    totals = asyncio.run(service.poll_once(report))
+                    totals = asyncio.run(oneshot.poll_once(report))
             finally:
-                service.close()
+                oneshot.close()
             unpolled = views.unpolled(store.list_feeds(), started)
     except ArchiverError as exc:
         fail(exc)
     click.echo(views.summary(totals, len(settings.feeds), unpolled))
     for line in views.failures(totals):
         click.echo(line)
-    for line in service.skipped_lines():  # feeds a live process holds: not ours to poll now
+    for line in oneshot.skipped_lines():  # feeds a live process holds: not ours to poll now
         click.echo(line)
     sys.exit(EXIT_PARTIAL if totals.failed or totals.articles_failed else EXIT_OK)
 

@@ -1,5 +1,6 @@
 """The worker side of a run: the clients a poll needs, the tasks that run polls and article
-fetches (at most ``concurrency`` at once), and the totals they add up to; no scheduling.
+fetches (at most ``concurrency`` at once), and the totals they add up to; no scheduling. Also
+what the daemon and the one-shot poll share: the page claim, the archive-file check.
 """
 
 from __future__ import annotations
