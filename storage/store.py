@@ -102,9 +102,10 @@ class Store:
         self._lock: holders.HolderLock | None = None  # PostgreSQL: this process's holder lock
 
     @classmethod
-    def open(cls, url: str, timeouts: Timeouts | None = None, *, create: bool = True) -> Store:
-        """Connect and bring the schema to head; a database newer than the code is refused.
-        ``timeouts`` (PostgreSQL): see ``storage.dburl.Timeouts`` for the defaults.
+    def open(cls, url: str, timeouts: Timeouts | None = None, *, create: bool = True,
+             upgrade: bool = True) -> Store:
+        """Connect and bring the schema to head (``upgrade=False``: refuse one not at head); a
+        database newer than the code is refused. ``timeouts``: ``storage.dburl.Timeouts``.
         ``create=False`` (read-only commands) refuses a missing SQLite file or an empty database
         rather than creating an archive nobody asked for (issue 13)."""
         with boundary(f"open {_described(url)}"):
@@ -112,7 +113,7 @@ class Store:
                 _require_sqlite_file(url)
             db = Database(url, timeouts)
             try:
-                migrate(db, create=create)
+                migrate(db, create=create, upgrade=upgrade)
                 if db.watch is not None:
                     db.watch.remember()
             except BaseException:
