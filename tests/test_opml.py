@@ -287,3 +287,25 @@ def test_no_module_of_the_command_line_loads_listparser_until_opml_runs() -> Non
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
                          check=True, env={**os.environ, "PYTHONPATH": str(DATA.parents[2])})
     assert out.stdout.strip() == "False"
+
+
+YAML_TEXT = st.text(st.characters(codec="utf-8", exclude_categories=("Cs", "Cc")), min_size=1,
+                    max_size=25).map(str.strip).filter(bool)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.tuples(YAML_TEXT, st.lists(YAML_TEXT, max_size=3, unique=True)), min_size=1,
+                max_size=5))
+def test_any_title_and_tag_survive_the_yaml_edit(
+    tmp_path_factory: pytest.TempPathFactory, feeds: list[tuple[str, list[str]]]
+) -> None:
+    """Titles like ``null``, ``yes``, ``1.0``, ``- x``, ``a: b`` or ``#x`` are quoted as YAML
+    needs: the file reads back the very strings."""
+    from aggregator.config.feedlist import add_feeds
+
+    path = write_config(tmp_path_factory.mktemp("yaml"))
+    wanted = [Outline(f"https://t{i}.example/feed", title, tuple(tags))
+              for i, (title, tags) in enumerate(feeds)]  # fmt: skip
+    add_feeds(path, wanted)
+    got = load_settings(path, env={}).feeds[2:]
+    assert [(f.url, f.title, f.tags) for f in got] == [(o.url, o.title, o.tags) for o in wanted]

@@ -121,8 +121,8 @@ def _can_build_wheels() -> bool:
 @pytest.mark.skipif(not _can_build_wheels(), reason="no bdist_wheel offline: setuptools < 70.1 "
                     "and no `wheel` package (pip wheel . with build isolation fetches them)")
 def test_a_wheel_ships_the_unit_file(tmp_path: Path) -> None:
-    proc = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
-                           "-q", "-w", str(tmp_path / "dist"), str(ROOT)],
+    proc = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps",
+                           "--no-build-isolation", "-q", "-w", str(tmp_path / "dist"), str(ROOT)],
                           capture_output=True, text=True, timeout=300, check=False, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     (wheel,) = (tmp_path / "dist").glob("feed_archiver-*.whl")
