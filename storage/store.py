@@ -104,10 +104,9 @@ class Store:
     @classmethod
     def open(cls, url: str, timeouts: Timeouts | None = None, *, create: bool = True,
              upgrade: bool = True) -> Store:
-        """Connect and bring the schema to head (``upgrade=False``: refuse one not at head); a
-        database newer than the code is refused. ``timeouts``: ``storage.dburl.Timeouts``.
-        ``create=False`` (read-only commands) refuses a missing SQLite file or an empty database
-        rather than creating an archive nobody asked for (issue 13)."""
+        """Connect and bring the schema to head (``upgrade=False``: refuse one not at head, a
+        newer one always). ``create=False`` (read-only commands) refuses a missing SQLite file
+        or an empty database rather than create an archive nobody asked for (issue 13)."""
         with boundary(f"open {_described(url)}"):
             if not create:
                 _require_sqlite_file(url)

@@ -72,6 +72,7 @@ def test_nested_outlines_become_titles_and_tags() -> None:
     )
     assert found.repeated == {"https://lwn.net/headlines/rss": 1}
     assert found.pages == ("https://no-feed.example.net/",)
+    assert found.linked == ("https://friends.example/list.opml",)
 
 
 def test_an_rss_1_0_foaf_subscription_list_is_read() -> None:
@@ -92,12 +93,14 @@ def test_import_adds_the_new_feeds_keeping_every_line_and_reports_the_rest(
     assert path.read_text(encoding="utf-8") == before + ADDED_FROM_NESTED
     opml = DATA / "nested.opml"
     assert out == (f"opml: added 4 of 7 feeds in {opml} to {path}; left out 3 duplicates, "
-                   "1 bad URLs, 1 outlines without a feed\n")  # fmt: skip
+                   "1 bad URLs, 2 outlines without a feed\n")  # fmt: skip
     assert err.splitlines() == [
         "opml: left out https://lwn.net/headlines/rss: duplicate: 2 outlines in the file name "
         "it, taken once",
         "opml: left out https://no-feed.example.net/: no feed URL: a web page without xmlUrl, "
         "not a feed (`aggregator discover URL` finds its feeds)",
+        "opml: left out https://friends.example/list.opml: no feed URL: a linked subscription "
+        "list, not followed (import its file)",
         "opml: left out https://feeds.bbci.co.uk/news/world/rss.xml: duplicate: already "
         "configured",
         "opml: left out https://FEEDS.bbci.co.uk:443/news/world/rss.xml: duplicate: already "

@@ -45,11 +45,13 @@ class Outline:
 class Subscriptions:
     """What a list holds: its feeds in document order, how many feed outlines named a URL
     that listparser had already met (a duplicate within the file, by the exact URL), and the
-    web pages listed without a feed (``htmlUrl`` but no ``xmlUrl``)."""
+    web pages listed without a feed (``htmlUrl`` but no ``xmlUrl``) and the other subscription
+    lists it links to (``type="include"``, not followed)."""
 
     outlines: tuple[Outline, ...]
     repeated: dict[str, int]
     pages: tuple[str, ...] = ()
+    linked: tuple[str, ...] = ()
 
 
 def read_opml(data: bytes, name: str) -> Subscriptions:
@@ -65,7 +67,8 @@ def read_opml(data: bytes, name: str) -> Subscriptions:
     if not outlines:
         raise OpmlError(f"{name}: no feeds in it (no outline with an xmlUrl)")
     pages = tuple(str(page["url"]) for page in parsed.opportunities if page.get("url"))
-    return Subscriptions(outlines, _repeated(data), pages)
+    linked = tuple(str(found["url"]) for found in parsed.lists if found.get("url"))
+    return Subscriptions(outlines, _repeated(data), pages, linked)
 
 
 def _refuse_dtd(data: bytes, name: str) -> None:
@@ -78,12 +81,11 @@ def _refuse_dtd(data: bytes, name: str) -> None:
 def _outline(found: dict[str, Any]) -> Outline:
     """Title from ``text`` (else ``title``); tags from the folders around the outline and its
     ``category`` paths, each folder name a tag (``/Tech/Python`` → ``Tech``, ``Python``)."""
-    tags: list[str] = []
-    for path in found.get("categories") or []:
-        tags += [str(part) for part in path if str(part).strip() and str(part) not in tags]
+    paths = found.get("categories") or []
+    tags = tag_union(*[[str(part) for part in path if str(part).strip()] for path in paths])
     title = str(found.get("title") or "").strip()
     url = str(found["url"])
-    return Outline(url, title if title and title != url else None, tuple(tags))
+    return Outline(url, title if title and title != url else None, tags)
 
 
 def _repeated(data: bytes) -> dict[str, int]:
@@ -169,6 +171,8 @@ def plan_import(
                 for url, n in found.repeated.items()]
     left_out += [(page, NO_FEED, "a web page without xmlUrl, not a feed (`aggregator discover "
                   "URL` finds its feeds)") for page in found.pages]
+    left_out += [(url, NO_FEED, "a linked subscription list, not followed (import its file)")
+                 for url in found.linked]
     for outline in found.outlines:
         try:
             url = check_http_url(outline.url)
