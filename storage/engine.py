@@ -11,6 +11,7 @@ import functools
 import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from importlib.resources import files
 from pathlib import Path
 from typing import TYPE_CHECKING, ParamSpec, TypeVar
@@ -195,15 +196,63 @@ def _migration_transaction(db: Database) -> Iterator[Connection]:
                 raw.execute("PRAGMA foreign_keys=ON")
 
 
-def migrate(db: Database, *, create: bool = True) -> None:
+@dataclass(frozen=True, slots=True)
+class SchemaState:
+    """Where a database's schema stands against this program's migration chain."""
+
+    current: tuple[str, ...]  # () when it holds no archive schema yet
+    heads: tuple[str, ...]
+    pending: tuple[tuple[str, str], ...] = ()  # (revision, what it does), oldest first
+    unknown: tuple[str, ...] = ()  # revisions newer than this program knows
+
+    @property
+    def at_head(self) -> bool:
+        return bool(self.current) and set(self.current) == set(self.heads)
+
+
+def schema_state(db: Database) -> SchemaState:
+    """The database's revision, the head, and the migrations between; Alembic loads only when
+    the two differ."""
+    found, heads = current_heads(db), script_heads()
+    if found == heads:
+        return SchemaState(tuple(sorted(found)), tuple(sorted(heads)))
+    from alembic.script import ScriptDirectory
+
+    script = ScriptDirectory.from_config(alembic_config())
+    known = {rev.revision for rev in script.walk_revisions()}
+    unknown = tuple(sorted(rev for rev in found or () if rev not in known))
+    lower = "base" if not found or unknown else tuple(sorted(found))
+    steps = [] if unknown else list(script.iterate_revisions("heads", lower))
+    pending = tuple((rev.revision, (rev.doc or "").strip().splitlines()[0] if rev.doc else "")
+                    for rev in reversed(steps))  # fmt: skip
+    return SchemaState(tuple(sorted(found or ())), tuple(sorted(heads)), pending, unknown)
+
+
+def not_upgraded(db: Database, state: SchemaState) -> StorageError:
+    """What a command says when it may not migrate (``upgrade=False``) and must."""
+    where = describe(db.url)
+    if state.unknown:
+        return StorageError(f"database {where} has schema revision {state.unknown[0]}, newer "
+                            f"than this version of the program knows (head {state.heads[0]}); "
+                            "upgrade the program")
+    now = f"is at schema revision {state.current[0]}" if state.current else "has no schema yet"
+    return StorageError(f"database {where} {now} and {len(state.pending)} migrations are pending "
+                        f"(to {state.heads[0]}); automatic migration is off: run `aggregator db "
+                        "upgrade` first")
+
+
+def migrate(db: Database, *, create: bool = True, upgrade: bool = True) -> None:
     """Bring the schema to head in one transaction; refuse a database newer than this code.
     At head already (the usual case), one read and no Alembic. ``create=False`` (read-only
-    commands) refuses a database that holds no archive yet instead of creating one."""
+    commands) refuses a database that holds no archive yet instead of creating one;
+    ``upgrade=False`` (``database_auto_migrate: false``) refuses any schema not at head."""
     found = current_heads(db)
     if found is None and not create:
         raise StorageError(f"no archive in {describe(db.url)} yet: `aggregator poll` creates it")
     if found is not None and found == script_heads():
         return
+    if not upgrade:
+        raise not_upgraded(db, schema_state(db))
     from alembic import command
     from alembic.runtime.migration import MigrationContext
     from alembic.script import ScriptDirectory

@@ -86,17 +86,17 @@ class Store:
         self._lock: holders.HolderLock | None = None  # PostgreSQL: this process's holder lock
 
     @classmethod
-    def open(cls, url: str, timeouts: Timeouts | None = None, *, create: bool = True) -> Store:
-        """Connect and bring the schema to head; a database newer than the code is refused.
-        ``timeouts`` (PostgreSQL): see ``storage.dburl.Timeouts`` for the defaults.
-        ``create=False`` (read-only commands) refuses a missing SQLite file or an empty database
-        rather than creating an archive nobody asked for (issue 13)."""
+    def open(cls, url: str, timeouts: Timeouts | None = None, *, create: bool = True,
+             upgrade: bool = True) -> Store:
+        """Connect and bring the schema to head (``upgrade=False``: refuse one not at head, a
+        newer one always). ``create=False`` (read-only commands) refuses a missing SQLite file
+        or an empty database rather than create an archive nobody asked for (issue 13)."""
         with boundary(f"open {describe_or_not(url)}"):
             if not create:
                 require_sqlite_file(url)
             db = Database(url, timeouts)
             try:
-                migrate(db, create=create)
+                migrate(db, create=create, upgrade=upgrade)
                 if db.watch is not None:
                     db.watch.remember()
             except BaseException:

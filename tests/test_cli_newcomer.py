@@ -127,8 +127,8 @@ CONFIG_MISTAKES = [
     ("service:\n  concurrency: 1000\n",
      ":2: service.concurrency: must be at most 512, got the number 1000"),
     ("feeds:\n  - url:\n", ":2: feeds[0].url: expected text, got nothing (an empty value)"),
-    ("zzz: 1\n", ":1: zzz: unknown key (known here: database, database_timeouts, defaults, "
-                 "feeds, http, service, sites)"),
+    ("zzz: 1\n", ":1: zzz: unknown key (known here: database, database_auto_migrate, "
+                 "database_timeouts, defaults, feeds, http, service, sites)"),
 ]  # fmt: skip
 
 

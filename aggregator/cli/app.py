@@ -10,6 +10,7 @@ import logging
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import click
@@ -41,6 +42,7 @@ class App:
         self.database = database
         self.verbose = verbose
         self.subject: str | None = None  # the URL or file a command works on, for error lines
+        self.no_migrate = False  # `run --no-migrate`; the file's database_auto_migrate too
         self._settings: Settings | None = None
 
     @property
@@ -72,7 +74,9 @@ class App:
         from storage.store import Store
 
         try:
-            store = Store.open(self.settings.database, self.settings.timeouts(), create=create)
+            upgrade = self.settings.database_auto_migrate and not self.no_migrate
+            store = Store.open(self.settings.database, self.settings.timeouts(), create=create,
+                               upgrade=upgrade)
         except StorageError as exc:
             if create or self.config_path or self.database or "no archive" not in str(exc):
                 raise
@@ -168,3 +172,22 @@ def require_feed(store: Store, url: str, stage: str) -> None:
             else "; `aggregator feeds` lists them" if urls else "; the archive has no feeds yet")
     click.echo(f"{stage}: no feed {redact_url(url)} in the archive{more}", err=True)
     sys.exit(EXIT_USAGE)
+
+
+def parse_time(value: str | None) -> datetime | None:
+    """ISO 8601 (a date, or a time with or without offset: UTC if none) or an age like 7d."""
+    if value is None:
+        return None
+    from aggregator.config import parse_duration
+
+    try:
+        return datetime.now(UTC) - timedelta(seconds=parse_duration(value))
+    except ValueError:
+        pass
+    try:
+        when = datetime.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter(
+            f"{value!r}: use ISO 8601 (2024-05-01T12:00+02:00) or an age (7d)"
+        ) from None
+    return when if when.tzinfo else when.replace(tzinfo=UTC)

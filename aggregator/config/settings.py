@@ -174,6 +174,7 @@ class DatabaseTimeouts(_Strict):
 class Settings(_Strict):
     database: str = DEFAULT_DATABASE
     database_timeouts: DatabaseTimeouts = DatabaseTimeouts()
+    database_auto_migrate: bool = True  # false: only `aggregator db upgrade` migrates
     http: HttpSettings = HttpSettings()
     defaults: FeedDefaults = FeedDefaults()
     service: ServiceSettings = ServiceSettings()
@@ -296,14 +297,19 @@ def _plain(node: Any) -> Any:
     return node
 
 
+def feed_key(url: str) -> str:
+    """What makes two configured feeds one (``_check_duplicates``, ``opml import``)."""
+    bare = strip_credentials(url)  # the archive knows a feed without them (issue 11)
+    return normalize_url(bare, drop_tracking=False) or bare
+
+
 def _check_duplicates(settings: Settings, tree: Any, file: Path) -> None:
     """Two feeds are one when their URLs meet as the archive's links do (storage.identity):
     host case, default port, fragment, escapes of unreserved characters, IDN, query order.
     The path's case counts, and no query parameter is dropped (``?rss=`` may select a feed)."""
     seen: dict[str, int] = {}
     for index, feed in enumerate(settings.feeds):
-        bare = strip_credentials(feed.url)  # the archive knows a feed without them (issue 11)
-        key = normalize_url(bare, drop_tracking=False) or bare
+        key = feed_key(feed.url)
         if key in seen:
             first = settings.feeds[seen[key]].url
             alike = ("" if first == feed.url
