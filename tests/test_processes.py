@@ -6,7 +6,6 @@ import asyncio
 import os
 import signal
 import threading
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -118,18 +117,25 @@ def test_article_pages_are_dealt_to_helpers_too(http_server: TestServer, store: 
 def test_a_helper_that_dies_is_reported_and_the_rest_is_done(
     http_server: TestServer, store: Store
 ) -> None:
-    urls = feeds_on(http_server, 8, delay=1.0)
-    settings = settings_for(*urls, database=store.url, service={"processes": 2, "concurrency": 1})
+    # Each process polls one feed at a time: two requests held at once are one from each, so
+    # the helper is killed in the middle of a fetch however slowly the machine runs.
+    gate = _InFlightGate(count=10**6)
+    urls = feeds_on(http_server, 8, gate=gate)
+    settings = settings_for(*urls, database=store.url, service={"processes": 2, "concurrency": 1},
+                            http={"timeout": 90})
     store.sync_feeds(settings.feed_configs(), _now())
     service = OneShot(settings, store)
 
     def kill_the_helper() -> None:
-        while service.dealer.crew is None or service.dealer.crew.done < 1:  # it has polled one feed
-            time.sleep(0.02)
-        time.sleep(0.5)  # and is in the middle of its next, slow, fetch
+        with gate.cond:
+            gate.cond.wait_for(lambda: gate.in_flight >= 2, timeout=60)
+        assert service.dealer.crew is not None
         pid = service.dealer.crew.procs[0].pid
         assert pid is not None
         os.kill(pid, signal.SIGKILL)
+        with gate.cond:
+            gate.opened = True
+            gate.cond.notify_all()
 
     killer = threading.Thread(target=kill_the_helper)
     killer.start()
