@@ -12,9 +12,7 @@ import contextlib
 import logging
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
-from typing import Any
-
-from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from typing import TYPE_CHECKING, Any
 
 from aggregator.config import Settings
 from aggregator.errors import StorageError
@@ -24,6 +22,9 @@ from storage import holders
 from storage.dbfile import DatabaseGone
 from storage.records import FeedState, PendingArticle
 from storage.store import Store
+
+if TYPE_CHECKING:  # imported by run() alone: poll --once starts faster without it
+    from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 log = logging.getLogger(__name__)
 
@@ -101,6 +102,8 @@ class Service:
         return self.totals
 
     def _scheduler(self, worker: Worker, helpers: ServeHelpers | None) -> AsyncIOScheduler:
+        from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
         tick = self.settings.service.tick
         scheduler = AsyncIOScheduler(timezone=UTC)
         every = {"max_instances": 1, "coalesce": True, "misfire_grace_time": max(1, int(tick))}

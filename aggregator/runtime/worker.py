@@ -19,7 +19,7 @@ from typing import Any
 
 from aggregator.config import Settings
 from aggregator.errors import ArchiverError
-from aggregator.extract import SiteRules
+from aggregator.extract.lazy import LazyRules
 from aggregator.fetch import HostLimiter, HttpClient, RobotsCache
 from aggregator.runtime.pipeline import Context, PollOutcome, archive_article, poll_feed
 from aggregator.runtime.writer import poll_writer
@@ -120,7 +120,7 @@ async def open_context(
                 http=http,
                 limiter=limiter,
                 robots=robots,
-                rules=SiteRules.load(settings.sites),
+                rules=LazyRules(settings.sites),
                 owner=owner or make_owner(),
                 clock=clock,
                 rng=random.Random(),
