@@ -113,7 +113,7 @@ async def open_context(
     pool = (ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
             if workers else None)
     try:
-        async with poll_writer(store) as writer:
+        async with poll_writer(store, alone=settings.service.processes == 1) as writer:
             yield Context(
                 store=store,
                 writer=writer,
