@@ -127,8 +127,8 @@ _SYNCED = (feeds.c.config_url, feeds.c.title, feeds.c.tags, feeds.c.base_interva
            feeds.c.retention_days, feeds.c.retention_count, feeds.c.active)  # fmt: skip
 
 
-def _holders_by_config(rows: Sequence[Row[Any]]) -> dict[str, set[int]]:
-    """The rows that hold each configured URL (normally one)."""
+def _holders_by_config(rows: Sequence[Any]) -> dict[str, set[int]]:
+    """The rows (``id``, ``config_url``) that hold each configured URL (normally one)."""
     holders_of: dict[str, set[int]] = {}
     for r in rows:
         if r.config_url:
