@@ -17,7 +17,6 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from aggregator.errors import ExtractError, FetchError, LeaseLost, ParseError, StorageError
-from aggregator.extract import decode_html
 from aggregator.extract.lazy import LazyRules
 from aggregator.feeds import ParsedFeed, parse_feed, parse_safely
 from aggregator.fetch import BasicAuth, HostLimiter, HttpClient, Response, RobotsCache, url_problem
@@ -373,6 +372,7 @@ def _extract(response: Response, rules: SiteRules | LazyRules) -> Article:
         kind = content_type.split(";")[0]
         raise ExtractError(f"not an HTML page ({kind}) at {response.final_url}")
     from aggregator.extract.article import extract  # loaded on the first page (trafilatura)
+    from aggregator.extract.charset import decode_html  # and charset_normalizer
 
     if isinstance(rules, LazyRules):
         rules = rules.get()  # the first page compiles them, here in its thread
