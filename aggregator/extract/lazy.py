@@ -1,6 +1,6 @@
 """The site rules, compiled when the first article page needs them, not when a process starts.
 
-Importing the rule engine (soupsieve) and compiling the shipped presets costs about 0.3 s of CPU
+Importing the rule engine (soupsieve) and compiling the shipped presets costs 0.2–0.3 s of CPU
 per process: more than a whole unchanged poll of a thousand feeds. A poll that brings no new
 item, or runs with article fetching off, never fetches a page and so never pays it (issue 14).
 """
