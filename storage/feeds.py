@@ -255,6 +255,16 @@ def listing(conn: Connection, url: str | None = None) -> list[FeedState]:
     return [to_state(r, r.item_count) for r in conn.execute(query)]
 
 
+def unpolled(conn: Connection, since: datetime) -> dict[bool, int]:
+    """``Store.unpolled_since``: {gone: count} of the active feeds not polled since ``since``."""
+    rows = conn.execute(
+        select(feeds.c.gone, func.count())
+        .where(feeds.c.active, or_(feeds.c.last_polled.is_(None), feeds.c.last_polled < since))
+        .group_by(feeds.c.gone)
+    ).all()  # fmt: skip
+    return {bool(gone): int(count) for gone, count in rows}
+
+
 def item_rate(conn: Connection, feed_id: int, now: datetime, days: float) -> float | None:
     """New entries per day this feed brought in the window (its first document's backlog aside)."""
     since = now - timedelta(days=days)

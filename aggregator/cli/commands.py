@@ -132,7 +132,7 @@ def poll(app: App, once: bool) -> None:
                     totals = asyncio.run(service.poll_once(report))
             finally:
                 service.close()
-            unpolled = views.unpolled(store.list_feeds(), started)
+            unpolled = views.unpolled(store.unpolled_since(started))
     except ArchiverError as exc:
         fail(exc)
     click.echo(views.summary(totals, len(settings.feeds), unpolled))
