@@ -244,10 +244,13 @@ class App:
         self.modes = feed_modes(spec)
         self.status: Counter[str] = Counter()
         self.counts: Counter[str] = Counter()
+        self.first_request: float | None = None  # since the last /_stats: a process's start-up
 
     def handle(self, req: Request) -> tuple[bytes, float]:
         status, headers, body, delay = self.route(req)
         if req.path != "/_stats":  # the benchmark's own probes are not counted
+            if self.first_request is None:
+                self.first_request = time.time()
             self.counts["requests"] += 1
             self.status[str(status)] += 1
             self.counts["bytes"] += len(body)
@@ -266,7 +269,9 @@ class App:
         if path == "/robots.txt":
             return 200, {"Content-Type": "text/plain"}, b"User-agent: *\nAllow: /\n", lat
         if path == "/_stats":
-            stats = {**self.counts, "status": dict(self.status), "cpu": time.process_time()}
+            stats = {**self.counts, "status": dict(self.status), "cpu": time.process_time(),
+                     "first_request": self.first_request}
+            self.first_request = None
             return 200, {"Content-Type": "application/json"}, json.dumps(stats).encode(), 0.0
         return 404, {"Content-Type": "text/plain"}, b"not found\n", lat
 

@@ -1,10 +1,13 @@
 """Benchmark: a first poll (all new), a second (all unchanged), ours against ``reader``; not a test.
 
 The feeds come from :mod:`benchmarks.feedserver` (its own process, feeds spread over many loopback
-addresses). Each system runs in its own subprocess on its own fresh database, so that its peak
+addresses, by default one feed per address). By default each pass of each system is a whole
+process, timed from its start as cron would run it, on our shipped defaults
+(:mod:`benchmarks.poll_whole`). With ``--in-process``, each system runs in one subprocess that
+times both passes inside it (no start-up; our helper processes stay up between passes); its peak
 memory (``getrusage(RUSAGE_SELF).ru_maxrss``: the peak RSS of that process, all threads, plus
-that of its worker processes if it has any) is its own. Article fetching is off and our
-per-host minimum gap is 0 (reader has none), for fairness::
+that of its worker processes if it has any) is its own. Article fetching is off in both modes;
+in-process, our per-host minimum gap is 0 (reader has none)::
 
     python -m benchmarks.poll                      # 1,000 feeds × 20 entries: ours (SQLite), reader
     python -m benchmarks.poll --database postgresql+psycopg://postgres@127.0.0.1:5432/test
@@ -271,7 +274,7 @@ def fresh_database(database: str | None, workdir: Path) -> Iterator[str]:
 
 
 def run_ours(
-    job: Job, database: str, concurrency: int, parse_workers: int, processes: int
+    job: Job, database: str, service: dict[str, int]
 ) -> tuple[float, list[PassResult]]:
     from aggregator.config.settings import Settings
     from aggregator.runtime.oneshot import OneShot
@@ -282,8 +285,7 @@ def run_ours(
         "database": database,
         "http": {"allow_private_networks": True, "per_host_delay": 0, "respect_robots": False},
         "defaults": {"fetch_articles": False},
-        "service": {"concurrency": concurrency, "parse_workers": parse_workers,
-                    "processes": processes},
+        "service": service,
         "feeds": [{"url": url} for url in job.urls],
     })
     store = Store.open(settings.database)
@@ -316,8 +318,7 @@ def worker_main(args: argparse.Namespace) -> None:
             setup, results = run_reader(job, Path(tmp), args.workers)
         else:
             with fresh_database(args.database, Path(tmp)) as url:
-                setup, results = run_ours(job, url, args.concurrency, args.parse_workers,
-                                         args.processes)
+                setup, results = run_ours(job, url, json.loads(args.service))
     print(json.dumps({"setup_rss_mib": setup, "passes": [asdict(r) for r in results]}))
 
 
@@ -354,15 +355,20 @@ def systems_to_run(args: argparse.Namespace) -> list[tuple[str, list[str]]]:
         if system == "reader":
             runs.append(("reader", ["--run", "reader", "--workers", str(args.workers)]))
         elif system == "ours":
-            common = ["--run", "ours", "--concurrency", str(args.concurrency),
-                      "--parse-workers", str(args.parse_workers),
-                      "--processes", str(args.processes)]
+            common = ["--run", "ours", "--service", json.dumps(service_overrides(args))]
             runs.append(("ours (SQLite)", common))
             if args.database:
                 runs.append(("ours (PostgreSQL)", [*common, "--database", args.database]))
         else:
             raise SystemExit(f"poll benchmark: unknown system {system!r} (ours, reader)")
     return runs
+
+
+def service_overrides(args: argparse.Namespace) -> dict[str, int]:
+    """The ``service:`` keys given on the command line; the others keep the shipped defaults."""
+    given = (("concurrency", args.concurrency), ("processes", args.processes),
+             ("parse_workers", args.parse_workers))
+    return {key: value for key, value in given if value is not None}
 
 
 def table(runs: list[SystemRun]) -> list[str]:
@@ -402,8 +408,14 @@ def main_parent(args: argparse.Namespace) -> None:
     hosts = min(args.hosts, args.feeds)
     print(f"poll benchmark: {args.feeds} feeds × {args.entries} entries on {hosts} loopback "
           f"hosts, {args.latency * 1000:.0f} ms latency per response, gzip, ETag/Last-Modified")
-    print(f"ours: {args.processes} processes × concurrency {args.concurrency}, parse workers "
-          f"{args.parse_workers}, at most 2 "
+    service = service_overrides(args) or "the shipped defaults"
+    if not args.in_process:
+        print(f"whole processes, as cron runs them. ours: `poll --once`, service {service}, "
+              f"article fetching off; reader: update_feeds(workers={args.workers}, "
+              "scheduled=False)")
+        main_whole_parent(args)
+        return
+    print(f"in one process per system. ours: service {service}, at most 2 "
           f"requests in flight per host, per-host "
           f"delay 0 s (reader has no per-host gap), article fetching off; reader: workers "
           f"{args.workers}. Peak memory = getrusage ru_maxrss of each system's own process "
@@ -431,18 +443,42 @@ def main_parent(args: argparse.Namespace) -> None:
                                           for r in runs]}, indent=2))
 
 
+def main_whole_parent(args: argparse.Namespace) -> None:
+    from benchmarks.poll_whole import main_whole
+
+    load_before = os.getloadavg()
+    with FeedServer(feeds=args.feeds, entries=args.entries, latency=args.latency,
+                    hosts=args.hosts) as server, tempfile.TemporaryDirectory() as tmp:
+        urls_file = Path(tmp) / "urls.json"
+        urls_file.write_text(json.dumps(server.urls))
+        with contextlib.ExitStack() as stack:
+            pg = (stack.enter_context(fresh_database(args.database, Path(tmp)))
+                  if args.database else None)
+            lines, raw = main_whole(args, server, Path(tmp), urls_file, pg)
+        server_cpu = server.stats().get("cpu", 0.0)
+    after = os.getloadavg()
+    print("\n".join([*lines, f"feed server CPU (its own process): {server_cpu:.2f} s; load "
+                     f"average {load_before[0]:.2f} {load_before[1]:.2f} before, {after[0]:.2f} "
+                     f"{after[1]:.2f} after (1 and 5 min; {os.cpu_count()} cores)"]))
+    if args.json:
+        Path(args.json).write_text(json.dumps({"args": vars(args), **raw,
+                                               "load": [load_before, after]}, indent=2))
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--feeds", type=int, default=1000)
     p.add_argument("--entries", type=int, default=20)
-    p.add_argument("--hosts", type=int, default=100, help="loopback addresses to spread feeds over")
+    p.add_argument("--hosts", type=int, default=1000,
+                   help="loopback addresses to spread feeds over (default: one per feed)")
     p.add_argument("--latency", type=float, default=0.02, help="seconds per response")
     p.add_argument("--systems", default="ours,reader", help="comma-separated: ours, reader")
     p.add_argument("--database", help="also run ours on this PostgreSQL (a fresh schema in it)")
-    p.add_argument("--concurrency", type=int, default=64, help="ours: polls in flight")
-    p.add_argument("--processes", type=int, default=os.cpu_count() or 1,
-                   help="ours: service.processes (default: one per core)")
-    p.add_argument("--parse-workers", type=int, default=0,
+    p.add_argument("--in-process", action="store_true",
+                   help="time both passes inside one process per system (no start-up)")
+    p.add_argument("--concurrency", type=int, help="ours: service.concurrency (default: shipped)")
+    p.add_argument("--processes", type=int, help="ours: service.processes (default: shipped)")
+    p.add_argument("--parse-workers", type=int,
                    help="ours: service.parse_workers (0: parse in threads; N: N processes)")
     p.add_argument("--workers", type=int, default=16, help="reader: update_feeds workers")
     p.add_argument("--profile", help="directory for py-spy profiles, one per system and pass "
@@ -452,6 +488,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--run", choices=("ours", "reader"), help=argparse.SUPPRESS)
     p.add_argument("--urls", help=argparse.SUPPRESS)
     p.add_argument("--stats-url", help=argparse.SUPPRESS)
+    p.add_argument("--service", default="{}", help=argparse.SUPPRESS)
     return p.parse_args(argv)
 
 

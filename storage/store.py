@@ -186,6 +186,13 @@ class Store:
             return feeds.listing(conn)
 
     @guarded
+    def unpolled_since(self, since: datetime) -> dict[bool, int]:
+        """Active feeds not polled since ``since``, counted by whether they are gone: one
+        query on the feeds table, whatever the archive holds (``list_feeds`` counts items)."""
+        with self.db.read() as conn:
+            return feeds.unpolled(conn, since)
+
+    @guarded
     def get_feed(self, url: str) -> FeedState | None:
         with self.db.read() as conn:
             found = feeds.listing(conn, url)

@@ -97,3 +97,50 @@ def test_poll_benchmark_runs_at_tiny_scale(tmp_path: Path) -> None:
     assert (first["new_items"], first["server"]) == (30, {"200": 10})
     assert (second["new_items"], second["server"]) == (0, {"304": 10})
     assert first["wall"] > 0 and first["peak_rss_mib"] > 0
+
+
+def _run_poll_benchmark(argv: list[str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "benchmarks.poll", *argv],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def _reader_or_skip() -> None:
+    """reader (and sgmllib3k, which its feedparser needs) come with the `bench` extra only."""
+    pytest.importorskip("reader", reason="reader is not installed (pip install '.[bench]')")
+    pytest.importorskip("sgmllib", reason="sgmllib3k is not installed (pip install '.[bench]')")
+
+
+@pytest.mark.slow
+def test_poll_benchmark_reader_half_runs_whole_processes(tmp_path: Path) -> None:
+    """The reader half, as the benchmark runs it: a reader API change must not break it silently."""
+    _reader_or_skip()
+    out = tmp_path / "figures.json"
+    argv = ["--feeds", "4", "--entries", "2", "--hosts", "4", "--latency", "0",
+            "--systems", "ours,reader", "--json", str(out)]  # fmt: skip
+    proc = _run_poll_benchmark(argv)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert "against reader, whole processes" in proc.stdout
+    runs = {run["name"]: run["passes"] for run in json.loads(out.read_text())["runs"]}
+    first, second = runs["reader"]
+    assert (first["new_items"], first["server"]) == (8, {"200": 4})
+    assert (second["new_items"], second["server"]) == (0, {"304": 4})
+    assert first["cpu"] > 0 and first["peak_rss_mib"] > 0 and first["startup"] > 0
+    assert runs["ours (SQLite)"][0]["new_items"] == 8
+
+
+@pytest.mark.slow
+def test_poll_benchmark_in_process_mode_runs(tmp_path: Path) -> None:
+    out = tmp_path / "figures.json"
+    argv = ["--in-process", "--feeds", "4", "--entries", "2", "--hosts", "2", "--latency", "0",
+            "--systems", "ours", "--json", str(out)]  # fmt: skip
+    proc = _run_poll_benchmark(argv)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    first, second = json.loads(out.read_text())["runs"][0]["passes"]
+    assert (first["new_items"], first["server"]) == (8, {"200": 4})
+    assert (second["new_items"], second["server"]) == (0, {"304": 4})

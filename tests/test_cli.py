@@ -43,6 +43,20 @@ def serve_two_stories(http_server: TestServer) -> str:
     return http_server.url("/feed.xml")
 
 
+def test_poll_applies_the_users_site_rule_compiled_on_the_first_page(
+    http_server: TestServer, store_url: str, tmp_path: Path
+) -> None:
+    cfg = config(tmp_path, store_url, serve_two_stories(http_server))
+    with Path(cfg).open("a", encoding="utf-8") as file:
+        file.write('sites:\n  - domains: ["127.0.0.1"]\n    body: ["article"]\n'
+                   '    remove: ["p:nth-of-type(4)"]\n')
+    assert run("--config", cfg, "poll", "--once")[0] == 0
+    exported = [json.loads(line) for line in run("--config", cfg, "export")[1].splitlines()]
+    assert len(exported) == 2
+    assert all(i["article"]["sources"]["html"] == "site_rule" for i in exported)
+    assert all("Paragraph 4" not in i["article"]["text"] for i in exported)
+
+
 def test_check_config_ok_and_error_statuses(tmp_path: Path) -> None:
     good = config(tmp_path, "sqlite:///x.db", "https://example.com/feed")
     code, out, _ = run("--config", good, "check-config")

@@ -83,6 +83,18 @@ def test_reading_an_archive_at_head_does_not_load_alembic(tmp_path: Path) -> Non
     assert "sqlalchemy" in loaded and "alembic" not in loaded and "httpx" not in loaded
 
 
+def test_a_poll_without_article_pages_loads_no_rule_engine_nor_scheduler(
+    tmp_path: Path, http_server: TestServer
+) -> None:
+    """A cron job's `poll --once` pays its start-up every time (issue 14): the site rules'
+    engine (soupsieve) waits for the first article page, the scheduler for `run`."""
+    http_server.route("/feed.xml", body=rss([Item(1, http_server.base_url)]))
+    cfg = config(tmp_path, f"sqlite:///{tmp_path / 'a.db'}", http_server.url("/feed.xml"))
+    loaded = loaded_modules(tmp_path, "--config", cfg, "poll", "--once")
+    assert {"sqlalchemy", "httpcore", "lxml"} <= loaded  # it polled
+    assert loaded.isdisjoint({"soupsieve", "apscheduler", "trafilatura", "charset_normalizer"})
+
+
 # -- messages that say what to do ---------------------------------------------------------------
 
 def test_an_unexpected_error_is_one_line_and_its_traceback_at_vv(tmp_path: Path) -> None:

@@ -75,6 +75,19 @@ def test_sync_deactivates_feeds_gone_from_the_config_and_keeps_them(store: Store
     assert [f.url for f in store.claim_due(T0, 5, "a", 60)] == [URLS[1]]
 
 
+def test_sync_writes_what_changed_and_revives_a_feed_back_in_the_config(store: Store) -> None:
+    """Unchanged rows are not rewritten (issue 14); changed ones, and a retired feed that
+    returns, are."""
+    first = FeedConfig(URLS[0], title="One", tags=("a",), retention_count=10)
+    store.sync_feeds([first, FeedConfig(URLS[1])], T0)
+    store.sync_feeds([FeedConfig(URLS[1])], T0)
+    store.sync_feeds([first, FeedConfig(URLS[1])], T0)  # as it was before it left
+    store.sync_feeds([first, FeedConfig(URLS[1], title="Two", tags=("b",))], T0)
+    feeds = {f.url: f for f in store.list_feeds()}
+    assert feeds[URLS[0]].active and feeds[URLS[0]].title == "One"
+    assert (feeds[URLS[1]].title, list(feeds[URLS[1]].tags)) == ("Two", ["b"])
+
+
 @pytest.mark.postgres
 def test_postgres_concurrent_claims_skip_locked_rows(store_url_factory: object) -> None:
     url = store_url_factory("postgres")  # type: ignore[operator]

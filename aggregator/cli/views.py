@@ -178,14 +178,11 @@ def summary(totals: Any, configured: int | None = None,
     return line
 
 
-def unpolled(feeds: list[FeedState], since: datetime) -> dict[str, int]:
-    """Why configured feeds were not polled by a run that started at ``since``."""
-    reasons: dict[str, int] = {}
-    for feed in feeds:
-        if feed.active and (feed.last_polled is None or feed.last_polled < since):
-            why = "stopped after 410 Gone" if feed.gone else "held by another process"
-            reasons[why] = reasons.get(why, 0) + 1
-    return reasons
+def unpolled(counts: Mapping[bool, int]) -> dict[str, int]:
+    """Why configured feeds were not polled by a run (``Store.unpolled_since``: by gone)."""
+    reasons = {"stopped after 410 Gone": counts.get(True, 0),
+               "held by another process": counts.get(False, 0)}
+    return {why: count for why, count in reasons.items() if count}
 
 
 def failures(totals: Any) -> list[str]:

@@ -156,7 +156,7 @@ class FeedEntry(_Strict):
 class ServiceSettings(_Strict):
     """The service's own knobs: how many polls at once, how often the dispatcher ticks."""
 
-    concurrency: int = Field(default=16, ge=1, le=512)
+    concurrency: int = Field(default=64, ge=1, le=512)
     tick: Duration = 5.0
     lease: Duration = 300.0
     article_batch: int = Field(default=50, ge=1)

@@ -15,8 +15,6 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-import feedparser
-
 from aggregator.errors import ParseError
 from aggregator.feeds.discover import html_page
 from aggregator.feeds.fastfeed import read_fast
@@ -172,6 +170,8 @@ def _feedparser(data: bytes, headers: Mapping[str, str]) -> Any:
     by that name exists. The real headers' charset no longer applies (the bytes are UTF-8 now),
     so only the content language is passed on, under a UTF-8 XML content type.
     """
+    import feedparser  # most feeds never need it (the fast path reads them): load it on demand
+
     language = next((v for k, v in headers.items() if k.lower() == "content-language"), None)
     response_headers = {"content-type": "application/xml; charset=utf-8"}
     if language:

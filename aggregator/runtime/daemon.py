@@ -18,8 +18,7 @@ import signal
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-
-from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from typing import TYPE_CHECKING
 
 from aggregator.config import Settings
 from aggregator.errors import StorageError
@@ -35,6 +34,9 @@ from aggregator.runtime.worker import (
 )
 from storage.dbfile import DatabaseGone
 from storage.seam import StorageType
+
+if TYPE_CHECKING:  # imported by run() alone: poll --once starts faster without it
+    from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 log = logging.getLogger(__name__)
 
@@ -138,6 +140,8 @@ class Daemon:
         return state.totals
 
     def _scheduler(self, worker: Worker, helpers: ServeHelpers | None) -> AsyncIOScheduler:
+        from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
         """The daemon's periodic jobs: dispatch each ``service.tick``, housekeeping, helpers."""
         tick = self.settings.service.tick
         scheduler = AsyncIOScheduler(timezone=UTC)

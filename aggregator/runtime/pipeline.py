@@ -14,9 +14,10 @@ from collections.abc import Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 from aggregator.errors import ExtractError, FetchError, LeaseLost, ParseError, StorageError
-from aggregator.extract import SiteRules, decode_html
+from aggregator.extract.lazy import LazyRules
 from aggregator.feeds import ParsedFeed, parse_feed, parse_safely
 from aggregator.fetch import BasicAuth, HostLimiter, HttpClient, Response, RobotsCache, url_problem
 from aggregator.runtime.writer import PollWriter
@@ -43,6 +44,9 @@ from storage.records import (
     PollSummary,
 )
 from storage.seam import StorageType
+
+if TYPE_CHECKING:
+    from aggregator.extract.rules import SiteRules
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +76,7 @@ class Context:
     http: HttpClient
     limiter: HostLimiter
     robots: RobotsCache | None
-    rules: SiteRules
+    rules: SiteRules | LazyRules
     owner: str
     clock: Callable[[], datetime]
     rng: random.Random
@@ -362,11 +366,14 @@ async def _fetch_article(ctx: Context, pending: PendingArticle, now: datetime) -
     return ArticleResult(article=article, capture=capture)
 
 
-def _extract(response: Response, rules: SiteRules) -> Article:
+def _extract(response: Response, rules: SiteRules | LazyRules) -> Article:
     content_type = response.header("content-type") or ""
     if content_type and "html" not in content_type.lower():
         kind = content_type.split(";")[0]
         raise ExtractError(f"not an HTML page ({kind}) at {response.final_url}")
     from aggregator.extract.article import extract  # loaded on the first page (trafilatura)
+    from aggregator.extract.charset import decode_html  # and charset_normalizer
 
+    if isinstance(rules, LazyRules):
+        rules = rules.get()  # the first page compiles them, here in its thread
     return extract(decode_html(response.body, content_type), response.final_url, rules)

@@ -20,7 +20,7 @@ from typing import Any
 
 from aggregator.config import Settings
 from aggregator.errors import ArchiverError
-from aggregator.extract import SiteRules
+from aggregator.extract.lazy import LazyRules
 from aggregator.fetch import HostLimiter, HttpClient, RobotsCache
 from aggregator.runtime.pipeline import Context, PollOutcome, archive_article, poll_feed
 from aggregator.runtime.writer import poll_writer
@@ -125,14 +125,14 @@ async def open_context(
     pool = (ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
             if workers else None)
     try:
-        async with poll_writer(store) as writer:
+        async with poll_writer(store, alone=settings.service.processes == 1) as writer:
             yield Context(
                 store=store,
                 writer=writer,
                 http=http,
                 limiter=limiter,
                 robots=robots,
-                rules=SiteRules.load(settings.sites),
+                rules=LazyRules(settings.sites),
                 owner=owner or make_owner(),
                 clock=clock,
                 rng=random.Random(),

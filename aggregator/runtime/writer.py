@@ -27,8 +27,13 @@ MAX_BATCH = 64
 class PollWriter:
     """Queues results and writes them in batches; ``write`` returns once its result committed."""
 
-    def __init__(self, store: StorageType, max_batch: int = MAX_BATCH) -> None:
+    def __init__(self, store: StorageType, max_batch: int = MAX_BATCH, *,
+                 alone: bool = False) -> None:
         self.store = store
+        # The only process writing (service.processes: 1): on SQLite too the batch is written
+        # from a thread, so that the event loop fetches while the commit waits for the disk
+        # (an fsync per transaction at synchronous=FULL); nobody waits for the turn meanwhile.
+        self.alone = alone
         self.max_batch = max_batch
         self._queue: list[tuple[PollResult, asyncio.Future[PollSummary]]] = []
         self._task: asyncio.Task[None] | None = None
@@ -81,7 +86,7 @@ class PollWriter:
 
     async def _apply(self, results: list[PollResult]) -> list[PollSummary | StorageError]:
         turn = self.store.write_turn
-        if turn is None:  # the database arbitrates writers: write from a thread
+        if turn is None or self.alone:  # the database arbitrates writers: write from a thread
             return await asyncio.to_thread(self.store.apply_polls, results)
         # SQLite: write from the loop, taking the write lock only when it is free (waiting for
         # that in a thread): the lock is never held while this loop does something else, and
@@ -117,8 +122,8 @@ def _settle(
 
 
 @contextlib.asynccontextmanager
-async def poll_writer(store: StorageType) -> AsyncIterator[PollWriter]:
-    writer = PollWriter(store)
+async def poll_writer(store: StorageType, *, alone: bool = False) -> AsyncIterator[PollWriter]:
+    writer = PollWriter(store, alone=alone)
     try:
         yield writer
     finally:
