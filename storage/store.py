@@ -143,9 +143,12 @@ class Store:
     # -- feeds and schedule --------------------------------------------------------------
 
     @guarded
-    def sync_feeds(self, configs: Sequence[FeedConfig], now: datetime) -> None:
+    def sync_feeds(self, configs: Sequence[FeedConfig], now: datetime,
+                   allow_removal: bool = True) -> None:  # fmt: skip
+        """Make the archive's feeds the configured ones (``feeds.sync``: the others go inactive;
+        most of them at once only with ``allow_removal``)."""
         with self.db.write() as conn:
-            feeds.sync(conn, configs, now)
+            feeds.sync(conn, configs, now, allow_removal)
 
     @guarded
     def hold(self, owner: str) -> None:

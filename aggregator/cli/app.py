@@ -96,17 +96,17 @@ def _checked_database(url: str) -> str:
 
 class ListedAfterwards(logging.Filter):
     """``poll --once`` names each failed feed after its summary; at the default verbosity the
-    pipeline's log line for the same failure would say it twice, with a timestamp."""
+    operator's log line for the same failure would say it twice, with a timestamp."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return not (record.levelno == logging.WARNING and record.msg == "%s")
+        return record.levelno != logging.WARNING
 
 
 @contextmanager
 def failures_listed_afterwards(enabled: bool) -> Iterator[None]:
     """The filter above on the pipeline's logger for one command (removed after it, for callers
     that run several commands in one process, as tests do)."""
-    logger, quiet = logging.getLogger("aggregator.runtime.pipeline"), ListedAfterwards()
+    logger, quiet = logging.getLogger("aggregator.polls"), ListedAfterwards()
     if enabled:
         logger.addFilter(quiet)
     try:

@@ -33,7 +33,7 @@ from aggregator.cli.app import (
     unexpected_line,
 )
 from aggregator.errors import ArchiverError
-from aggregator.runtime.logs import configure_logging
+from aggregator.runtime.logs import VERBOSE, configure_logging
 from storage.redact import redact_text, redact_url, strip_credentials
 
 # Heavy libraries (pydantic, SQLAlchemy, httpx, rich, trafilatura) load inside the commands
@@ -74,7 +74,7 @@ class Guarded(click.Group):
 @click.pass_context
 def cli(ctx: click.Context, config: str | None, database: str | None, verbose: int) -> None:
     """Archive what news feeds publish: poll, fetch articles, deduplicate, export."""
-    level = (logging.WARNING, logging.INFO, logging.DEBUG)[min(verbose, 2)]
+    level = (logging.WARNING, VERBOSE, logging.DEBUG)[min(verbose, 2)]
     if ctx.invoked_subcommand == "run":
         level = min(level, logging.INFO)
     configure_logging(level)

@@ -77,8 +77,8 @@ class Service:
             scheduler.start()
             if helpers is not None:
                 helpers.start()
-            log.info("service started as %s: %d feeds, database %s", ctx.owner,
-                     len(worker.configs), self.store.describe())
+            log.info("service started (%s): %d feeds, database %s",
+                     holders.describe(ctx.owner), len(worker.configs), self.store.describe())
             try:
                 await stop.wait()
             finally:
