@@ -334,7 +334,11 @@ def _item_values(rec: dict[str, Any], feed_id: int) -> dict[str, Any]:
     body = rec.get("content_html") or rec.get("summary")
     return {
         "uid": rec["id"], "feed_id": feed_id, "guid": rec.get("guid"), "url": rec.get("url"),
-        "canonical_url": rec.get("canonical_url"), "enclosures": rec.get("enclosures"),
+        # Files from before ``canonical_key`` held the key in ``canonical_url``: the key, and
+        # a copy as the page's own (as the 0009 migration does).
+        "canonical_url": rec["canonical_key"] if "canonical_key" in rec else rec.get(
+            "canonical_url"),
+        "page_canonical_url": rec.get("canonical_url"), "enclosures": rec.get("enclosures"),
         "fingerprint": _fingerprint(rec.get("title"), body),
         "title": rec.get("title"), "summary": rec.get("summary"),
         "content_html": rec.get("content_html"), "authors": list(rec.get("authors") or []),

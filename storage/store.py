@@ -322,6 +322,20 @@ class Store:
                 return
             after = batch[-1][0]
 
+    @guarded
+    def reextraction_basis(self, item_id: int) -> dict[str, Any] | None:
+        """The article stored for an item (export-shaped), which a re-extraction compares with."""
+        with self.db.read() as conn:
+            found: dict[str, Any] | None = conn.execute(
+                select(items_t.c.article).where(items_t.c.id == item_id)).scalar()
+        return found
+
+    @guarded
+    def count_without_page(self, feed_url: str | None, since: datetime | None) -> int:
+        """Items with an article but no archived page to re-extract (``captures.without_page``)."""
+        with self.db.read() as conn:
+            return captures.without_page(conn, feed_url, since)
+
     # -- export, import, housekeeping ----------------------------------------------------
 
     @guarded_iter

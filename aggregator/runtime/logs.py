@@ -70,7 +70,7 @@ def until(when: datetime, now: datetime) -> str:
     left = int((when - now).total_seconds())
     if left <= 0:
         return "now"
-    parts = []
+    parts: list[str] = []
     for name, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
         if left >= size or parts:
             parts.append(f"{left // size}{name}")
