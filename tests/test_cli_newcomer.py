@@ -85,7 +85,7 @@ def test_reading_an_archive_at_head_does_not_load_alembic(tmp_path: Path) -> Non
 
 
 def test_the_http_client_does_not_load_httpx_command_line_tool(tmp_path: Path) -> None:
-    """httpx imports its CLI (rich, pygments) when they are installed: 6 MB of an idle service."""
+    """httpx imports its CLI (rich, pygments) when they are installed: 3 MiB of an idle service."""
     loaded = loaded_modules(tmp_path, "discover", "http://127.0.0.1:9/")
     assert "httpx" in loaded and loaded.isdisjoint({"rich", "pygments"})
 
