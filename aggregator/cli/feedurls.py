@@ -29,10 +29,9 @@ def short_forms(urls: Iterable[str]) -> dict[str, str]:
 
 def matching(given: str, urls: Iterable[str]) -> list[str]:
     """The feeds ``given`` names: the one whose URL or short form it is, else every feed whose
-    URL or short form begins with it (several: ambiguous; none: unknown)."""
+    URL begins with it, with or without its scheme (several: ambiguous; none: unknown)."""
     forms = short_forms(urls)
     exact = [url for url, short in forms.items() if given in (url, short)]
     if exact:
         return exact
-    return sorted(url for url, short in forms.items()
-                  if url.startswith(given) or short.startswith(given))  # fmt: skip
+    return sorted(url for url in forms if url.startswith(given) or bare(url).startswith(given))
