@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 
 EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, EXIT_STORAGE = 0, 1, 2, 3
 REMOVALS_SHOWN = 5  # feeds a refused removal names before "and N more"
+MATCHES_SHOWN = 20  # feeds an ambiguous short URL lists
 F = TypeVar("F", bound=Callable[..., Any])
 log = logging.getLogger("aggregator")
 
@@ -194,7 +195,8 @@ def require_feed(store: Store, url: str, stage: str) -> str:
     if len(found) == 1:
         return found[0]
     if found:
-        listed = "\n".join(f"  {redact_url(u)}" for u in found[:REMOVALS_SHOWN * 4])
+        listed = "\n".join(f"  {redact_url(u)}" for u in found[:MATCHES_SHOWN])
+        listed += f"\n  and {len(found) - MATCHES_SHOWN} more" if len(found) > MATCHES_SHOWN else ""
         click.echo(f"{stage}: {redact_url(url)} matches {len(found)} feeds; give more of the "
                    f"URL:\n{listed}", err=True)
         sys.exit(EXIT_USAGE)
