@@ -11,7 +11,7 @@ from sqlalchemy import create_engine, select
 
 from storage.engine import alembic_config
 from storage.exportschema import item_validator
-from storage.records import Article, ArticleResult, ExportFilter, FeedConfig
+from storage.records import Article, ArticleResult, Capture, ExportFilter, FeedConfig
 from storage.store import Store
 from storage.tables import items
 from tests.dbfixtures import T0, entry, poll
@@ -26,7 +26,9 @@ def archived(store: Store) -> dict[str, object]:
     poll(store, FEED, T0, [entry(1)])
     (pending,) = store.pending_articles(T0, 10)
     article = Article(title="Story 1", text="Body.", html="<p>Body.</p>", canonical_url=DECLARED)
-    store.apply_article(pending.item_id, ArticleResult(article=article), T0)
+    page = Capture("page", pending.url, pending.url, 200, (("content-type", "text/html"),), T0,
+                   b"<html>...</html>")  # fmt: skip
+    store.apply_article(pending.item_id, ArticleResult(article=article, capture=page), T0)
     (item,) = store.iter_items(ExportFilter())
     return item
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import pytest
+
 from aggregator.feeds.discover import Advertised, advertised_feeds, html_page
 from tests.feedgen import Item, article_page, rss
 from tests.httpserver import TestServer
@@ -44,6 +46,7 @@ def serve_site(server: TestServer) -> list[Item]:
 HTTP = "http:\n  allow_private_networks: true\n  per_host_delay: 0\n  respect_robots: false\n"
 
 
+@pytest.mark.timeout(360)  # about 25 processes, each a CLI start: slow on a loaded machine
 def test_the_first_hour(tmp_path: Path, http_server: TestServer) -> None:
     items = serve_site(http_server)
     base, home, feed = http_server.base_url, http_server.url("/"), http_server.url("/feed.xml")
