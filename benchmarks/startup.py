@@ -7,6 +7,10 @@ server fills first (20 feeds x 10 entries, one ``poll --once``)::
 
     python benchmarks/startup.py [--repeat 5] [--json]
 
+The last line is the idle service: ``run`` started on that archive (its feeds already polled),
+its resident memory (VmRSS) read two seconds after it says it started, and the time it took to
+say so.
+
 Targets from the issue: ``--help``, ``--version``, ``check-config`` under 0.25 s; ``feeds`` and
 ``stats`` under 0.4 s. Figures depend on the machine and its load: compare runs on one machine.
 """
@@ -16,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -70,7 +75,27 @@ def measure(repeat: int, feeds: int) -> list[dict[str, object]]:
                             "seconds": round(best[0], 3),
                             "cpu_seconds": round(min(r[1] for r in runs), 3),
                             "peak_rss_mib": round(best[2] / 1024, 1), "status": best[3]})
+        results.append(idle_service([*base, "run"], env))
     return results
+
+
+def idle_service(argv: list[str], env: dict[str, str], settle: float = 2.0) -> dict[str, object]:
+    """Start ``run``, wait for its start line, let it settle, read its RSS, stop it."""
+    started = time.perf_counter()
+    proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            text=True)
+    assert proc.stderr is not None
+    for line in proc.stderr:
+        if "service started" in line:
+            break
+    elapsed = time.perf_counter() - started
+    time.sleep(settle)
+    status = Path(f"/proc/{proc.pid}/status").read_text(encoding="ascii")
+    rss = next(int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS"))
+    proc.send_signal(signal.SIGTERM)
+    proc.communicate(timeout=60)
+    return {"command": "run (idle)", "seconds": round(elapsed, 3), "cpu_seconds": 0.0,
+            "peak_rss_mib": round(rss / 1024, 1), "status": proc.returncode}
 
 
 def main() -> None:

@@ -95,7 +95,8 @@ def _item_dict(r: Any, seen: list[Any], revs: list[Any]) -> dict[str, Any]:
         "updated": iso(with_offset(r.updated, r.updated_offset)),
         "first_seen": iso(r.first_seen), "last_seen": iso(r.last_seen),
         "changed_at": iso(r.changed_at), "content_hash": r.content_hash,
-        "canonical_url": r.canonical_url, "enclosures": r.enclosures, "article": r.article,
+        "canonical_url": r.page_canonical_url, "canonical_key": r.canonical_url,
+        "enclosures": r.enclosures, "article": r.article,
         "article_status": r.article_status, "article_error": r.article_error,
         "article_attempts": r.article_attempts,
         "sightings": [

@@ -5,6 +5,7 @@
     ├── FetchError                aggregator.errors: HTTP, network, SSRF guard, size and time caps
     ├── ParseError                aggregator.errors: a feed document that cannot be read
     ├── ExtractError              aggregator.errors: an article page that cannot be cleaned
+    ├── RemovalRefused            a configuration that would deactivate most archived feeds
     └── StorageError              the database, a migration, an export file
         ├── LeaseLost             a poll's lease expired and another worker took the feed
         ├── ExportError           an export file that cannot be written where it was asked
@@ -25,6 +26,18 @@ class ArchiverError(Exception):
     def __init__(self, message: str) -> None:
         prefix = f"{self.stage}: "
         super().__init__(message if message.startswith(prefix) else prefix + message)
+
+
+class RemovalRefused(ArchiverError):
+    """A configuration would deactivate most of the archive's active feeds at once (a file cut
+    short, the wrong file): ``sync_feeds`` writes nothing unless told to go on (issue 13)."""
+
+    stage = "config"
+
+    def __init__(self, retiring: list[str], active: int) -> None:
+        self.retiring = retiring
+        self.active = active
+        super().__init__(f"would deactivate {len(retiring)} of the {active} active feeds")
 
 
 class StorageError(ArchiverError):

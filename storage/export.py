@@ -1,9 +1,10 @@
 """Export files: streamed writing (atomic) and streamed, validated reading. No SQL here.
 
-Formats (docs/export-format.md): JSON Lines, one item per line, each with ``"format_version": 1``;
-or one JSON document ``{"format": "feed-archiver-export", "version": 1, "exported_at": ...,
+Formats (docs/export-format.md): JSON Lines, one item per line, each with ``"format_version": 2``;
+or one JSON document ``{"format": "feed-archiver-export", "version": 2, "exported_at": ...,
 "items": [...]}`` written and read incrementally. Items are checked against the JSON Schema in
-``storage/schema/export-v1.json``.
+``storage/schema/export-v2.json``. Version 1 files (``canonical_url`` held the key of
+deduplication, now ``canonical_key``) are read too.
 
 Reading validates the *whole file first* (the schema, then every value against what both
 databases store: ``storage.importer.prepare_record``), then reads it again to hand out items:
@@ -38,7 +39,8 @@ if TYPE_CHECKING:
     from storage.store import Store
 
 FORMAT = "feed-archiver-export"
-VERSION = 1
+VERSION = 2
+READABLE = (1, 2)  # version 1: no canonical_key; its canonical_url was the key (issue 13)
 MAX_ITEM_CHARS = 64 << 20  # one item's JSON: bounds the memory a line (or a bad value) takes
 PROBE_CHARS = 1 << 20  # of the first line, read to tell JSON Lines from one document
 
@@ -178,10 +180,10 @@ def _jsonl_item(path: Path, number: int, line: str) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise ExportFormatError(f"{path}: line {number}: an item must be a JSON object")
     version = value.pop("format_version", None)
-    if version != VERSION:
+    if version not in READABLE:
         raise ExportFormatError(
             f"{path}: line {number}: format_version {version!r} is not supported "
-            f"(this program reads version {VERSION})"
+            f"(this program reads versions 1 and {VERSION})"
         )
     return value
 
@@ -208,10 +210,10 @@ def _document(path: Path, src: IO[str]) -> Iterator[tuple[int, int, dict[str, An
 def _check_header(path: Path, line: int, header: dict[str, Any]) -> None:
     if "format" in header and header["format"] != FORMAT:
         raise ExportFormatError(f"{path}: line {line}: format {header['format']!r} is not {FORMAT}")
-    if "version" in header and header["version"] != VERSION:
+    if "version" in header and header["version"] not in READABLE:
         raise ExportFormatError(
             f"{path}: line {line}: version {header['version']!r} is not supported "
-            f"(this program reads version {VERSION})"
+            f"(this program reads versions 1 and {VERSION})"
         )
 
 

@@ -1,4 +1,4 @@
-"""The export format's JSON Schema (``storage/schema/export-v1.json``), loaded once per process.
+"""The export format's JSON Schema (``storage/schema/export-v2.json``), loaded once per process.
 
 Apart from ``export.py`` so that the import checks can read it without importing the exporter,
 which imports them (no import cycle: ``tests/test_layering.py``).
@@ -17,7 +17,7 @@ from jsonschema import Draft202012Validator
 @cache
 def _schema() -> dict[str, Any]:
     loaded: dict[str, Any] = json.loads(
-        files("storage").joinpath("schema/export-v1.json").read_text("utf-8")
+        files("storage").joinpath("schema/export-v2.json").read_text("utf-8")
     )
     return loaded
 

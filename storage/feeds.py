@@ -16,6 +16,7 @@ from sqlalchemy import Connection, Row, bindparam, func, or_, select, update
 
 from storage import holders
 from storage.dialect import for_update_skip_locked, insert, lock_feed_sync
+from storage.errors import RemovalRefused
 from storage.records import (
     STATUS_NOT_MODIFIED,
     STATUS_OK,
@@ -81,8 +82,21 @@ def new_feed_values(url: str, now: datetime, reason: str) -> dict[str, Any]:
     }  # fmt: skip
 
 
-def sync(conn: Connection, configs: Sequence[FeedConfig], now: datetime) -> None:
-    """Upsert the configured feeds; the others stay (with their items) but go inactive.
+# An archive of this many active feeds or fewer may lose them all to a new configuration
+# without ``allow_removal`` (someone trying things out); a larger one at most half at once.
+SMALL_ARCHIVE = 2
+
+
+def removal_refused(retiring: int, active: int) -> bool:
+    """Whether retiring ``retiring`` of ``active`` feeds needs ``allow_removal``."""
+    return active > SMALL_ARCHIVE and retiring * 2 > active
+
+
+def sync(conn: Connection, configs: Sequence[FeedConfig], now: datetime,
+         allow_removal: bool = True) -> None:  # fmt: skip
+    """Upsert the configured feeds; the others stay (with their items) but go inactive. A
+    configuration that would deactivate most active feeds raises ``RemovalRefused`` (the
+    transaction then writes nothing) unless ``allow_removal``.
 
     A feed is found by the URL the configuration gave it, which a permanent redirect does not
     change, or by its current URL (a user who updated the file after the move). Concurrent
@@ -117,6 +131,10 @@ def sync(conn: Connection, configs: Sequence[FeedConfig], now: datetime) -> None
             fid = _insert_feed(conn, cfg, values, now)
         kept.add(fid)
     retired = [r.id for r in rows if r.id not in kept]
+    retiring = [r.url for r in rows if r.id not in kept and r.active]
+    active = sum(1 for r in rows if r.active)
+    if not allow_removal and removal_refused(len(retiring), active):
+        raise RemovalRefused(sorted(retiring), active)
     if retired:
         conn.execute(update(feeds).where(feeds.c.id.in_(retired)).values(active=False))
 

@@ -334,7 +334,8 @@ def _item_values(rec: dict[str, Any], feed_id: int) -> dict[str, Any]:
     body = rec.get("content_html") or rec.get("summary")
     return {
         "uid": rec["id"], "feed_id": feed_id, "guid": rec.get("guid"), "url": rec.get("url"),
-        "canonical_url": rec.get("canonical_url"), "enclosures": rec.get("enclosures"),
+        "canonical_url": _canonical_key(rec), "page_canonical_url": _page_canonical(rec),
+        "enclosures": rec.get("enclosures"),
         "fingerprint": _fingerprint(rec.get("title"), body),
         "title": rec.get("title"), "summary": rec.get("summary"),
         "content_html": rec.get("content_html"), "authors": list(rec.get("authors") or []),
@@ -348,6 +349,20 @@ def _item_values(rec: dict[str, Any], feed_id: int) -> dict[str, Any]:
         "fetched_at": _time_opt(prov.get("fetched_at")), "final_url": prov.get("final_url"),
         "extractor": prov.get("extractor"),
     }  # fmt: skip
+
+
+def _canonical_key(rec: dict[str, Any]) -> str | None:
+    """Version 1 files (no ``canonical_key``) held the key of deduplication in ``canonical_url``."""
+    key: str | None = rec["canonical_key"] if "canonical_key" in rec else rec.get("canonical_url")
+    return key
+
+
+def _page_canonical(rec: dict[str, Any]) -> str | None:
+    """The page's own canonical URL; in a version 1 file, a copy of the key for items whose page
+    was read, as the 0009 migration does for an archive."""
+    if "canonical_key" in rec:
+        return rec.get("canonical_url")
+    return rec.get("canonical_url") if (rec.get("provenance") or {}).get("fetched_at") else None
 
 
 def _fingerprint(title: str | None, body: str | None) -> str | None:

@@ -94,8 +94,8 @@ def new_row(
     fingerprint when the caller computed them already."""
     canonical, print_ = identity or (normalize_url(entry.url), fingerprint(entry))
     return entry_values(entry) | {
-        "uid": uid, "feed_id": feed_id, "canonical_url": canonical, "fingerprint": print_,
-        "first_seen": now, "last_seen": now, "changed_at": now,
+        "uid": uid, "feed_id": feed_id, "canonical_url": canonical, "page_canonical_url": None,
+        "fingerprint": print_, "first_seen": now, "last_seen": now, "changed_at": now,
         "content_hash": content_hash(entry.title, entry.summary, None, entry.enclosures),
         "article_status": article_status, "article_attempts": 0, "article": None,
         "article_error": None, "article_next_try": None, "fetched_at": None, "final_url": None,
@@ -199,7 +199,8 @@ def fold_into(conn: Connection, item_id: int, twin: int, now: datetime) -> None:
 def _store_article(conn: Connection, row: Row[Any], result: ArticleResult, now: datetime) -> bool:
     assert result.article is not None
     art = article_json(result.article)
-    if result.capture is None and row.article == art and row.article_status == ARTICLE_OK:
+    same = row.article == art and row.page_canonical_url == result.article.canonical_url
+    if result.capture is None and same and row.article_status == ARTICLE_OK:
         return False  # a re-extraction that found the same article: nothing to write
     digest = content_hash(row.title, row.summary, art["text"], enclosures_from(row.enclosures))
     values: dict[str, Any] = {
@@ -218,6 +219,7 @@ def _store_article(conn: Connection, row: Row[Any], result: ArticleResult, now: 
                 return False
             return _store_article(conn, load(conn, twin), result, now)
         values["canonical_url"] = canonical
+    values["page_canonical_url"] = result.article.canonical_url
     if result.capture is not None:
         values |= {"fetched_at": result.capture.fetched_at, "final_url": result.capture.final_url}
     conn.execute(update(items).where(items.c.id == row.id).values(**values))

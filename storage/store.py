@@ -127,9 +127,12 @@ class Store:
     # -- feeds and schedule --------------------------------------------------------------
 
     @guarded
-    def sync_feeds(self, configs: Sequence[FeedConfig], now: datetime) -> None:
+    def sync_feeds(self, configs: Sequence[FeedConfig], now: datetime,
+                   allow_removal: bool = True) -> None:  # fmt: skip
+        """Make the archive's feeds the configured ones (``feeds.sync``: the others go inactive;
+        most of them at once only with ``allow_removal``)."""
         with self.db.write() as conn:
-            feeds.sync(conn, configs, now)
+            feeds.sync(conn, configs, now, allow_removal)
 
     @guarded
     def hold(self, owner: str) -> None:
@@ -309,6 +312,20 @@ class Store:
             if not batch:
                 return
             after = batch[-1][0]
+
+    @guarded
+    def reextraction_basis(self, item_id: int) -> dict[str, Any] | None:
+        """The article stored for an item (export-shaped), which a re-extraction compares with."""
+        with self.db.read() as conn:
+            found: dict[str, Any] | None = conn.execute(
+                select(items_t.c.article).where(items_t.c.id == item_id)).scalar()
+        return found
+
+    @guarded
+    def count_without_page(self, feed_url: str | None, since: datetime | None) -> int:
+        """Items with an article but no archived page to re-extract (``captures.without_page``)."""
+        with self.db.read() as conn:
+            return captures.without_page(conn, feed_url, since)
 
     # -- export, import, housekeeping ----------------------------------------------------
 

@@ -169,7 +169,8 @@ items = Table(
     Column("feed_id", Integer, ForeignKey("feeds.id", ondelete="CASCADE"), nullable=False),
     Column("guid", CleanText),
     Column("url", CleanText),
-    Column("canonical_url", CleanText),
+    Column("canonical_url", CleanText),  # the normalized key of deduplication
+    Column("page_canonical_url", CleanText),  # as the page declares it (absolute): shown
     Column("fingerprint", CleanText),
     Column("title", CleanText),
     Column("summary", CleanText),

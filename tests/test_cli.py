@@ -181,7 +181,7 @@ def test_reextract_records_a_revision_only_where_the_result_changed(
         file.write('sites:\n  - domains: ["127.0.0.1"]\n    body: ["article"]\n'
                    '    remove: ["p:nth-of-type(4)"]\n')
     code, out, _ = run("--config", cfg, "reextract")
-    assert code == 0 and "re-extracted 2 pages: 2 changed, 0 failed" in out
+    assert code == 0 and "re-extracted 2 pages: 2 changed (html 2, text 2), 0 failed" in out
     after = revisions()
     assert all(after[guid] == count + 1 for guid, count in before.items())
     exported = [json.loads(line) for line in run("--config", cfg, "export")[1].splitlines()]

@@ -287,7 +287,8 @@ def test_reextract_counts_a_page_the_extractor_trips_on_and_goes_on(
         raise KeyError("surprise")
 
     monkeypatch.setattr(tools, "extract", broken)
-    assert tools.reextract_all(store, settings, None, None) == (1, 0, 1)
+    done = tools.reextract_all(store, settings, None, None)
+    assert (done.pages, done.changed, done.failed, done.no_page) == (1, 0, 1, 0)
     assert any(m.startswith("extract: unexpected KeyError: 'surprise' for http")
                for m in caplog.messages)
     assert only_item(store)["article_status"] == "ok"  # the stored article stays

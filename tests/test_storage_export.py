@@ -126,7 +126,7 @@ def good_lines(store: Store, tmp_path: Path) -> list[str]:
 def bad_files(lines: list[str]) -> dict[str, tuple[str, str]]:
     """name -> (file content, the location the error must name). ``lines``: 3 good items."""
     wrong_type = json.loads(lines[1]) | {"authors": "Bob"}
-    wrong_version = json.loads(lines[1]) | {"format_version": 2}
+    wrong_version = json.loads(lines[1]) | {"format_version": 3}
     bad_time = json.loads(lines[2]) | {"first_seen": "yesterday"}
     doc = '{"format":"feed-archiver-export","version":1,"items":[\n' + ",\n".join(
         json.dumps({k: v for k, v in json.loads(x).items() if k != "format_version"})

@@ -101,5 +101,5 @@ def test_the_documented_example_is_a_valid_item() -> None:
     block = re.search(r"```json\n(.*?)```", DOC.read_text("utf-8"), re.S)
     assert block is not None
     item = json.loads(block.group(1))
-    assert item.pop("format_version") == 1
+    assert item.pop("format_version") == 2
     assert list(item_validator().iter_errors(item)) == []

@@ -16,13 +16,15 @@ from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 import click
 
 from aggregator.errors import ArchiverError, ConfigError, StorageError
-from storage.redact import redact_text
+from storage.redact import redact_text, redact_url
 
 if TYPE_CHECKING:
     from aggregator.config import Settings
     from storage.store import Store
 
 EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, EXIT_STORAGE = 0, 1, 2, 3
+REMOVALS_SHOWN = 5  # feeds a refused removal names before "and N more"
+MATCHES_SHOWN = 20  # feeds an ambiguous short URL lists
 F = TypeVar("F", bound=Callable[..., Any])
 log = logging.getLogger("aggregator")
 
@@ -68,6 +70,24 @@ class App:
             raise ConfigError(f"no feeds in {self.config_path}: add a `feeds:` list of URLs")
         return settings
 
+    def sync_feeds(self, store: Store, settings: Settings, allow_removal: bool) -> None:
+        """The configured feeds into the archive; a file that would deactivate most of its feeds
+        (cut short, or the wrong one) is a usage error naming them, unless ``allow_removal``."""
+        from datetime import UTC, datetime
+
+        from storage.errors import RemovalRefused
+
+        try:
+            store.sync_feeds(settings.feed_configs(), datetime.now(UTC), allow_removal)
+        except RemovalRefused as exc:
+            shown = ", ".join(redact_url(url) for url in exc.retiring[:REMOVALS_SHOWN])
+            more = len(exc.retiring) - REMOVALS_SHOWN
+            shown += f" and {more} more" if more > 0 else ""
+            raise ConfigError(
+                f"{self.config_path} would deactivate {len(exc.retiring)} of the {exc.active} "
+                f"active feeds in the archive ({shown}); if that is meant, pass --allow-removal "
+                "(their items stay archived)") from None
+
     @contextmanager
     def store(self, *, create: bool = True) -> Iterator[Store]:
         """The archive; ``create=False`` for commands that only read it (never create one)."""
@@ -100,17 +120,17 @@ def _checked_database(url: str) -> str:
 
 class ListedAfterwards(logging.Filter):
     """``poll --once`` names each failed feed after its summary; at the default verbosity the
-    pipeline's log line for the same failure would say it twice, with a timestamp."""
+    operator's log line for the same failure would say it twice, with a timestamp."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return not (record.levelno == logging.WARNING and record.msg == "%s")
+        return record.levelno != logging.WARNING
 
 
 @contextmanager
 def failures_listed_afterwards(enabled: bool) -> Iterator[None]:
     """The filter above on the pipeline's logger for one command (removed after it, for callers
     that run several commands in one process, as tests do)."""
-    logger, quiet = logging.getLogger("aggregator.runtime.pipeline"), ListedAfterwards()
+    logger, quiet = logging.getLogger("aggregator.polls"), ListedAfterwards()
     if enabled:
         logger.addFilter(quiet)
     try:
@@ -129,6 +149,12 @@ def _set_database(ctx: click.Context, _param: click.Parameter, value: str | None
     app = ctx.find_object(App)
     if value is not None and app is not None:
         app.database = value
+
+
+def removal_option(func: F) -> F:
+    return click.option("--allow-removal", is_flag=True,
+                        help="Go on when the configuration would deactivate more than half of "
+                             "the archive's feeds.")(func)  # fmt: skip
 
 
 def command_options(func: F) -> F:
@@ -159,14 +185,25 @@ def nearest(word: str, choices: list[str]) -> str | None:
     return found[0] if found else None
 
 
-def require_feed(store: Store, url: str, stage: str) -> None:
-    """A feed URL a command was given must be in the archive: otherwise a usage error (exit 2)
-    naming the nearest archived URL, rather than an empty result that looks like success."""
-    from storage.redact import redact_url, strip_credentials
+def require_feed(store: Store, url: str, stage: str) -> str:
+    """The archived feed a command was given (its URL, its short form as ``feeds`` shows it, or
+    an unambiguous beginning: ``feedurls``). Otherwise a usage error (exit 2) naming the
+    candidates or the nearest archived URL, rather than an empty result that looks like success."""
+    from aggregator.cli.feedurls import matching
+    from storage.redact import strip_credentials
 
     if store.get_feed(strip_credentials(url)) is not None:
-        return
+        return strip_credentials(url)
     urls = [feed.url for feed in store.list_feeds()]
+    found = matching(strip_credentials(url), urls)
+    if len(found) == 1:
+        return found[0]
+    if found:
+        listed = "\n".join(f"  {redact_url(u)}" for u in found[:MATCHES_SHOWN])
+        listed += f"\n  and {len(found) - MATCHES_SHOWN} more" if len(found) > MATCHES_SHOWN else ""
+        click.echo(f"{stage}: {redact_url(url)} matches {len(found)} feeds; give more of the "
+                   f"URL:\n{listed}", err=True)
+        sys.exit(EXIT_USAGE)
     hint = nearest(strip_credentials(url), urls)
     more = (f"; did you mean {redact_url(hint)}?" if hint
             else "; `aggregator feeds` lists them" if urls else "; the archive has no feeds yet")

@@ -8,6 +8,7 @@ Errors of the project's tree become one line on stderr and an exit status, never
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import sys
 import threading
@@ -30,14 +31,15 @@ from aggregator.cli.app import (
     failures_listed_afterwards,
     log,
     parse_time,
+    removal_option,
     require_feed,
     unexpected_line,
 )
 from aggregator.cli.dbcommands import db
 from aggregator.cli.opml import opml
 from aggregator.errors import ArchiverError
-from aggregator.runtime.logs import configure_logging
-from storage.redact import redact_text, redact_url, strip_credentials
+from aggregator.runtime.logs import VERBOSE, configure_logging
+from storage.redact import redact_text, redact_url
 
 # Heavy libraries (pydantic, SQLAlchemy, httpx, rich, trafilatura) load inside the commands
 # that use them: `--help` and `--version` answer at once (issue 13).
@@ -56,6 +58,9 @@ class Guarded(click.Group):
             return super().invoke(ctx)
         except (click.exceptions.Exit, click.ClickException, click.Abort):
             raise
+        except BrokenPipeError:  # `aggregator export | head`: the reader has all it wanted
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no flush error
+            ctx.exit(128 + signal.SIGPIPE)
         except Exception as exc:
             app = ctx.find_object(App)
             if app is not None and app.verbose >= 2:
@@ -77,7 +82,7 @@ class Guarded(click.Group):
 @click.pass_context
 def cli(ctx: click.Context, config: str | None, database: str | None, verbose: int) -> None:
     """Archive what news feeds publish: poll, fetch articles, deduplicate, export."""
-    level = (logging.WARNING, logging.INFO, logging.DEBUG)[min(verbose, 2)]
+    level = (logging.WARNING, VERBOSE, logging.DEBUG)[min(verbose, 2)]
     if ctx.invoked_subcommand == "run":
         level = min(level, logging.INFO)
     configure_logging(level)
@@ -108,8 +113,9 @@ def check_config(app: App) -> None:
 @cli.command()
 @command_options
 @click.option("--once", is_flag=True, default=True, help="Poll every feed once and exit (default).")
+@removal_option
 @pass_app
-def poll(app: App, once: bool) -> None:
+def poll(app: App, once: bool, allow_removal: bool) -> None:
     """Poll every configured feed once, fetch the new articles, print a summary.
 
     Exit status: 0 when every feed was polled (new or not modified) and every page fetched,
@@ -127,7 +133,7 @@ def poll(app: App, once: bool) -> None:
         gc.freeze()
         with app.store() as store, failures_listed_afterwards(app.verbose == 0):
             started = datetime.now(UTC)
-            store.sync_feeds(settings.feed_configs(), started)
+            app.sync_feeds(store, settings, allow_removal)
             oneshot = OneShot(settings, store)
             oneshot.totals.keep(FAILURES_LISTED)
             try:
@@ -150,8 +156,9 @@ def poll(app: App, once: bool) -> None:
 @command_options
 @click.option("--no-migrate", is_flag=True,
               help="Refuse a schema not at head instead of migrating it (`aggregator db upgrade`).")
+@removal_option
 @pass_app
-def run(app: App, no_migrate: bool) -> None:
+def run(app: App, no_migrate: bool, allow_removal: bool) -> None:
     """Run the service until SIGTERM or Ctrl-C; in-flight polls finish or are abandoned whole."""
     app.no_migrate = no_migrate
     # A stop during start-up (migrations, feed sync) is a clean stop too; the event loop takes over
@@ -164,7 +171,7 @@ def run(app: App, no_migrate: bool) -> None:
     try:
         settings = app.require_feeds()
         with app.store() as store:
-            store.sync_feeds(settings.feed_configs(), datetime.now(UTC))
+            app.sync_feeds(store, settings, allow_removal)
             asyncio.run(Daemon(settings, store).run_until_signalled())
     except ArchiverError as exc:
         fail(exc)
@@ -203,8 +210,7 @@ def feeds_show(app: App, url: str, as_json: bool) -> None:
     """Explain one feed's state: last results, next poll time and the reason."""
     try:
         with app.store(create=False) as store:
-            require_feed(store, url, "feeds")
-            feed = store.get_feed(strip_credentials(url))
+            feed = store.get_feed(require_feed(store, url, "feeds"))
             assert feed is not None
             history = store.poll_history(feed.id)
     except ArchiverError as exc:
@@ -230,12 +236,11 @@ def export(app: App, fmt: str, output: Path | None, parents: bool, feed_url: str
     from storage.export import write_export
     from storage.records import ExportFilter
 
-    flt = ExportFilter(feed_url=feed_url and strip_credentials(feed_url), since=parse_time(since),
-                       until=parse_time(until))
+    since_t, until_t = parse_time(since), parse_time(until)
     try:
         with app.store(create=False) as store, _terminate_cleanly():
-            if feed_url is not None:
-                require_feed(store, feed_url, "export")
+            feed = None if feed_url is None else require_feed(store, feed_url, "export")
+            flt = ExportFilter(feed_url=feed, since=since_t, until=until_t)
             count = write_export(store, output, fmt, flt, parents=parents)
     except ArchiverError as exc:
         fail(exc)
@@ -361,11 +366,11 @@ def reextract(app: App, feed_url: str | None, since: str | None) -> None:
         settings = app.settings
         with app.store(create=False) as store:
             if feed_url is not None:
-                require_feed(store, feed_url, "reextract")
-            seen, changed, failed = reextract_all(store, settings, feed_url, parse_time(since))
+                feed_url = require_feed(store, feed_url, "reextract")
+            done = reextract_all(store, settings, feed_url, parse_time(since))
     except ArchiverError as exc:
         fail(exc)
-    click.echo(f"re-extracted {seen} pages: {changed} changed, {failed} failed")
+    click.echo(done.line())
 
 
 cli.add_command(db)

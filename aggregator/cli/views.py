@@ -54,17 +54,20 @@ def feed_dict(feed: FeedState) -> dict[str, Any]:
 
 
 def print_feeds(feeds: list[FeedState], as_json: bool, now: datetime, wide: bool = False) -> None:
-    """One line per feed, the full URL first (what `feeds show` takes) and its title; `--wide`
-    adds why the next poll is when it is and the last error. Plain aligned text: a URL is never
-    wrapped or cut, whatever the terminal's width."""
+    """One line per feed, its URL's short form first (``feedurls``: `feeds show` takes it) and
+    its title; `--wide` adds why the next poll is when it is and the last error. Plain aligned
+    text: a URL is never wrapped or cut, whatever the terminal's width."""
     if as_json:
         click.echo(json.dumps([feed_dict(f) for f in feeds], ensure_ascii=False, indent=2))
         return
     if not feeds:
         click.echo("no feeds in the archive yet: `aggregator poll` adds the configured ones")
         return
+    from aggregator.cli.feedurls import short_forms
+
     head = ["FEED", "TITLE", "LAST POLL", "RESULT", "NEXT POLL", "ITEMS"]
-    rows = [_feed_row(feed, now) for feed in map(shown, feeds)]
+    forms = short_forms(feed.url for feed in map(shown, feeds))
+    rows = [_feed_row(feed, forms[feed.url], now) for feed in map(shown, feeds)]
     if wide:
         head += ["WHY", "LAST ERROR"]
         rows = [[*row, feed.next_reason, feed.last_error or ""]
@@ -73,8 +76,8 @@ def print_feeds(feeds: list[FeedState], as_json: bool, now: datetime, wide: bool
         click.echo(line)
 
 
-def _feed_row(feed: FeedState, now: datetime) -> list[str]:
-    url = feed.url if feed.active else f"{feed.url} (not in config)"
+def _feed_row(feed: FeedState, short: str, now: datetime) -> list[str]:
+    url = short if feed.active else f"{short} (not in config)"
     return [url, _one_line(feed.title or "-", 40), ago(feed.last_polled, now),
             _result(feed) or "-", "stopped" if feed.gone else ago(feed.next_check, now),
             str(feed.item_count)]

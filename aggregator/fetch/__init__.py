@@ -7,9 +7,14 @@ and its politeness load on first use: loading the CLI and the configuration impo
 
 from __future__ import annotations
 
+import sys
 from typing import TYPE_CHECKING, Any
 
 from aggregator.fetch.urlcheck import url_problem
+
+# httpx imports its command-line tool when rich, pygments and click are installed (3 MiB of a
+# 74 MiB idle service); nothing here runs it. Absent, httpx falls back to its stub ``main``.
+sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]
 
 if TYPE_CHECKING:
     from aggregator.fetch.http import BasicAuth, HttpClient

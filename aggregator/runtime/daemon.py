@@ -32,6 +32,7 @@ from aggregator.runtime.worker import (
     open_context,
     utcnow,
 )
+from storage import holders
 from storage.dbfile import DatabaseGone
 from storage.seam import StorageType
 
@@ -116,7 +117,7 @@ class Daemon:
             scheduler.start()
             if helpers is not None:
                 helpers.start()
-            log.info("service started as %s: %d feeds, database %s", ctx.owner,
+            log.info("service started (%s): %d feeds, database %s", holders.describe(ctx.owner),
                      len(worker.configs), self.store.describe())
             try:
                 await stop.wait()

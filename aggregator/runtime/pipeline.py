@@ -265,8 +265,6 @@ async def _apply(
         result = replace(_failed(ctx, feed, policy, now, NO_RESPONSE, error),
                          http_status=result.http_status)  # fmt: skip
         summary = await ctx.writer.write(result)
-    if result.error:
-        log.warning("%s", result.error)
     if result.warning:  # a cap hit or a problem survived: the feed was read, not all of it
         log.warning("parse: %s for %s", result.warning, feed.url)
     return PollOutcome(feed, result, summary)

@@ -22,6 +22,7 @@ from aggregator.config import Settings
 from aggregator.errors import ArchiverError
 from aggregator.extract.lazy import LazyRules
 from aggregator.fetch import HostLimiter, HttpClient, RobotsCache
+from aggregator.runtime.logs import log_poll
 from aggregator.runtime.pipeline import Context, PollOutcome, archive_article, poll_feed
 from aggregator.runtime.writer import poll_writer
 from storage import holders
@@ -186,8 +187,7 @@ class Worker:
             await asyncio.shield(asyncio.to_thread(self.ctx.store.release, feed.id, self.ctx.owner))
             raise
         self.totals.add(outcome)
-        log.debug("polled %s: %s, %d new", feed.url, outcome.result.status,
-                  outcome.summary.new_items)
+        log_poll(feed.url, outcome.result, outcome.summary, self.ctx.clock())
 
     async def _article(self, pending: PendingArticle) -> None:
         result = await archive_article(self.ctx, pending)
@@ -227,6 +227,8 @@ class Worker:
             return
         _, pending = await asyncio.wait(set(self.tasks), timeout=timeout)
         for task in pending:
+            log.warning("stopping: abandoned %s after %.0fs: nothing of it is written; it is due "
+                        "again at the next start", task.get_name(), timeout or 0)
             task.cancel()
         if pending:
             await asyncio.wait(pending)
