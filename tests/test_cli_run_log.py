@@ -78,7 +78,7 @@ def test_run_says_what_an_operator_wants(tmp_path: Path, http_server: TestServer
         http_server.close()
     lines = masked(service.lines, base)
     assert code == 0
-    assert lines[0] == (f"INFO aggregator.runtime.service: service started (HOST pid N): 4 feeds, "
+    assert lines[0] == (f"INFO aggregator.runtime.daemon: service started (HOST pid N): 4 feeds, "
                         f"database sqlite:///{tmp_path / 'a.db'}")
     assert sorted(lines[1:3]) == [
         "INFO aggregator.polls: poll BASE/a.xml: 2 new, 0 changed (HTTP 200); next poll IN (AT)",
@@ -86,7 +86,7 @@ def test_run_says_what_an_operator_wants(tmp_path: Path, http_server: TestServer
         "poll IN (AT): backing off after 1 error",
     ]
     assert lines[3:] == [
-        "INFO aggregator.runtime.service: stopping: no new polls; waiting up to 10s for 1 in "
+        "INFO aggregator.runtime.daemon: stopping: no new polls; waiting up to 10s for 1 in "
         "flight",
         "WARNING aggregator.runtime.worker: stopping: abandoned poll BASE/slow.xml after 10s: "
         "nothing of it is written; it is due again at the next start",
