@@ -98,7 +98,8 @@ async def child(urls: list[str]) -> dict[str, Any]:
         cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
         passes[name] = {"wall": wall, "cpu": cpu, "rps": len(urls) / wall, "outcomes": outcomes}
     await client.aclose()
-    return {"passes": passes, "backend": type(backend).__name__}
+    return {"passes": passes, "backend": type(backend).__name__, "module": sys.modules[
+        HttpClient.__module__].__file__}
 
 
 # ---------------------------------------------------------------- the parent
@@ -120,7 +121,7 @@ def run(tree: Path, urls_file: Path) -> dict[str, Any]:
     env = {**os.environ, "PYTHONPATH": f"{tree}{os.pathsep}{ROOT}"}
     argv = [sys.executable, "-m", "benchmarks.httppool", "--child", str(urls_file)]
     started = time.perf_counter()
-    proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, cwd=ROOT)
+    proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, cwd=tree)  # -m puts cwd first
     assert proc.stdout is not None
     out = proc.stdout.read()
     _, status, usage = os.wait4(proc.pid, 0)
@@ -128,6 +129,8 @@ def run(tree: Path, urls_file: Path) -> dict[str, Any]:
     if proc.returncode:
         raise SystemExit(f"httppool: the measured process for {tree} exited {proc.returncode}")
     result: dict[str, Any] = json.loads(out)
+    if not Path(result["module"]).is_relative_to(tree):
+        raise SystemExit(f"httppool: measured {result['module']}, not the client in {tree}")
     result["process"] = {"wall": time.perf_counter() - started,
                          "cpu": usage.ru_utime + usage.ru_stime, "rss": usage.ru_maxrss / 1024}
     return result
