@@ -138,8 +138,8 @@ def run(tree: Path, urls_file: Path) -> dict[str, Any]:
 
 def table(label: str, runs: dict[str, list[dict[str, Any]]]) -> list[str]:
     """Medians over the repeats (min-max of CPU beside), one row per tree and pass."""
-    lines = [label, f"  {'tree':<22} {'pass':<9} {'wall s':>7} {'CPU s':>6} {'CPU range':>11} "
-                    f"{'req/s':>6}  outcomes"]
+    lines = [label, f"  {'tree':<26} {'pass':<9} {'wall s':>7} {'CPU s':>6} {'CPU range':>11} "
+                    f"{'ms/req':>6} {'req/s':>6}  outcomes"]
     for name, results in runs.items():
         for p in PASSES:
             figures = [r["passes"][p] for r in results]
@@ -147,24 +147,28 @@ def table(label: str, runs: dict[str, list[dict[str, Any]]]) -> list[str]:
             outcomes: Counter[str] = Counter()
             for f in figures:
                 outcomes.update(f["outcomes"])
+            per_request = 1000 * statistics.median(cpu) / sum(figures[0]["outcomes"].values())
             lines.append(
-                f"  {name:<22} {p:<9} {statistics.median(f['wall'] for f in figures):>7.2f} "
+                f"  {name:<26} {p:<9} {statistics.median(f['wall'] for f in figures):>7.2f} "
                 f"{statistics.median(cpu):>6.2f} {min(cpu):>5.2f}-{max(cpu):<5.2f} "
-                f"{statistics.median(f['rps'] for f in figures):>6.0f}  {dict(outcomes)}")
+                f"{per_request:>6.2f} {statistics.median(f['rps'] for f in figures):>6.0f}  "
+                f"{dict(outcomes)}")
         whole = [r["process"] for r in results]
         lines.append(
-            f"  {name:<22} {'process':<9} {statistics.median(w['wall'] for w in whole):>7.2f} "
+            f"  {name:<26} {'process':<9} {statistics.median(w['wall'] for w in whole):>7.2f} "
             f"{statistics.median(w['cpu'] for w in whole):>6.2f} "
             f"{min(w['cpu'] for w in whole):>5.2f}-{max(w['cpu'] for w in whole):<5.2f} "
-            f"{'':>6}  peak RSS {statistics.median(w['rss'] for w in whole):.0f} MiB")
+            f"{'':>6} {'':>6}  peak RSS {statistics.median(w['rss'] for w in whole):.0f} MiB")
     return lines
 
 
-def compare(feeds: int, hosts: int, trees: dict[str, Path], repeat: int) -> list[str]:
+def compare(
+    feeds: int, hosts: int, latency: float, trees: dict[str, Path], repeat: int
+) -> list[str]:
     from benchmarks.feedserver import FeedServer
 
     runs: dict[str, list[dict[str, Any]]] = {name: [] for name in trees}
-    with FeedServer(feeds=feeds, entries=20, latency=0.02, hosts=hosts) as server, \
+    with FeedServer(feeds=feeds, entries=20, latency=latency, hosts=hosts) as server, \
             tempfile.TemporaryDirectory() as tmp:
         urls_file = Path(tmp) / "urls.json"
         urls_file.write_text(json.dumps(server.urls))
@@ -173,7 +177,8 @@ def compare(feeds: int, hosts: int, trees: dict[str, Path], repeat: int) -> list
             for name in order if n % 2 == 0 else reversed(order):
                 runs[name].append(run(trees[name], urls_file))
     names = {name: f"{name} ({runs[name][0]['backend']})" for name in runs}
-    return table(f"{feeds} feeds on {hosts} hosts, {repeat} processes per tree",
+    return table(f"{feeds} feeds on {hosts} hosts, {latency * 1000:g} ms per response, "
+                 f"{repeat} processes per tree",
                  {names[k]: v for k, v in runs.items()})
 
 
@@ -181,6 +186,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--feeds", type=int, default=1000)
     parser.add_argument("--hosts", default="1000,100", help="host counts, one table each")
+    parser.add_argument("--latency", type=float, default=0.02, help="seconds per response")
     parser.add_argument("--repeat", type=int, default=3, help="processes per tree and host count")
     parser.add_argument("--against", default=BASELINE, help="a commit ('' for this tree only)")
     parser.add_argument("--child", type=Path, help=argparse.SUPPRESS)
@@ -193,7 +199,8 @@ def main(argv: list[str] | None = None) -> None:
         if args.against:
             trees[args.against] = extract(args.against, Path(tmp))
         for hosts in (int(h) for h in args.hosts.split(",")):
-            print("\n".join(compare(args.feeds, hosts, trees, args.repeat)), flush=True)
+            lines = compare(args.feeds, hosts, args.latency, trees, args.repeat)
+            print("\n".join(lines), flush=True)
     print(f"load average {', '.join(f'{x:.1f}' for x in os.getloadavg())}")
 
 
