@@ -5,7 +5,7 @@ module adds what it lacks, each held by tests/test_http_pool.py:
 
 - one small pool per origin (scheme, host, port), found by a dict lookup: httpcore's single pool
   scans every connection it holds for each request, quadratic with hundreds of hosts (measured:
-  50 requests/s instead of 700); at most 8 connections in use per origin, 4 kept alive for 15 s;
+  50 requests/s instead of 700); at most 8 connections per origin, kept alive for 15 s;
   past 256 origins, those idle for 15 s with nothing in flight are closed and forgotten;
 - a connection is never reused after an answer framed by both Content-Length and chunked (RFC 9112
   §6.3 (3): a possible smuggling attempt), nor after an answer that was already waiting before
@@ -33,7 +33,10 @@ import httpcore
 __all__ = ["Origin", "OriginPools"]
 
 _PER_ORIGIN_CONNECTIONS = 8
-_PER_ORIGIN_KEEPALIVE = 4
+# As many kept alive as in use: httpcore 1.0 compares its keep-alive limit with all connections,
+# not the idle ones (encode/httpcore#1000), so a lower limit closes each connection that goes
+# idle while more than that many are open: under load, a new connection per request.
+_PER_ORIGIN_KEEPALIVE = _PER_ORIGIN_CONNECTIONS
 _KEEPALIVE_EXPIRY = 15.0
 _MAX_HEAD_BYTES = httpcore.AsyncHTTP11Connection.MAX_INCOMPLETE_EVENT_SIZE  # httpcore's (100 KiB)
 _ATTEMPTS = _PER_ORIGIN_KEEPALIVE + 1  # each stale kept-alive connection is dropped when met
