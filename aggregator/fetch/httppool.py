@@ -12,12 +12,13 @@ module adds what it lacks, each held by tests/test_http_pool.py:
   its request went out (bytes after the previous response): an extra response is never read as
   the answer to another request;
 - a kept-alive connection that the server had closed before a byte of the answer costs no error:
-  the GET goes again (RFC 9110 §9.2.2), on a new connection in the end; a new connection that
-  closes so is an error.
+  the GET goes again on another connection (RFC 9110 §9.2.2); a new connection that closes so
+  is an error.
 
 Every new connection is opened through the given backend (the SSRF guard), HTTPS with the given
-SSL context. Redirects, body caps and decoding are :mod:`.http`'s. No HTTP/2. Why not our own
-h11 pool and asyncio transport any more: ``benchmarks/httppool.py`` (docs/architecture.md).
+SSL context. Redirects are :mod:`.http`'s, body caps and decoding :mod:`.hop`'s. No HTTP/2.
+Why not our own h11 pool and asyncio transport any more: docs/architecture.md ("HTTP"), measured
+by ``benchmarks/httppool.py``.
 """
 
 from __future__ import annotations
@@ -141,7 +142,8 @@ class Origin:
         """The answer to ``request``, read on a connection fit to give it.
 
         Every connection found stale (closed by the server) or holding an answer before the
-        request went out is dropped and the request sent again: at the latest on a new one.
+        request went out is dropped and the request sent again on another one, at most
+        ``_ATTEMPTS`` times: more than the connections the pool keeps alive.
         """
         for _ in range(_ATTEMPTS):
             response = await self._attempt(request)
