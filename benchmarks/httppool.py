@@ -3,8 +3,8 @@
 Issue 12 asks whether the hand-written pool and transport (``aggregator/fetch/httppool.py`` on h11,
 the asyncio transport once in ``netguard.py``) pay for themselves against httpcore's connections and
 backend. This compares the HttpClient of this checkout with the one of ``--against`` (a commit,
-extracted with ``git archive``: by default 206cebc, the last with the own pool), each run as its
-own process: its wall time, CPU seconds (``os.wait4``: user + system, all threads, imports
+extracted with ``git archive``: by default 05f9f7c, the httpcore version issue 12 declined), each
+run as its own process: its wall time, CPU seconds (``os.wait4``: user + system, all threads, imports
 included) and peak RSS, and per pass its wall time, CPU seconds and requests per second.
 
 What runs is what the service does with its defaults (``Settings()``): one process,
@@ -45,7 +45,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # also runnable as `python benchmarks/httppool.py`
     sys.path.insert(0, str(ROOT))
 
-BASELINE = "206cebc"  # the last commit with the own h11 pool and asyncio transport
+BASELINE = "05f9f7c"  # the client on httpcore's connections and anyio backend (issue 12)
 PASSES = ("200 new", "304 kept", "304 new")
 
 

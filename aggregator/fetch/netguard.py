@@ -5,14 +5,19 @@ rebinding cannot slip a private address past it, and it runs for every redirect 
 hop opens (or reuses a vetted) connection. ``ipaddress.is_global`` alone is not enough: it accepts
 the NAT64 and 6to4 forms of 127.0.0.1, so embedded IPv4 addresses are unpacked and checked too.
 
-The vetted address is connected to by httpcore's own backend (anyio). This module does not import
-httpx; it speaks httpcore's backend protocol only.
+It connects through :class:`AsyncioBackend`, a thin asyncio protocol under httpcore's stream API:
+anyio's streams open a cancel scope for every read and write, a large share of a request's CPU.
+
+This module does not import httpx; it speaks httpcore's backend protocol only.
 """
 
 from __future__ import annotations
 
+import asyncio
+import collections
 import ipaddress
 import socket
+import ssl
 import typing
 from collections.abc import Callable, Iterable, Sequence
 
@@ -158,7 +163,7 @@ class GuardedBackend(httpcore.AsyncNetworkBackend):
         self._guard = guard
         self._allowed = tuple(allowed)
         self._resolver = resolver or system_resolver
-        self._inner = inner or httpcore.AnyIOBackend()
+        self._inner = inner or AsyncioBackend()
 
     async def vetted_addresses(self, host: str, port: int) -> list[str]:
         """Every address ``host`` resolves to, refused as a whole if any one is forbidden."""
@@ -212,3 +217,178 @@ class GuardedBackend(httpcore.AsyncNetworkBackend):
 
     async def sleep(self, seconds: float) -> None:
         await self._inner.sleep(seconds)
+
+
+
+_HIGH_WATER = 256 * 1024  # bytes buffered before the socket stops being read (bounded memory)
+
+
+class _Inbox(asyncio.Protocol):
+    """What arrived on one connection until it is read; wakes the one reader waiting for it."""
+
+    def __init__(self) -> None:
+        self.transport: asyncio.Transport | None = None
+        self.chunks: collections.deque[bytes] = collections.deque()
+        self.size = 0
+        self.eof = False
+        self.error: Exception | None = None
+        self.paused = False
+        self.waiter: asyncio.Future[bool] | None = None
+        self.drained: asyncio.Future[bool] | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = typing.cast(asyncio.Transport, transport)
+
+    def data_received(self, data: bytes) -> None:
+        self.chunks.append(data)
+        self.size += len(data)
+        if self.size > _HIGH_WATER and not self.paused and self.transport is not None:
+            self.paused = True
+            self.transport.pause_reading()
+        _settle(self.waiter, True)
+
+    def eof_received(self) -> bool:
+        self.eof = True
+        _settle(self.waiter, True)
+        return False  # let the transport close itself
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.eof = True
+        self.error = exc
+        _settle(self.waiter, True)
+        _settle(self.drained, True)
+
+    def pause_writing(self) -> None:
+        self.drained = asyncio.get_running_loop().create_future()
+
+    def resume_writing(self) -> None:
+        _settle(self.drained, True)
+        self.drained = None
+
+    def take(self, max_bytes: int) -> bytes:
+        data = self.chunks.popleft()
+        if len(data) > max_bytes:
+            self.chunks.appendleft(data[max_bytes:])
+            data = data[:max_bytes]
+        self.size -= len(data)
+        if self.paused and self.size <= _HIGH_WATER // 4 and self.transport is not None:
+            self.paused = False
+            self.transport.resume_reading()
+        return data
+
+
+def _settle(future: asyncio.Future[bool] | None, value: bool) -> None:
+    if future is not None and not future.done():
+        future.set_result(value)
+
+
+async def _wait(future: asyncio.Future[bool], timeout: float | None) -> bool:
+    """True once woken; False if ``timeout`` passed first (a cancel of the caller still raises)."""
+    if timeout is None:
+        return await future
+    timer = asyncio.get_running_loop().call_later(timeout, _settle, future, False)
+    try:
+        return await future
+    finally:
+        timer.cancel()
+
+
+class AsyncioStream(httpcore.AsyncNetworkStream):
+    """httpcore's stream API over an asyncio transport, with httpcore's exceptions."""
+
+    def __init__(self, transport: asyncio.Transport, inbox: _Inbox) -> None:
+        self._transport = transport
+        self._inbox = inbox
+
+    async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        inbox = self._inbox
+        while not inbox.chunks:
+            if inbox.error is not None:
+                raise httpcore.ReadError(str(inbox.error) or type(inbox.error).__name__)
+            if inbox.eof:
+                return b""
+            inbox.waiter = asyncio.get_running_loop().create_future()
+            try:
+                if not await _wait(inbox.waiter, timeout):
+                    raise httpcore.ReadTimeout(f"no data for {timeout:g}s")
+            finally:
+                inbox.waiter = None
+        return inbox.take(max_bytes)
+
+    async def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        if self._transport.is_closing() or self._inbox.eof:
+            raise httpcore.WriteError("connection closed")
+        self._transport.write(buffer)
+        drained = self._inbox.drained
+        if drained is not None and not await _wait(drained, timeout):
+            raise httpcore.WriteTimeout(f"cannot write for {timeout:g}s")
+
+    async def aclose(self) -> None:
+        self._transport.abort()  # nothing is left to send; a TLS close_notify is not awaited
+
+    async def start_tls(
+        self,
+        ssl_context: ssl.SSLContext,
+        server_hostname: str | None = None,
+        timeout: float | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        loop = asyncio.get_running_loop()
+        try:
+            async with asyncio.timeout(timeout):
+                transport = await loop.start_tls(
+                    self._transport, self._inbox, ssl_context, server_hostname=server_hostname
+                )
+        except TimeoutError:
+            self._transport.abort()
+            raise httpcore.ConnectTimeout(f"TLS handshake took over {timeout:g}s") from None
+        except OSError as exc:  # ssl.SSLError among them
+            self._transport.abort()
+            raise httpcore.ConnectError(str(exc)) from exc
+        assert transport is not None
+        self._inbox.transport = transport
+        return AsyncioStream(transport, self._inbox)
+
+    def get_extra_info(self, info: str) -> typing.Any:
+        if info == "is_readable":  # an idle connection with news has been closed or broken
+            return bool(self._inbox.chunks) or self._inbox.eof
+        name = {"client_addr": "sockname", "server_addr": "peername"}.get(info, info)
+        return self._transport.get_extra_info(name)
+
+
+class AsyncioBackend(httpcore.AsyncNetworkBackend):
+    """Connects to an IP address (the guard has vetted it) with a plain asyncio transport."""
+
+    async def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: typing.Iterable[httpcore.SOCKET_OPTION] | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        loop = asyncio.get_running_loop()
+        local = (local_address, 0) if local_address else None
+        try:
+            async with asyncio.timeout(timeout):
+                transport, inbox = await loop.create_connection(
+                    _Inbox, host, port, local_addr=local
+                )
+        except TimeoutError:
+            raise httpcore.ConnectTimeout(f"no connection within {timeout:g}s") from None
+        except OSError as exc:
+            raise httpcore.ConnectError(str(exc)) from exc
+        sock = transport.get_extra_info("socket")
+        for option in socket_options or ():
+            sock.setsockopt(*option)
+        return AsyncioStream(transport, inbox)
+
+    async def connect_unix_socket(
+        self,
+        path: str,
+        timeout: float | None = None,
+        socket_options: typing.Iterable[httpcore.SOCKET_OPTION] | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        raise httpcore.ConnectError("unix sockets are not used by the fetcher")
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(seconds)
