@@ -4,8 +4,8 @@ Issue 12 asks whether the hand-written pool and transport (``aggregator/fetch/ht
 the asyncio transport once in ``netguard.py``) pay for themselves against httpcore's connections and
 backend. This compares the HttpClient of this checkout with the one of ``--against`` (a commit,
 extracted with ``git archive``: by default 05f9f7c, the httpcore version issue 12 declined), each
-run as its own process: its wall time, CPU seconds (``os.wait4``: user + system, all threads, imports
-included) and peak RSS, and per pass its wall time, CPU seconds and requests per second.
+run as its own process: its wall time, CPU seconds (``os.wait4``: user + system, all threads,
+imports included) and peak RSS, and per pass its wall time, CPU seconds and requests per second.
 
 What runs is what the service does with its defaults (``Settings()``): one process,
 ``service.concurrency`` polls at once (16), each holding a ``HostLimiter`` slot
