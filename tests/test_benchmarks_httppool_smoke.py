@@ -25,4 +25,4 @@ def test_httppool_benchmark_polls_three_passes_at_tiny_scale() -> None:
     assert proc.returncode == 0, proc.stderr[-2000:]
     out = proc.stdout  # one line per pass with the outcomes the client saw, one for the process
     assert "{'200': 4}" in out and out.count("{'304': 4}") == 2, out
-    assert "this tree (AnyIOBackend)" in out and "peak RSS" in out, out
+    assert "this tree (AsyncioBackend)" in out and "peak RSS" in out, out  # our transport
