@@ -20,7 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from aggregator.errors import ParseError
-from aggregator.feeds import fastfeed
+from aggregator.feeds import fastfeed, fastrules
 from aggregator.feeds.fastfeed import read_fast
 from aggregator.feeds.feedmodel import MAX_ENTRIES
 from aggregator.feeds.parse import ParsedFeed, parse_feed
@@ -228,23 +228,23 @@ def test_lxml_reads_no_file_and_fetches_no_url(tmp_path: Path, http_server: Test
 
 def test_tables_match_the_installed_feedparser() -> None:
     """What the fast path copies from feedparser by hand, checked against feedparser itself."""
-    assert feedparser.html._cp1252 == fastfeed._CP1252
-    assert fastfeed._EMAIL.pattern in inspect.getsource(_FeedParserMixin._sync_author_detail)
+    assert feedparser.html._cp1252 == fastrules.CP1252
+    assert fastrules.EMAIL.pattern in inspect.getsource(_FeedParserMixin._sync_author_detail)
     tables = set(fastfeed._FEED) | set(fastfeed._ENTRY)
     # each reproduced handler still exists (ttl and itunes:duration have none: their text is kept
     # under their name, as for any unknown element)
-    assert tables - {"ttl", "itunes_duration"} <= fastfeed._HANDLED
-    assert "itunes_duration" not in fastfeed._HANDLED
+    assert tables - {"ttl", "itunes_duration"} <= fastrules.HANDLED
+    assert "itunes_duration" not in fastrules.HANDLED
     read = {"id", "link", "title", "summary", "content", "authors", "author", "published",
             "updated", "published_parsed", "updated_parsed", "ttl"}  # by feeds._entry
     keymap = FeedParserDict.keymap.items()
     aliases = {k for k, v in keymap if read & set(v if isinstance(v, list) else [v])}
-    assert read | aliases <= fastfeed._DANGER
+    assert read | aliases <= fastrules.DANGER
 
 
 @given(st.text(max_size=30))
 def test_uri_fix_is_feedparsers_join_with_an_empty_base(uri: str) -> None:
-    assert fastfeed._fix_uri(uri) == feedparser.urls._urljoin("", uri)
+    assert fastrules.fix_uri(uri) == feedparser.urls._urljoin("", uri)
 
 
 # ---------------------------------------------------------------- generated documents

@@ -2,15 +2,14 @@
 
 Security bar (DESIGN.md): every hop is followed by hand (at most 5) so that each one is checked by
 the SSRF guard in :mod:`.netguard`; only http and https; environment proxies ignored;
-the decoded body is capped and decompressed by hand from the raw stream (httpx would inflate a
-whole chunk of a gzip bomb before any cap acts); a total deadline bounds each request, because
-read timeouts never fire on a server that sends one byte every half second.
+the decoded body is capped and decompressed by hand from the raw stream (:mod:`.hop`: httpx would
+inflate a whole chunk of a gzip bomb before any cap acts); a total deadline bounds each request,
+because read timeouts never fire on a server that sends one byte every half second.
 
-CPU per request matters (a poll of 1,000 unchanged feeds is mostly 304s), so requests skip
-httpx's client (auth, cookie and redirect machinery we do not use) and httpcore's pool: they go
-to :mod:`.httppool` (HTTP/1.1 kept alive per origin, on h11, httpcore's stream API and
-exceptions). httpx still parses URLs (cached per URL string) and joins redirect targets. With a
-configured proxy, httpcore's proxy pool is used as httpx would build it.
+Requests skip httpx's client (auth, cookie and redirect machinery we do not use) and go to
+httpcore's connections through :mod:`.httppool` (one pool per origin, HTTP/1.1 kept alive).
+httpx still parses URLs (cached per URL string) and joins redirect targets. With a configured
+proxy, httpcore's proxy pool is used as httpx would build it.
 
 Non-2xx answers are returned, not raised: the polling policy reads their status and headers.
 :class:`FetchError` means there is no usable response at all.
@@ -34,8 +33,8 @@ import httpcore
 import httpx
 
 from aggregator.errors import FetchError
+from aggregator.fetch.hop import Cap, Hop, read_hop
 from aggregator.fetch.httppool import Origin, OriginPools
-from aggregator.fetch.inflate import InflateError, Inflater
 from aggregator.fetch.netguard import (
     ALLOW_HINT,
     BlockedAddress,
@@ -45,11 +44,9 @@ from aggregator.fetch.netguard import (
     parse_networks,
 )
 from aggregator.fetch.response import (
-    REDIRECT_STATUSES,
     HttpSettingsLike,
     Response,
     request_headers,
-    size_text,
 )
 from aggregator.fetch.urlcheck import url_problem
 
@@ -57,7 +54,6 @@ __all__ = ["MAX_REDIRECTS", "BasicAuth", "HttpClient", "HttpSettingsLike", "Resp
 
 MAX_REDIRECTS = 5
 MAX_IN_FLIGHT = 256  # requests at once per client; more wait (outside their deadline)
-_DRAIN_BYTES = 65536  # a redirect's body is read (and dropped) up to this, to reuse its connection
 _SCHEMES = frozenset({"http", "https"})
 _NETWORK_ERRORS = (
     httpcore.NetworkError,
@@ -67,19 +63,6 @@ _NETWORK_ERRORS = (
 )
 
 _ProxyPool = httpcore.AsyncHTTPProxy | httpcore.AsyncSOCKSProxy
-
-
-@dataclass(frozen=True, slots=True)
-class _Cap:
-    limit: int
-    truncate: bool
-
-
-@dataclass(frozen=True, slots=True)
-class _Hop:
-    status: int
-    headers: tuple[tuple[str, str], ...]
-    body: bytes
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,7 +145,7 @@ class HttpClient:
         (robots.txt: RFC 9309 §2.5 parses the first 500 KiB). ``auth`` is sent to hops on its
         own origin only.
         """
-        cap = _Cap(self._settings.max_body_bytes if max_bytes is None else max_bytes, truncate)
+        cap = Cap(self._settings.max_body_bytes if max_bytes is None else max_bytes, truncate)
         headers = self._request_headers(request_headers(etag, last_modified, accept))
         deadline = self._settings.timeout
         async with self._slots:
@@ -195,7 +178,7 @@ class HttpClient:
         self,
         url: str,
         headers: list[tuple[bytes, bytes]],
-        cap: _Cap,
+        cap: Cap,
         started: float,
         auth: BasicAuth | None,
     ) -> Response:
@@ -209,7 +192,7 @@ class HttpClient:
             same_origin = auth is not None and _origin_of(auth.url) == current.core.origin
             hop = await self._hop(current, authorized if same_origin else headers, cap, url,
                                   first=not targets)
-            location = _location(hop)
+            location = hop.location()
             if location is None:
                 return Response(
                     url=url,
@@ -231,8 +214,8 @@ class HttpClient:
             statuses.append(hop.status)
 
     async def _hop(
-        self, target: _Target, headers: list[tuple[bytes, bytes]], cap: _Cap, url: str, first: bool
-    ) -> _Hop:
+        self, target: _Target, headers: list[tuple[bytes, bytes]], cap: Cap, url: str, first: bool
+    ) -> Hop:
         # The first hop is the URL asked for, even where its parsed form differs from the text
         # (an IDN host in punycode, an escaped space): only a redirect makes it "redirected".
         where = url if first else f"{target.text} (redirected from {url})"
@@ -245,7 +228,9 @@ class HttpClient:
             )
             response = await self._pool.handle_async_request(request)
             try:
-                return await _read(response, cap, where)
+                assert isinstance(response.stream, AsyncIterable)
+                return await read_hop(response.status, response.headers, response.stream, cap,
+                                      where)
             finally:
                 await response.aclose()
         except BlockedAddress as exc:
@@ -284,66 +269,6 @@ def _proxy_pool(proxy_url: str, context: ssl.SSLContext) -> _ProxyPool:
         max_connections=MAX_IN_FLIGHT,
         max_keepalive_connections=64,
     )
-
-
-async def _read(response: httpcore.Response, cap: _Cap, where: str) -> _Hop:
-    headers = _decoded(response.headers)
-    hop = _Hop(response.status, headers, b"")
-    if _location(hop) is not None or response.status == 304:
-        await _drain(response)  # nothing in it is used; read to the end, the connection is reused
-        return hop
-    return _Hop(hop.status, headers, await _read_body(response, hop, cap, where))
-
-
-async def _drain(response: httpcore.Response) -> None:
-    """Read and drop up to _DRAIN_BYTES; a longer body makes the pool close the connection."""
-    assert isinstance(response.stream, AsyncIterable)
-    left = _DRAIN_BYTES
-    async for chunk in response.stream:
-        left -= len(chunk)
-        if left < 0:
-            return
-
-
-async def _read_body(response: httpcore.Response, hop: _Hop, cap: _Cap, where: str) -> bytes:
-    """The decoded body, refused (or cut) as soon as it would exceed the cap."""
-    encoding = _header(hop, "content-encoding")
-    try:
-        inflater = Inflater(encoding)
-    except InflateError as exc:
-        raise FetchError(f"{exc} for {where}") from None
-    declared = _header(hop, "content-length")
-    limit = cap.limit
-    if inflater.identity and declared.isdigit() and int(declared) > limit and not cap.truncate:
-        raise FetchError(
-            f"body of {int(declared)} bytes exceeds {size_text(limit)} cap for {where}"
-        )
-    assert isinstance(response.stream, AsyncIterable)
-    body = bytearray()
-    try:
-        async for chunk in response.stream:
-            body += inflater.feed(chunk, limit + 1 - len(body))
-            if len(body) > limit and cap.truncate:
-                return bytes(body[:limit])
-            if len(body) > limit:
-                raise FetchError(f"body exceeds {size_text(limit)} cap for {where}")
-    except InflateError as exc:
-        raise FetchError(f"{exc} for {where}") from None
-    return bytes(body)
-
-
-def _decoded(raw: list[tuple[bytes, bytes]]) -> tuple[tuple[str, str], ...]:
-    """Lower-case names; ASCII, else UTF-8, else Latin-1 for the whole set, as httpx decodes."""
-    if all(k.isascii() and v.isascii() for k, v in raw):
-        encoding = "ascii"
-    else:
-        try:
-            for k, v in raw:
-                k.decode(), v.decode()
-            encoding = "utf-8"
-        except UnicodeDecodeError:
-            encoding = "latin-1"
-    return tuple((k.decode(encoding).lower(), v.decode(encoding)) for k, v in raw)
 
 
 def _checked(raw: str, url: str) -> _Target:
@@ -394,17 +319,6 @@ def _next_url(current: _Target, location: str, url: str) -> _Target:
     except (httpx.InvalidURL, TypeError, ValueError) as exc:
         raise FetchError(f"invalid redirect Location {location!r} ({exc}) for {url}") from None
     return _checked(str(target), url)
-
-
-def _location(hop: _Hop) -> str | None:
-    if hop.status not in REDIRECT_STATUSES:
-        return None
-    return next((v for k, v in hop.headers if k == "location" and v.strip()), None)
-
-
-def _header(hop: _Hop, name: str) -> str:
-    """A header's values joined by ", " (as httpx's ``get``: two encodings read as stacked)."""
-    return ", ".join(v for k, v in hop.headers if k == name)
 
 
 def _timeout_kind(exc: Exception) -> str:
