@@ -19,6 +19,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 
 from storage import archive, articles, captures, feeds, holders, items, maintenance, poll
+from storage.browse import Browse
 from storage.dburl import Timeouts
 from storage.engine import (
     Database,
@@ -27,6 +28,7 @@ from storage.engine import (
     guarded,
     guarded_iter,
     migrate,
+    require_head,
     sqlite_file,
 )
 from storage.errors import StorageError
@@ -102,17 +104,25 @@ class Store:
         self._lock: holders.HolderLock | None = None  # PostgreSQL: this process's holder lock
 
     @classmethod
-    def open(cls, url: str, timeouts: Timeouts | None = None, *, create: bool = True) -> Store:
+    def open(
+        cls, url: str, timeouts: Timeouts | None = None, *, create: bool = True,
+        read_only: bool = False,
+    ) -> Store:  # fmt: skip
         """Connect and bring the schema to head; a database newer than the code is refused.
         ``timeouts`` (PostgreSQL): see ``storage.dburl.Timeouts`` for the defaults.
         ``create=False`` (read-only commands) refuses a missing SQLite file or an empty database
-        rather than creating an archive nobody asked for (issue 13)."""
+        rather than creating an archive nobody asked for (issue 13). ``read_only`` (the web
+        view, issue 16) also opens connections that refuse every write, and needs the schema
+        at head already."""
         with boundary(f"open {_described(url)}"):
-            if not create:
+            if not create or read_only:
                 _require_sqlite_file(url)
-            db = Database(url, timeouts)
+            db = Database(url, timeouts, read_only=read_only)
             try:
-                migrate(db, create=create)
+                if read_only:
+                    require_head(db)
+                else:
+                    migrate(db, create=create)
                 if db.watch is not None:
                     db.watch.remember()
             except BaseException:
@@ -386,6 +396,11 @@ class Store:
     def integrity_check(self) -> list[str]:
         with self.db.read() as conn:
             return maintenance.integrity(conn)
+
+    @property
+    def browse(self) -> Browse:
+        """The web view's and the feeds out's reads (``storage.browse``)."""
+        return Browse(self.db)
 
     @property
     def write_turn(self) -> WriteTurn | None:
