@@ -23,7 +23,7 @@ from warcio.statusandheaders import StatusAndHeaders
 from warcio.warcwriter import WARCWriter
 
 from storage.engine import sqlite_file
-from storage.files import atomic_text
+from storage.files import atomic_bytes
 from storage.records import Capture, ExportFilter
 
 if TYPE_CHECKING:
@@ -44,10 +44,8 @@ def write_warc(
         sys.stdout.flush()
         return count
     database = sqlite_file(store.url)
-    with atomic_text(path, parents=parents, avoid=Path(database) if database else None) as out:
-        out.flush()
-        # the text stream's own bytes underneath: WARC is binary; nothing else writes to it
-        return write_records(captures, out.buffer, path.name)
+    with atomic_bytes(path, parents=parents, avoid=Path(database) if database else None) as out:
+        return write_records(captures, out, path.name)
 
 
 def write_records(captures: Iterable[Capture], out: IO[bytes], filename: str) -> int:

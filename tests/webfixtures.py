@@ -24,7 +24,7 @@ from tests.dbfixtures import entry, poll
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 NEWS = "https://news.example/feed.xml"
 OTHER = "https://other.example/rss"
-NEWS_ITEMS = 23
+NEWS_ITEMS = 60  # with the hostile one, two pages of 50
 HOSTILE_TITLE = ('Hostile <script>window.__xss="title";alert(1)</script>'
                  '<img src=x onerror="window.__xss=\'title-img\'">')  # fmt: skip
 HOSTILE_HTML = (

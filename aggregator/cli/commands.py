@@ -32,6 +32,7 @@ from aggregator.cli.app import (
     require_feed,
     unexpected_line,
 )
+from aggregator.cli.serving import serve
 from aggregator.errors import ArchiverError
 from aggregator.runtime.logs import configure_logging
 from storage.redact import redact_text, redact_url, strip_credentials
@@ -233,8 +234,10 @@ def parse_time(value: str | None) -> datetime | None:
 
 @cli.command()
 @command_options
-@click.option("--format", "fmt", type=click.Choice(["json", "jsonl"]), default="jsonl",
-              show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["json", "jsonl", "atom", "jsonfeed", "warc"]),
+              default="jsonl", show_default=True,
+              help="json/jsonl: the archive (docs/export-format.md); atom/jsonfeed: a feed of the "
+                   "items with their article text; warc: the raw captures as WARC 1.1.")
 @click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path),
               help="A new file or a regular one to replace, written atomically; "
                    "standard output when absent.")
@@ -242,11 +245,13 @@ def parse_time(value: str | None) -> datetime | None:
 @click.option("--feed", "feed_url", metavar="URL", help="Only items this feed carried.")
 @click.option("--since", metavar="T", help="Items added or changed at or after T (ISO 8601 or 7d).")
 @click.option("--until", metavar="T", help="... and before T.")
+@click.option("--tag", metavar="TAG", help="Only items the feeds with this tag carried.")
 @pass_app
 def export(app: App, fmt: str, output: Path | None, parents: bool, feed_url: str | None,
-           since: str | None, until: str | None) -> None:  # fmt: skip
-    """Export the archive as JSON or JSON Lines (see docs/export-format.md)."""
-    from storage.export import write_export
+           since: str | None, until: str | None, tag: str | None) -> None:  # fmt: skip
+    """Export the archive as JSON or JSON Lines (see docs/export-format.md), as an Atom or
+    JSON Feed document, or its raw captures as WARC (with --since/--until: by fetch time)."""
+    from aggregator.cli.exports import write_format
     from storage.records import ExportFilter
 
     flt = ExportFilter(feed_url=feed_url and strip_credentials(feed_url), since=parse_time(since),
@@ -255,11 +260,11 @@ def export(app: App, fmt: str, output: Path | None, parents: bool, feed_url: str
         with app.store(create=False) as store, _terminate_cleanly():
             if feed_url is not None:
                 require_feed(store, feed_url, "export")
-            count = write_export(store, output, fmt, flt, parents=parents)
+            count, noun = write_format(store, output, fmt, flt, tag, parents)
     except ArchiverError as exc:
         fail(exc)
     if output is not None:
-        click.echo(f"exported {count} items to {output}", err=True)
+        click.echo(f"exported {count} {noun} to {output}", err=True)
 
 
 @contextmanager
@@ -385,6 +390,9 @@ def reextract(app: App, feed_url: str | None, since: str | None) -> None:
     except ArchiverError as exc:
         fail(exc)
     click.echo(f"re-extracted {seen} pages: {changed} changed, {failed} failed")
+
+
+cli.add_command(serve)
 
 
 def main() -> None:

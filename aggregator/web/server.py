@@ -1,0 +1,102 @@
+"""Serving the web view with uvicorn: ``serve`` for ``aggregator serve`` (blocking, stops on
+SIGINT/SIGTERM), ``serve_until`` for ``run`` with ``service.web: true`` (inside the service's
+event loop, stopping when the service does; the service keeps its signal handlers).
+
+The socket is bound here, before uvicorn starts, so that the address actually served (port 0:
+the system's choice) is known and announced, and a port already taken is one clear error.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING
+
+import uvicorn
+
+from aggregator.config.listen import Listen, check_exposure, parse_listen
+from aggregator.errors import ConfigError
+from aggregator.web.app import LOOPBACK_HOSTS, create_app
+from storage.store import Store
+
+if TYPE_CHECKING:
+    from aggregator.config import Settings
+
+Announce = Callable[[str], None]
+
+
+def bind(listen: Listen) -> socket.socket:
+    """A listening socket on ``listen`` (connections wait in its backlog until uvicorn serves
+    them), or a one-line error."""
+    family = socket.AF_INET6 if ":" in listen.host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((listen.host, listen.port))
+        sock.listen(128)
+    except OSError as exc:
+        sock.close()
+        raise ConfigError(f"web: cannot listen on {listen.host}:{listen.port}: "
+                          f"{exc.strerror or exc}") from None  # fmt: skip
+    return sock
+
+
+def _config(store: Store, listen: Listen, token: str | None, verbose: int) -> uvicorn.Config:
+    # On loopback, only loopback names are accepted (DNS rebinding); beyond, the token guards.
+    hosts = [*LOOPBACK_HOSTS, listen.host] if listen.loopback else None
+    app = create_app(store, token=token, hosts=hosts)
+    return uvicorn.Config(app, log_config=None, access_log=verbose > 0, server_header=False,
+                          lifespan="off", proxy_headers=False,
+                          timeout_graceful_shutdown=5)  # fmt: skip
+
+
+@contextlib.contextmanager
+def _opened(settings: Settings, listen: Listen, token: str | None,
+            public: bool) -> Iterator[tuple[Store, socket.socket]]:  # fmt: skip
+    check_exposure("web", listen, token, public)
+    store = Store.open(settings.database, settings.timeouts(), read_only=True)
+    try:
+        sock = bind(listen)
+    except BaseException:
+        store.close()
+        raise
+    try:
+        yield store, sock
+    finally:
+        sock.close()
+        store.close()
+
+
+def serve(settings: Settings, listen: Listen, token: str | None, public: bool,
+          announce: Announce, verbose: int = 0) -> None:  # fmt: skip
+    """``aggregator serve``: until SIGINT or SIGTERM."""
+    with _opened(settings, listen, token, public) as (store, sock):
+        server = uvicorn.Server(_config(store, listen, token, verbose))
+        announce(listen.url(sock.getsockname()[1]))
+        server.run(sockets=[sock])
+
+
+class _Embedded(uvicorn.Server):
+    """A uvicorn server that leaves the signals to the service it runs in."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+async def serve_until(settings: Settings, stop: asyncio.Event, announce: Announce,
+                      verbose: int = 0) -> None:  # fmt: skip
+    """``run`` with ``service.web: true``: serve ``service.web_listen`` until ``stop`` is set."""
+    service = settings.service
+    listen = parse_listen(service.web_listen)
+    with _opened(settings, listen, service.listen_token, service.listen_public) as (store, sock):
+        server = _Embedded(_config(store, listen, service.listen_token, verbose))
+        serving = asyncio.create_task(server.serve(sockets=[sock]))
+        announce(listen.url(sock.getsockname()[1]))
+        stopped = asyncio.create_task(stop.wait())
+        await asyncio.wait({serving, stopped}, return_when=asyncio.FIRST_COMPLETED)
+        server.should_exit = True
+        stopped.cancel()
+        await serving
