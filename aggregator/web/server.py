@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import signal
 import socket
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
@@ -73,9 +74,24 @@ def serve(settings: Settings, listen: Listen, token: str | None, public: bool,
           announce: Announce, verbose: int = 0) -> None:  # fmt: skip
     """``aggregator serve``: until SIGINT or SIGTERM."""
     with _opened(settings, listen, token, public) as (store, sock):
-        server = uvicorn.Server(_config(store, listen, token, verbose))
+        server = _Alone(_config(store, listen, token, verbose))
         announce(listen.url(sock.getsockname()[1]))
         server.run(sockets=[sock])
+
+
+class _Alone(uvicorn.Server):
+    """``serve``: SIGINT and SIGTERM stop the server gracefully, and the command then exits 0
+    (uvicorn's own handling raises the signal again once stopped: death by SIGTERM)."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        signals = (signal.SIGINT, signal.SIGTERM)
+        previous = {sig: signal.signal(sig, self.handle_exit) for sig in signals}
+        try:
+            yield
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
 
 
 class _Embedded(uvicorn.Server):
