@@ -143,7 +143,7 @@ def test_the_view_answers_get_only_and_cannot_write(
             store.sync_feeds([], NOW)
         from sqlalchemy import text
 
-        with pytest.raises(Exception, match="(?i)read.?only"), store.db.read() as conn:
+        with pytest.raises(Exception, match=r"(?i)read.?only"), store.db.read() as conn:
             conn.execute(text("DELETE FROM items"))
         assert len(store.browse.newest(None, 1000)) == wf.NEWS_ITEMS + 3
 

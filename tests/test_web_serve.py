@@ -52,7 +52,7 @@ def test_beyond_loopback_a_token_or_the_public_flag_is_needed() -> None:
     check_exposure("web", Listen("127.0.0.1", 8322), None, False)
     check_exposure("web", Listen("0.0.0.0", 8322), "t" * 16, False)
     check_exposure("web", Listen("0.0.0.0", 8322), None, True)
-    with pytest.raises(ConfigError, match="service.listen_token"):
+    with pytest.raises(ConfigError, match=r"service\.listen_token"):
         check_exposure("web", Listen("0.0.0.0", 8322), None, False)
 
 
@@ -120,14 +120,38 @@ def test_serve_without_an_archive_says_so(tmp_path: Path) -> None:
     assert not (tmp_path / "none.db").exists()
 
 
+def test_run_with_service_web_serves_the_view_beside_the_service(database: str) -> None:
+    """``run``'s wiring: the view is bound before the service starts and stops when it does."""
+    from aggregator.cli.commands import _serve
+    from aggregator.cli.serving import web_view_for_run
+
+    settings = _web_settings(database)
+    seen: list[int] = []
+
+    class Service:  # stands for runtime.Service: reads the view, then stops as on SIGTERM
+        async def run(self, stop: asyncio.Event) -> None:
+            answer = await asyncio.to_thread(urllib.request.urlopen, web.url, timeout=30)
+            seen.append(answer.status)
+
+    with web_view_for_run(settings, 0) as web:
+        assert web is not None
+        asyncio.run(_serve(Service(), web))
+    assert seen == [200]
+    with web_view_for_run(Settings(database=database), 0) as off:
+        assert off is None  # service.web is off by default
+
+
+def _web_settings(database: str) -> Settings:
+    service = Settings().service.model_copy(update={"web": True, "web_listen": "127.0.0.1:0"})
+    return Settings(database=database).model_copy(update={"service": service})
+
+
 def test_serve_until_runs_inside_a_service_and_stops_with_it(database: str) -> None:
     """What ``run`` does with ``service.web: true``: the view serves in the service's loop and
     stops when the service's stop event is set."""
     from aggregator.web import serve_until
 
-    settings = Settings(database=database).model_copy(update={"service": Settings().service
-                                                      .model_copy(update={"web": True,
-                                                      "web_listen": "127.0.0.1:0"})})  # fmt: skip
+    settings = _web_settings(database)
     announced: list[str] = []
 
     async def scenario() -> int:

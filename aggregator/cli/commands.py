@@ -32,7 +32,7 @@ from aggregator.cli.app import (
     require_feed,
     unexpected_line,
 )
-from aggregator.cli.serving import serve
+from aggregator.cli.serving import serve, web_view_for_run
 from aggregator.errors import ArchiverError
 from aggregator.runtime.logs import configure_logging
 from storage.redact import redact_text, redact_url, strip_credentials
@@ -156,7 +156,8 @@ def run(app: App) -> None:
         settings = app.require_feeds()
         with app.store() as store:
             store.sync_feeds(settings.feed_configs(), datetime.now(UTC))
-            asyncio.run(_serve(Service(settings, store)))
+            with web_view_for_run(settings, app.verbose) as web:
+                asyncio.run(_serve(Service(settings, store), web))
     except ArchiverError as exc:
         fail(exc)
     log.info("stopped")
@@ -166,14 +167,22 @@ def _stop_during_startup(signum: int, frame: object) -> None:
     raise SystemExit(EXIT_OK)
 
 
-async def _serve(service: Any) -> None:
+async def _serve(service: Any, web: Any = None) -> None:
+    """The service until a signal; with ``service.web``, the web view beside it, stopping
+    with it."""
     import asyncio
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    await service.run(stop)
+    viewing = None if web is None else asyncio.create_task(web.serve_until(stop))
+    try:
+        await service.run(stop)
+    finally:
+        stop.set()
+        if viewing is not None:
+            await viewing
 
 
 @cli.group(invoke_without_command=True)

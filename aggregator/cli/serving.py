@@ -6,10 +6,18 @@ pay for it.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
 import click
 
-from aggregator.cli.app import App, command_options, fail
+from aggregator.cli.app import App, command_options, fail, log
 from aggregator.errors import ArchiverError, ConfigError
+
+if TYPE_CHECKING:
+    from aggregator.config import Settings
+    from aggregator.web import WebView
 
 DEFAULT_LISTEN = "127.0.0.1:8322"
 
@@ -49,3 +57,17 @@ def serve(ctx: click.Context, listen: str | None, token: str | None, public: boo
 
 def _announce(url: str) -> None:
     click.echo(f"serving the archive read-only at {url} (Ctrl-C stops)", err=True)
+
+
+@contextlib.contextmanager
+def web_view_for_run(settings: Settings, verbose: int) -> Iterator[WebView | None]:
+    """``run`` with ``service.web: true``: the view opened and bound before the service starts
+    (a refused address or a taken port stops ``run`` at once), closed after it; else None."""
+    if not settings.service.web:
+        yield None
+        return
+    from aggregator.web import WebView
+
+    with WebView.from_settings(settings, verbose) as view:
+        log.info("web view at %s (read-only)", view.url)
+        yield view

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["create_app", "serve", "serve_until"]
+__all__ = ["WebView", "create_app", "serve", "serve_until"]
 
 
 def __getattr__(name: str) -> Any:
@@ -16,7 +16,7 @@ def __getattr__(name: str) -> Any:
         from aggregator.web.app import create_app
 
         return create_app
-    if name in ("serve", "serve_until"):
+    if name in ("WebView", "serve", "serve_until"):
         from aggregator.web import server
 
         return getattr(server, name)

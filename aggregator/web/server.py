@@ -53,30 +53,75 @@ def _config(store: Store, listen: Listen, token: str | None, verbose: int) -> uv
                           timeout_graceful_shutdown=5)  # fmt: skip
 
 
-@contextlib.contextmanager
-def _opened(settings: Settings, listen: Listen, token: str | None,
-            public: bool) -> Iterator[tuple[Store, socket.socket]]:  # fmt: skip
-    check_exposure("web", listen, token, public)
-    store = Store.open(settings.database, settings.timeouts(), read_only=True)
-    try:
-        sock = bind(listen)
-    except BaseException:
-        store.close()
-        raise
-    try:
-        yield store, sock
-    finally:
-        sock.close()
-        store.close()
+class WebView:
+    """The view, checked, opened and bound, not yet serving: ``open`` raises at once (a refused
+    address, a taken port, no archive), so a caller can fail before it starts anything else."""
+
+    def __init__(self, store: Store, sock: socket.socket, config: uvicorn.Config) -> None:
+        self.store, self.sock, self.config = store, sock, config
+        self.url = ""
+
+    @classmethod
+    def open(cls, settings: Settings, listen: Listen, token: str | None, public: bool,
+             verbose: int = 0) -> WebView:  # fmt: skip
+        check_exposure("web", listen, token, public)
+        store = Store.open(settings.database, settings.timeouts(), read_only=True)
+        try:
+            sock = bind(listen)
+        except BaseException:
+            store.close()
+            raise
+        view = cls(store, sock, _config(store, listen, token, verbose))
+        view.url = listen.url(sock.getsockname()[1])
+        return view
+
+    @classmethod
+    def from_settings(cls, settings: Settings, verbose: int = 0) -> WebView:
+        """As ``service.web_listen``, ``listen_token`` and ``listen_public`` say."""
+        service = settings.service
+        return cls.open(settings, parse_listen(service.web_listen), service.listen_token,
+                        service.listen_public, verbose)  # fmt: skip
+
+    def run(self) -> None:
+        """Serve until SIGINT or SIGTERM (``aggregator serve``)."""
+        _Alone(self.config).run(sockets=[self.sock])
+
+    async def serve_until(self, stop: asyncio.Event) -> None:
+        """Serve inside a running service until ``stop`` is set; the service keeps its signals."""
+        server = _Embedded(self.config)
+        serving = asyncio.create_task(server.serve(sockets=[self.sock]))
+        stopped = asyncio.create_task(stop.wait())
+        await asyncio.wait({serving, stopped}, return_when=asyncio.FIRST_COMPLETED)
+        server.should_exit = True
+        stopped.cancel()
+        await serving
+
+    def close(self) -> None:
+        self.sock.close()
+        self.store.close()
+
+    def __enter__(self) -> WebView:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def serve(settings: Settings, listen: Listen, token: str | None, public: bool,
           announce: Announce, verbose: int = 0) -> None:  # fmt: skip
     """``aggregator serve``: until SIGINT or SIGTERM."""
-    with _opened(settings, listen, token, public) as (store, sock):
-        server = _Alone(_config(store, listen, token, verbose))
-        announce(listen.url(sock.getsockname()[1]))
-        server.run(sockets=[sock])
+    with WebView.open(settings, listen, token, public, verbose) as view:
+        announce(view.url)
+        view.run()
+
+
+async def serve_until(settings: Settings, stop: asyncio.Event, announce: Announce,
+                      verbose: int = 0) -> None:  # fmt: skip
+    """``run`` with ``service.web: true``: serve ``service.web_listen`` until ``stop`` is set.
+    (A caller that must fail before starting opens ``WebView.from_settings`` itself.)"""
+    with WebView.from_settings(settings, verbose) as view:
+        announce(view.url)
+        await view.serve_until(stop)
 
 
 class _Alone(uvicorn.Server):
@@ -100,19 +145,3 @@ class _Embedded(uvicorn.Server):
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
         yield
-
-
-async def serve_until(settings: Settings, stop: asyncio.Event, announce: Announce,
-                      verbose: int = 0) -> None:  # fmt: skip
-    """``run`` with ``service.web: true``: serve ``service.web_listen`` until ``stop`` is set."""
-    service = settings.service
-    listen = parse_listen(service.web_listen)
-    with _opened(settings, listen, service.listen_token, service.listen_public) as (store, sock):
-        server = _Embedded(_config(store, listen, service.listen_token, verbose))
-        serving = asyncio.create_task(server.serve(sockets=[sock]))
-        announce(listen.url(sock.getsockname()[1]))
-        stopped = asyncio.create_task(stop.wait())
-        await asyncio.wait({serving, stopped}, return_when=asyncio.FIRST_COMPLETED)
-        server.should_exit = True
-        stopped.cancel()
-        await serving
