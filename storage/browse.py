@@ -83,7 +83,7 @@ class Browse:
                    sightings.c.first_seen, items.c.article_status)
             .join(sightings, sightings.c.item_id == items.c.id)
             .where(sightings.c.feed_id == feed_id)
-            .order_by(sightings.c.first_seen.desc(), items.c.id.desc())
+            .order_by(sightings.c.first_seen.desc(), sightings.c.id.desc())  # the index's order
             .offset(offset).limit(limit)
         )  # fmt: skip
         total = select(func.count()).where(sightings.c.feed_id == feed_id)
@@ -120,9 +120,9 @@ class Browse:
 
     @guarded
     def newest(self, feed_ids: list[int] | None, limit: int) -> list[dict[str, Any]]:
-        """The ``limit`` items first seen last (of ``feed_ids``' feeds, or all), export-shaped,
-        newest first: what a feed out carries."""
-        query = _with_feed_url(select(items)).order_by(items.c.first_seen.desc(),
+        """The ``limit`` items added or changed last (of ``feed_ids``' feeds, or all),
+        export-shaped, newest first: what a feed out carries (``changed_at`` is indexed)."""
+        query = _with_feed_url(select(items)).order_by(items.c.changed_at.desc(),
                                                        items.c.id.desc()).limit(limit)
         if feed_ids is not None:
             carried = select(sightings.c.item_id).where(sightings.c.feed_id.in_(feed_ids))
