@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, func, select
+from sqlalchemy import Connection, exists, func, select
 
 from storage.archive import export_dicts
 from storage.captures import to_capture
@@ -124,12 +124,19 @@ class Browse:
         export-shaped, newest first: what a feed out carries (``changed_at`` is indexed)."""
         query = _with_feed_url(select(items)).order_by(items.c.changed_at.desc(),
                                                        items.c.id.desc()).limit(limit)
-        if feed_ids is not None:
-            carried = select(sightings.c.item_id).where(sightings.c.feed_id.in_(feed_ids))
-            query = query.where(items.c.id.in_(carried))
+        if feed_ids is not None:  # walk the index newest first, keep those the feeds carried
+            carried = exists().where(sightings.c.item_id == items.c.id,
+                                     sightings.c.feed_id.in_(feed_ids))  # fmt: skip
+            query = query.where(carried)
         with self.db.read() as conn:
             rows = conn.execute(query).all()
             return export_dicts(conn, rows) if rows else []
+
+    @guarded
+    def feed_ids(self) -> dict[str, int]:
+        """Every feed's id by its URL (links to a feed's page), without counting its items."""
+        with self.db.read() as conn:
+            return {row.url: row.id for row in conn.execute(select(feeds.c.id, feeds.c.url))}
 
     @guarded
     def tagged_feeds(self, tag: str) -> list[int]:

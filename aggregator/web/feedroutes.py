@@ -14,7 +14,7 @@ from starlette.responses import Response
 from aggregator.web.render import web_of
 from storage.feedsout import FeedMeta, atom, json_feed, selection_id
 
-FEED_ITEMS = 50  # entries in a feed out: the newest first seen
+FEED_ITEMS = 50  # entries in a feed out: those added or changed last
 ATOM_TYPE = "application/atom+xml; charset=utf-8"
 JSON_TYPE = "application/feed+json; charset=utf-8"
 

@@ -47,7 +47,7 @@ def item(request: Request) -> Response:
     view = web.store.browse.item(request.path_params["item_id"])
     if view is None:
         raise HTTPException(404, f"no item {request.path_params['item_id']} in the archive")
-    feed_ids = {f.url: f.id for f in web.store.list_feeds()}
+    feed_ids = web.store.browse.feed_ids()
     return web.render(request, "item.html", view=view, item=view.record,
                       article=view.record.get("article") or {}, feed_ids=feed_ids)  # fmt: skip
 
