@@ -43,6 +43,7 @@ from storage.records import (
     PollResult,
     PollSummary,
 )
+from storage.search import SearchPage
 from storage.tables import items as items_t
 from storage.turn import WriteTurn
 
@@ -369,6 +370,17 @@ class Store:
                 raise StorageError(f"import of {source} failed at {run.lines}, "
                                    f"nothing imported: {detail}") from exc  # fmt: skip
             return run.finish()
+
+    @guarded
+    def search(
+        self, query: str, *, feed_url: str | None = None, tag: str | None = None,
+        since: datetime | None = None, until: datetime | None = None,
+        limit: int = 20, offset: int = 0,
+    ) -> SearchPage:  # fmt: skip
+        """Items matching ``query`` (``storage.searchquery``'s syntax), best first; ``since`` and
+        ``until`` bound the publication time (the first sighting when unknown); ``tag`` is a tag of
+        a feed that carried the item. A bad query raises ``SearchSyntaxError``."""
+        raise NotImplementedError("search: not implemented yet")
 
     @guarded
     def stats(self) -> dict[str, Any]:
