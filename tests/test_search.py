@@ -75,6 +75,16 @@ def test_paging_covers_every_hit_once_and_counts_them(store: Store) -> None:
     assert len(seen) == len(set(seen)) == 4
 
 
+def test_a_total_past_the_count_limit_is_not_counted(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    build(store)
+    monkeypatch.setattr("storage.search.COUNT_LIMIT", 3)
+    assert store.search("budget OR festival OR cafe", limit=1).total is None
+    assert store.search("budget OR festival", limit=1).total == 3
+    assert store.search("budget OR festival OR cafe", limit=10).total == 4  # all on the page
+
+
 def test_hits_carry_the_item_and_a_highlighted_snippet(store: Store) -> None:
     ids = build(store)
     [hit] = store.search('"финансовый центр"').hits

@@ -62,6 +62,8 @@ def search(app: App, query: str | None, feed_url: str | None, tag: str | None,
     if everything and not reindex:
         raise click.UsageError("--all goes with --reindex")
     first, last = parse_time(since), parse_time(until)
+    from storage.search import COUNT_LIMIT
+
     try:
         with app.store(create=False) as store:
             if reindex:
@@ -85,7 +87,8 @@ def search(app: App, query: str | None, feed_url: str | None, tag: str | None,
     _show(page.hits, as_json, offset)
     if not as_json:
         shown = f"{offset + 1}-{offset + len(page.hits)} of " if page.hits else ""
-        click.echo(f"{shown}{page.total} matching items", err=True)
+        count = f"{page.total}" if page.total is not None else f"more than {COUNT_LIMIT:,}"
+        click.echo(f"{shown}{count} matching items", err=True)
 
 
 def _reindex(store: Store, *, restart: bool) -> None:
