@@ -5,6 +5,7 @@
     ├── FetchError                aggregator.errors: HTTP, network, SSRF guard, size and time caps
     ├── ParseError                aggregator.errors: a feed document that cannot be read
     ├── ExtractError              aggregator.errors: an article page that cannot be cleaned
+    ├── SearchQueryError          a search query that does not read (storage.searchquery)
     └── StorageError              the database, a migration, an export file
         ├── LeaseLost             a poll's lease expired and another worker took the feed
         ├── ExportError           an export file that cannot be written where it was asked
@@ -25,6 +26,13 @@ class ArchiverError(Exception):
     def __init__(self, message: str) -> None:
         prefix = f"{self.stage}: "
         super().__init__(message if message.startswith(prefix) else prefix + message)
+
+
+class SearchQueryError(ArchiverError):
+    """A search query the syntax cannot read; the message says what and where (a usage error,
+    not a storage one: nothing was wrong with the archive)."""
+
+    stage = "search"
 
 
 class StorageError(ArchiverError):

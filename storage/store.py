@@ -45,6 +45,8 @@ from storage.records import (
     PollResult,
     PollSummary,
 )
+from storage.search import SearchPage, run_search
+from storage.searchindex import Backlog, backlog, reindex
 from storage.tables import items as items_t
 from storage.turn import WriteTurn
 
@@ -379,6 +381,32 @@ class Store:
                 raise StorageError(f"import of {source} failed at {run.lines}, "
                                    f"nothing imported: {detail}") from exc  # fmt: skip
             return run.finish()
+
+    @guarded
+    def search(
+        self, query: str, *, feed_url: str | None = None, tag: str | None = None,
+        since: datetime | None = None, until: datetime | None = None,
+        limit: int = 20, offset: int = 0,
+    ) -> SearchPage:  # fmt: skip
+        """Items matching ``query`` (``storage.searchquery``'s syntax), best first; ``since`` and
+        ``until`` bound the publication time (the first sighting when unknown); ``tag`` is a tag of
+        a feed that carried the item. A bad query raises ``SearchSyntaxError``."""
+        with self.db.read() as conn:
+            return run_search(conn, query, feed_url=feed_url, tag=tag, since=since,
+                              until=until, limit=limit, offset=offset)  # fmt: skip
+
+    @guarded
+    def search_backlog(self) -> Backlog | None:
+        """Items written before the search index and not yet indexed (None: none)."""
+        with self.db.read() as conn:
+            return backlog(conn)
+
+    @guarded
+    def reindex_search(self, batch: int, *, restart: bool = False) -> tuple[int, Backlog | None]:
+        """Index the next ``batch`` items of the backlog in one transaction (``restart``: put
+        every item in it first); how many were indexed, and what is left."""
+        with self.db.write() as conn:
+            return reindex(conn, batch, restart=restart)
 
     @guarded
     def stats(self) -> dict[str, Any]:

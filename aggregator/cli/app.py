@@ -10,6 +10,7 @@ import logging
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import click
@@ -168,3 +169,22 @@ def require_feed(store: Store, url: str, stage: str) -> None:
             else "; `aggregator feeds` lists them" if urls else "; the archive has no feeds yet")
     click.echo(f"{stage}: no feed {redact_url(url)} in the archive{more}", err=True)
     sys.exit(EXIT_USAGE)
+
+
+def parse_time(value: str | None) -> datetime | None:
+    """ISO 8601 (a date, or a time with or without offset: UTC if none) or an age like 7d."""
+    if value is None:
+        return None
+    from aggregator.config import parse_duration
+
+    try:
+        return datetime.now(UTC) - timedelta(seconds=parse_duration(value))
+    except ValueError:
+        pass
+    try:
+        when = datetime.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter(
+            f"{value!r}: use ISO 8601 (2024-05-01T12:00+02:00) or an age (7d)"
+        ) from None
+    return when if when.tzinfo else when.replace(tzinfo=UTC)

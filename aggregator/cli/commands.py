@@ -14,7 +14,7 @@ import threading
 import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -29,9 +29,11 @@ from aggregator.cli.app import (
     fail,
     failures_listed_afterwards,
     log,
+    parse_time,
     require_feed,
     unexpected_line,
 )
+from aggregator.cli.search import search
 from aggregator.cli.serving import serve, web_view_for_run
 from aggregator.errors import ArchiverError
 from aggregator.runtime.logs import configure_logging
@@ -222,25 +224,6 @@ def feeds_show(app: App, url: str, as_json: bool) -> None:
     views.print_feed(feed, history, as_json, datetime.now(UTC))
 
 
-def parse_time(value: str | None) -> datetime | None:
-    """ISO 8601 (a date, or a time with or without offset: UTC if none) or an age like 7d."""
-    if value is None:
-        return None
-    from aggregator.config import parse_duration
-
-    try:
-        return datetime.now(UTC) - timedelta(seconds=parse_duration(value))
-    except ValueError:
-        pass
-    try:
-        when = datetime.fromisoformat(value)
-    except ValueError:
-        raise click.BadParameter(
-            f"{value!r}: use ISO 8601 (2024-05-01T12:00+02:00) or an age (7d)"
-        ) from None
-    return when if when.tzinfo else when.replace(tzinfo=UTC)
-
-
 @cli.command()
 @command_options
 @click.option("--format", "fmt", type=click.Choice(["json", "jsonl", "atom", "jsonfeed", "warc"]),
@@ -401,6 +384,7 @@ def reextract(app: App, feed_url: str | None, since: str | None) -> None:
     click.echo(f"re-extracted {seen} pages: {changed} changed, {failed} failed")
 
 
+cli.add_command(search)
 cli.add_command(serve)
 
 
