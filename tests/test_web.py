@@ -193,3 +193,61 @@ def test_a_view_of_an_archive_not_at_head_refuses_rather_than_upgrades(
     set_version(head)
     with Store.open(archive[0], read_only=True) as store:
         assert store.browse.tags() == ["kz", "news", "other"]
+
+
+def test_search_finds_pages_and_filters(view: tuple[TestClient, dict]) -> None:
+    client, ids = view
+    found = client.get("/search", params={"q": "бюджет*"})
+    assert found.status_code == 200
+    links = re.findall(r'<li><a href="/item/(\d+)">', found.text)
+    assert sorted(int(i) for i in links) == sorted([ids["russian"], ids["kazakh"]])
+    marked = client.get("/search", params={"q": "депутат*"}).text
+    assert marked.count("<mark>Депутат") == 2  # Депутаты, Депутаттар: the prefix marked
+    many = client.get("/search", params={"q": "story", "tag": "news"})
+    assert "60 items match" in many.text  # Story 1 … Story 60
+    assert len(re.findall(r'<li><a href="/item/', many.text)) == 20
+    assert 'rel="next" href="/search?q=story&amp;tag=news&amp;page=2"' in many.text
+    last = client.get("/search", params={"q": "story", "tag": "news", "page": 3})
+    assert 'rel="next"' not in last.text and 'rel="prev"' in last.text
+    other = client.get("/search", params={"q": "story", "feed": wf.OTHER})
+    assert re.findall(r'<li><a href="/item/(\d+)">', other.text) == [str(ids["story1"])]
+    none = client.get("/search", params={"q": "story", "until": "2020-01-01"})
+    assert "0 items match" in none.text
+
+
+def test_beyond_the_count_limit_pages_go_on_while_they_are_full(
+    view: tuple[TestClient, dict], monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``Store.search`` stops counting past ``COUNT_LIMIT`` (total None): the page says "more
+    than" and offers a next page as long as the pages are full."""
+    import storage.search
+
+    client, _ids = view
+    monkeypatch.setattr(storage.search, "COUNT_LIMIT", 30)
+    first = client.get("/search", params={"q": "story", "tag": "news"}).text
+    assert "More than 30 items match" in first and 'rel="next"' in first
+    last = client.get("/search", params={"q": "story", "tag": "news", "page": 3}).text
+    assert len(re.findall(r'<li><a href="/item/', last)) == 20 and 'rel="next"' in last
+    after = client.get("/search", params={"q": "story", "tag": "news", "page": 4}).text
+    assert re.findall(r'<li><a href="/item/', after) == [] and 'rel="next"' not in after
+
+
+def test_ipv6_loopback_and_head_requests(archive: tuple[str, dict[str, int]]) -> None:
+    with Store.open(archive[0], read_only=True) as store:
+        app = create_app(store, hosts=["127.0.0.1", "localhost", "[::1]"])
+        client = TestClient(app, base_url="http://[::1]:8322")
+        assert client.get("/").status_code == 200
+        head = client.head("/feed/1")
+        assert head.status_code == 200 and head.content == b""
+        assert head.headers["content-security-policy"] == CSP
+
+
+def test_a_bad_search_says_why_on_the_page(view: tuple[TestClient, dict]) -> None:
+    client, _ids = view
+    unclosed = client.get("/search", params={"q": '"budget'})
+    assert unclosed.status_code == 400 and 'id="problem"' in unclosed.text
+    bad_time = client.get("/search", params={"q": "budget", "since": "yesterday-ish"})
+    assert bad_time.status_code == 400
+    assert "since: &#39;yesterday-ish&#39; is neither" in bad_time.text
+    hostile = client.get("/search", params={"q": '<script>alert(1)</script>"'})
+    assert "<script>alert" not in hostile.text

@@ -166,3 +166,25 @@ def test_the_probe_sees_a_script_that_runs(page: Any) -> None:
     assert page.evaluate("() => window.__xss") is not None
     assert page.dialogs == ["ran"]
     assert page.evaluate(LIVE_CODE) != []
+
+
+def test_search_and_open_a_result(page: Any, site: tuple[str, dict[str, int]],
+                                  artefacts: Path) -> None:  # fmt: skip
+    base, ids = site
+    page.goto(base)
+    page.fill("header input[name=q]", "депутат*")  # in both summaries: Депутаты, Депутаттар
+    page.press("header input[name=q]", "Enter")
+    page.wait_for_load_state()
+    assert "/search?q=" in page.url
+    hits = page.locator("ol.hits > li > a")
+    assert sorted(hits.all_inner_texts()) == sorted([wf.KAZAKH_TITLE, wf.RUSSIAN_TITLE])
+    assert page.locator("ol.hits mark").count() >= 2
+    page.select_option("select[name=feed]", wf.OTHER)
+    page.fill("form.search input[name=q]", "талқылады")
+    page.click("form.search button[type=submit]")
+    page.wait_for_load_state()
+    assert page.locator("ol.hits > li > a").all_inner_texts() == [wf.KAZAKH_TITLE]
+    page.screenshot(path=str(artefacts / "search-kazakh.png"), full_page=True)
+    page.click(f"ol.hits a:text-is(\"{wf.KAZAKH_TITLE}\")")
+    assert page.url.endswith(f"/item/{ids['kazakh']}")
+    assert page.inner_text("#item-title") == wf.KAZAKH_TITLE

@@ -25,7 +25,7 @@ from starlette.routing import Route
 from starlette.templating import Jinja2Templates
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from aggregator.web import feedroutes, pages
+from aggregator.web import feedroutes, pages, search
 from aggregator.web.render import Web, environment
 
 if TYPE_CHECKING:
@@ -56,8 +56,8 @@ def create_app(
     so that a web page elsewhere cannot reach it through DNS rebinding."""
 
     templates = Jinja2Templates(env=environment())
-    routes = [Route(path, endpoint, methods=["GET", "HEAD"])
-              for path, endpoint in [*pages.ROUTES, *feedroutes.ROUTES]]  # fmt: skip
+    every = [*pages.ROUTES, *search.ROUTES, *feedroutes.ROUTES]
+    routes = [Route(path, endpoint, methods=["GET", "HEAD"]) for path, endpoint in every]
     routes.append(Route("/static/style.css", _stylesheet, methods=["GET", "HEAD"]))
     middleware = [Middleware(SecurityHeaders), Middleware(BearerToken, token=token)]
     if hosts is not None:
