@@ -133,7 +133,10 @@ def _filters(
     if until is not None:
         where += f" AND {when} < :until"
     if feed_ids is not None:
-        where += f" AND {key} IN (SELECT item_id FROM sightings WHERE feed_id IN :feeds)"
+        # SQLite: the unary plus keeps the rowid out of FTS5's plan; given to it, the planner ran
+        # the full-text query once per item of the feeds (100,000 items: 4 s instead of 0.1)
+        plus = "+" if key == "item_search.rowid" else ""
+        where += f" AND {plus}{key} IN (SELECT item_id FROM sightings WHERE feed_id IN :feeds)"
         binds.append(bindparam("feeds", expanding=True))
     joined = f" JOIN items ON items.id = {key}" if since or until else ""
     return joined, where, [b for b in binds if f":{b.key}" in where]
@@ -191,7 +194,9 @@ def _hits(conn: Connection, ranked: list[tuple[int, float]], node: Node) -> list
     hit = matcher(node)
     out = []
     for item_id, rank in ranked:
-        r = rows[item_id]
+        r = rows.get(item_id)
+        if r is None:  # deleted since it was ranked (PostgreSQL reads each statement afresh)
+            continue
         d = doc(item_id, r.title, r.summary, r.article)
         out.append(SearchHit(item_id, r.feed_url, r.title, r.url,
                              with_offset(r.published, r.published_offset),
