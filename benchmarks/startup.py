@@ -33,7 +33,8 @@ sys.path.insert(0, str(ROOT))
 from benchmarks.feedserver import FeedServer  # noqa: E402  (after the path fix for a checkout)
 
 COMMANDS = [["--help"], ["--version"], ["check-config"], ["feeds"], ["stats"],
-            ["poll", "--help"], ["export", "--output", "{tmp}/out.jsonl"]]
+            ["poll", "--help"], ["export", "--output", "{tmp}/out.jsonl"], ["serve", "--help"],
+            ["export", "--format", "atom", "--output", "{tmp}/out.atom"]]
 
 
 def timed(argv: list[str], env: dict[str, str]) -> tuple[float, float, int, int]:

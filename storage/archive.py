@@ -62,15 +62,23 @@ def export_page(
             .where(feeds.c.url == flt.feed_url)
         )
         query = query.where(items.c.id.in_(in_feed))
+    if flt.feed_ids is not None:
+        in_feeds = select(sightings.c.item_id).where(sightings.c.feed_id.in_(flt.feed_ids))
+        query = query.where(items.c.id.in_(in_feeds))
     rows = conn.execute(query).all()
     if not rows:
         return [], after
+    return export_dicts(conn, rows), rows[-1].id
+
+
+def export_dicts(conn: Connection, rows: Sequence[Any]) -> list[dict[str, Any]]:
+    """Rows of ``items`` (with ``feed_url``) in the export's shape, sightings and revisions
+    read in two queries for the lot."""
     ids = [r.id for r in rows]
     seen = _grouped(conn, _sightings_query(ids))
     revs = _grouped(conn, select(revisions).where(revisions.c.item_id.in_(ids))
                     .order_by(revisions.c.item_id, revisions.c.seq))  # fmt: skip
-    page = [_item_dict(r, seen.get(r.id, []), revs.get(r.id, [])) for r in rows]
-    return page, ids[-1]
+    return [_item_dict(r, seen.get(r.id, []), revs.get(r.id, [])) for r in rows]
 
 
 def _sightings_query(ids: list[int]) -> Any:

@@ -57,7 +57,7 @@ def is_postgres(conn: Connection | Engine) -> bool:
     return conn.dialect.name == "postgresql"
 
 
-def make_engine(url: str, timeouts: Timeouts | None = None) -> Engine:
+def make_engine(url: str, timeouts: Timeouts | None = None, *, read_only: bool = False) -> Engine:
     """An engine for ``url``; for SQLite the parent directory is created and pragmas are set.
 
     PostgreSQL gets ``timeouts``: a connect timeout (psycopg's own, covering the whole
@@ -65,20 +65,24 @@ def make_engine(url: str, timeouts: Timeouts | None = None) -> Engine:
     set on each new connection, and TCP keepalives and a TCP user timeout that notice a vanished
     server or network in about a minute rather than the system's two hours (or 15 minutes of
     retransmissions). A server that is up but never answers a query is bounded by the
-    statement timeout only where the server itself still runs."""
+    statement timeout only where the server itself still runs.
+
+    ``read_only`` (the web view, issue 16): every connection refuses writes, whatever a caller
+    tries (SQLite's ``query_only``; PostgreSQL's ``default_transaction_read_only``)."""
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
         timeouts = timeouts or Timeouts()
         engine = create_engine(url, pool_pre_ping=True, connect_args=_pg_connect_args(
             parsed.query, timeouts))  # fmt: skip
-        event.listen(engine, "connect", functools.partial(_on_postgres_connect, timeouts))
+        event.listen(engine, "connect",
+                     functools.partial(_on_postgres_connect, timeouts, read_only))
         return engine
     synchronous = sqlite_synchronous(url)
     parsed = parsed.difference_update_query([SYNCHRONOUS])
     if parsed.database and parsed.database != ":memory:":
         _check_sqlite_path(Path(parsed.database).expanduser())
     engine = create_engine(parsed, connect_args={"check_same_thread": False, "timeout": 30})
-    _configure_sqlite(engine, synchronous)
+    _configure_sqlite(engine, synchronous, read_only)
     return engine
 
 
@@ -119,7 +123,9 @@ def _check_sqlite_path(path: Path) -> None:
         raise StorageError(f"storage: {path} is {file_kind(mode)}, not a SQLite database file")
 
 
-def _on_postgres_connect(timeouts: Timeouts, dbapi_conn: Any, _record: Any) -> None:
+def _on_postgres_connect(
+    timeouts: Timeouts, read_only: bool, dbapi_conn: Any, _record: Any
+) -> None:
     """The statement timeout, in milliseconds (0: none). And plan every execution with its
     values: psycopg prepares a query run five times, and the server may then keep one generic
     plan until the next ANALYZE: one made while the archive was nearly empty scans tables whole
@@ -129,6 +135,8 @@ def _on_postgres_connect(timeouts: Timeouts, dbapi_conn: Any, _record: Any) -> N
         cursor.execute("SET plan_cache_mode = force_custom_plan")
         limit = round(timeouts.statement * 1000) if timeouts.statement else 0
         cursor.execute(f"SET statement_timeout = {int(limit)}")
+        if read_only:
+            cursor.execute("SET default_transaction_read_only = on")
     dbapi_conn.commit()
 
 
@@ -138,7 +146,7 @@ def no_statement_timeout(conn: Connection) -> None:
         conn.execute(text("SET LOCAL statement_timeout = 0"))
 
 
-def _configure_sqlite(engine: Engine, synchronous: str) -> None:
+def _configure_sqlite(engine: Engine, synchronous: str, read_only: bool = False) -> None:
     """The SQLAlchemy recipe: let SQLAlchemy, not pysqlite, emit BEGIN, so we can choose which."""
 
     @event.listens_for(engine, "connect")
@@ -149,6 +157,8 @@ def _configure_sqlite(engine: Engine, synchronous: str) -> None:
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
         cursor.execute(f"PRAGMA synchronous={synchronous.upper()}")  # see sqlite_synchronous
+        if read_only:  # after journal_mode: the file is WAL already, that pragma writes nothing
+            cursor.execute("PRAGMA query_only=ON")
         cursor.close()
 
     @event.listens_for(engine, "begin")

@@ -101,13 +101,16 @@ def guarded_iter(func: Callable[P, Iterator[T]]) -> Callable[P, Iterator[T]]:
 class Database:
     """An engine plus the two kinds of transaction the store uses."""
 
-    def __init__(self, url: str, timeouts: Timeouts | None = None) -> None:
+    def __init__(
+        self, url: str, timeouts: Timeouts | None = None, *, read_only: bool = False
+    ) -> None:
         try:
             url = check_database_url(url)
         except DatabaseURLError as exc:
             raise StorageError(f"storage: {exc}") from None
         self.url = url
-        self.engine: Engine = make_engine(url, timeouts)
+        self.read_only = read_only
+        self.engine: Engine = make_engine(url, timeouts, read_only=read_only)
         # SQLite files: writers of every process take turns (None: the database arbitrates).
         path = sqlite_file(url)
         self.turn = WriteTurn(f"{path}-writer.lock") if path else None
@@ -122,6 +125,8 @@ class Database:
     def write(self) -> Iterator[Connection]:
         """A write transaction (BEGIN IMMEDIATE on SQLite): commits, or rolls back on error;
         never into a SQLite file that was deleted or replaced (``DatabaseGone``)."""
+        if self.read_only:
+            raise StorageError(f"storage: {describe(self.url)} is open read-only here")
         self.check_file()
         with self.writer_turn(), self.engine.connect() as conn:
             conn.execution_options(**{WRITE_OPTION: True})
@@ -194,6 +199,20 @@ def _migration_transaction(db: Database) -> Iterator[Connection]:
         finally:
             if sqlite and raw is not None:
                 raw.execute("PRAGMA foreign_keys=ON")
+
+
+def require_head(db: Database) -> None:
+    """A read-only opener's ``migrate``: the schema must be at head already, as it cannot be
+    brought there without writing."""
+    found = current_heads(db)
+    if found is None:
+        raise StorageError(f"no archive in {describe(db.url)} yet: `aggregator poll` creates it")
+    if found != script_heads():
+        raise StorageError(
+            f"the archive in {describe(db.url)} is at schema revision {', '.join(sorted(found))}, "
+            f"not {', '.join(sorted(script_heads()))}: a read-only view cannot upgrade it "
+            "(`aggregator poll` or `run` does)"
+        )
 
 
 @dataclass(frozen=True, slots=True)

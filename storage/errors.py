@@ -6,6 +6,7 @@
     ├── ParseError                aggregator.errors: a feed document that cannot be read
     ├── ExtractError              aggregator.errors: an article page that cannot be cleaned
     ├── RemovalRefused            a configuration that would deactivate most archived feeds
+    ├── SearchQueryError          a search query that does not read (storage.searchquery)
     └── StorageError              the database, a migration, an export file
         ├── LeaseLost             a poll's lease expired and another worker took the feed
         ├── ExportError           an export file that cannot be written where it was asked
@@ -38,6 +39,13 @@ class RemovalRefused(ArchiverError):
         self.retiring = retiring
         self.active = active
         super().__init__(f"would deactivate {len(retiring)} of the {active} active feeds")
+
+
+class SearchQueryError(ArchiverError):
+    """A search query the syntax cannot read; the message says what and where (a usage error,
+    not a storage one: nothing was wrong with the archive)."""
+
+    stage = "search"
 
 
 class StorageError(ArchiverError):

@@ -23,7 +23,7 @@ import socket
 import stat
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from storage.errors import ExportError
 
@@ -90,12 +90,29 @@ def atomic_text(
 ) -> Iterator[IO[str]]:
     """A text stream whose content replaces ``path`` when the block ends without error:
     checked target, temporary file beside it, fsync, re-check, rename, fsync of the folder."""
+    with _atomic(path, parents, avoid, binary=False) as out:
+        yield out
+
+
+@contextlib.contextmanager
+def atomic_bytes(
+    path: Path, *, parents: bool = False, avoid: Path | None = None
+) -> Iterator[IO[bytes]]:
+    """``atomic_text`` for a binary file (a WARC export)."""
+    with _atomic(path, parents, avoid, binary=True) as out:
+        yield out
+
+
+@contextlib.contextmanager
+def _atomic(path: Path, parents: bool, avoid: Path | None, binary: bool) -> Iterator[IO[Any]]:
     path = path.parent.resolve() / path.name  # the folder's links followed, not the file's
     check_target(path, parents=parents, avoid=avoid)
     remove_stale_temps(path.parent)
     fd, tmp = _create_temp(path)
+    text: dict[str, Any] = {} if binary else {"encoding": "utf-8", "errors": "replace",
+                                              "newline": "\n"}  # fmt: skip
     try:
-        with os.fdopen(fd, "w", encoding="utf-8", errors="replace", newline="\n") as out:
+        with os.fdopen(fd, "wb" if binary else "w", **text) as out:
             yield out
             out.flush()
             os.fsync(out.fileno())

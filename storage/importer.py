@@ -31,6 +31,7 @@ from typing import Any
 from sqlalchemy import Column, Connection, Integer, MetaData, Table, Text, select, update
 
 from storage import feeds as feeds_mod
+from storage import searchindex
 from storage.dialect import insert
 from storage.errors import ExportFormatError
 from storage.identity import content_fingerprint
@@ -251,6 +252,7 @@ def import_batch(
     ids |= {uid: item_id for uid, (item_id, _) in known.items()}
     n_sight, grew_s = _insert_children(conn, sightings, _sighting_rows(batch, ids, feed_ids))
     n_revs, grew_r = _insert_children(conn, revisions, _revision_rows(batch, ids))
+    searchindex.refresh(conn, [ids[uid] for uid in (*(r["id"] for r in fresh), *updated)])
     grew = grew_s | grew_r
     grown = {uid for uid, item_id in ids.items() if item_id in grew}
     updated |= {uid for uid in grown if uid in known}

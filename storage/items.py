@@ -13,7 +13,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Row, bindparam, delete, select, update
 
-from storage import captures, revisions
+from storage import captures, revisions, searchindex
 from storage.dialect import by_dialect, insert_rows, lock_keys, select_in
 from storage.identity import content_fingerprint, content_hash, enclosures_from, normalize_url
 from storage.records import ARTICLE_FAILED, ARTICLE_OK, Article, ArticleResult, Enclosure, Entry
@@ -114,7 +114,9 @@ def create_many(conn: Connection, rows: list[dict[str, Any]]) -> list[int]:
     insert_rows(conn, items, rows)
     uids = [row["uid"] for row in rows]
     by_uid = {r.uid: r.id for r in select_in(conn, IDS_BY_UID, uids)}
-    return [int(by_uid[uid]) for uid in uids]
+    ids = [int(by_uid[uid]) for uid in uids]
+    searchindex.new_items(conn, ids, rows)
+    return ids
 
 
 def first_revisions(ids: list[int], rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -141,6 +143,7 @@ def refresh(conn: Connection, row: Row[Any], entry: Entry, now: datetime) -> boo
     digest = content_hash(entry.title, entry.summary, text, entry.enclosures)
     values = changed | {"last_seen": now, "changed_at": now, "content_hash": digest}
     conn.execute(update(items).where(items.c.id == row.id).values(**values))
+    searchindex.write(conn, [searchindex.doc(row.id, new["title"], new["summary"], row.article)])
     version = revisions.Version(entry.title, entry.summary, text, digest, new["enclosures"])
     return revisions.record(conn, row.id, version, now)
 
@@ -223,5 +226,6 @@ def _store_article(conn: Connection, row: Row[Any], result: ArticleResult, now: 
     if result.capture is not None:
         values |= {"fetched_at": result.capture.fetched_at, "final_url": result.capture.final_url}
     conn.execute(update(items).where(items.c.id == row.id).values(**values))
+    searchindex.write(conn, [searchindex.doc(row.id, row.title, row.summary, art)])
     version = revisions.Version(row.title, row.summary, art["text"], digest, row.enclosures)
     return revisions.record(conn, row.id, version, now)

@@ -202,3 +202,4 @@ class ExportFilter:
     feed_url: str | None = None
     since: datetime | None = None  # items first seen or changed at or after
     until: datetime | None = None  # ... and before
+    feed_ids: tuple[int, ...] | None = None  # only items these feeds carried (a tag's feeds)

@@ -19,6 +19,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 
 from storage import archive, articles, captures, feeds, holders, items, maintenance, poll
+from storage.browse import Browse
 from storage.dburl import Timeouts
 from storage.engine import (
     Database,
@@ -28,6 +29,7 @@ from storage.engine import (
     guarded,
     guarded_iter,
     migrate,
+    require_head,
     require_sqlite_file,
 )
 from storage.errors import StorageError
@@ -44,6 +46,8 @@ from storage.records import (
     PollResult,
     PollSummary,
 )
+from storage.search import SearchPage, run_search
+from storage.searchindex import Backlog, backlog, reindex
 from storage.tables import items as items_t
 from storage.turn import WriteTurn
 
@@ -86,17 +90,24 @@ class Store:
         self._lock: holders.HolderLock | None = None  # PostgreSQL: this process's holder lock
 
     @classmethod
-    def open(cls, url: str, timeouts: Timeouts | None = None, *, create: bool = True,
-             upgrade: bool = True) -> Store:
+    def open(
+        cls, url: str, timeouts: Timeouts | None = None, *, create: bool = True,
+        upgrade: bool = True, read_only: bool = False,
+    ) -> Store:  # fmt: skip
         """Connect and bring the schema to head (``upgrade=False``: refuse one not at head, a
         newer one always). ``create=False`` (read-only commands) refuses a missing SQLite file
-        or an empty database rather than create an archive nobody asked for (issue 13)."""
+        or an empty database rather than create an archive nobody asked for (issue 13).
+        ``read_only`` (the web view, issue 16) also opens connections that refuse every write,
+        and needs the schema at head already."""
         with boundary(f"open {describe_or_not(url)}"):
-            if not create:
+            if not create or read_only:
                 require_sqlite_file(url)
-            db = Database(url, timeouts)
+            db = Database(url, timeouts, read_only=read_only)
             try:
-                migrate(db, create=create, upgrade=upgrade)
+                if read_only:
+                    require_head(db)
+                else:
+                    migrate(db, create=create, upgrade=upgrade)
                 if db.watch is not None:
                     db.watch.remember()
             except BaseException:
@@ -379,6 +390,32 @@ class Store:
             return run.finish()
 
     @guarded
+    def search(
+        self, query: str, *, feed_url: str | None = None, tag: str | None = None,
+        since: datetime | None = None, until: datetime | None = None,
+        limit: int = 20, offset: int = 0,
+    ) -> SearchPage:  # fmt: skip
+        """Items matching ``query`` (``storage.searchquery``'s syntax), best first; ``since`` and
+        ``until`` bound the publication time (the first sighting when unknown); ``tag`` is a tag of
+        a feed that carried the item. A bad query raises ``SearchSyntaxError``."""
+        with self.db.read() as conn:
+            return run_search(conn, query, feed_url=feed_url, tag=tag, since=since,
+                              until=until, limit=limit, offset=offset)  # fmt: skip
+
+    @guarded
+    def search_backlog(self) -> Backlog | None:
+        """Items written before the search index and not yet indexed (None: none)."""
+        with self.db.read() as conn:
+            return backlog(conn)
+
+    @guarded
+    def reindex_search(self, batch: int, *, restart: bool = False) -> tuple[int, Backlog | None]:
+        """Index the next ``batch`` items of the backlog in one transaction (``restart``: put
+        every item in it first); how many were indexed, and what is left."""
+        with self.db.write() as conn:
+            return reindex(conn, batch, restart=restart)
+
+    @guarded
     def stats(self) -> dict[str, Any]:
         with self.db.read() as conn:
             return maintenance.stats(conn)
@@ -394,6 +431,11 @@ class Store:
     def integrity_check(self) -> list[str]:
         with self.db.read() as conn:
             return maintenance.integrity(conn)
+
+    @property
+    def browse(self) -> Browse:
+        """The web view's and the feeds out's reads (``storage.browse``)."""
+        return Browse(self.db)
 
     @property
     def write_turn(self) -> WriteTurn | None:

@@ -61,8 +61,8 @@ GRAPH = build(ROOT, ["aggregator", "storage"])
 OURS = sorted(GRAPH)
 # The flow's packages; a pure one reads values and returns values, so it can load no I/O package.
 PURE_PACKAGES = ["aggregator.feeds", "aggregator.schedule", "aggregator.extract"]
-IO_PACKAGES = ("aggregator.fetch", "aggregator.runtime", "aggregator.cli", "storage.store",
-               "storage.engine")
+IO_PACKAGES = ("aggregator.fetch", "aggregator.runtime", "aggregator.cli", "aggregator.web",
+               "storage.store", "storage.engine")
 IO_LIBRARIES = {"sqlalchemy", "httpx", "httpcore", "h11", "psycopg", "socket"}
 # What fetch may load of ours beside itself: the error tree (its root lives in storage).
 FETCH_FLOOR = {"aggregator", "aggregator.errors", "storage", "storage.errors"}
@@ -75,7 +75,7 @@ def within(name: str, *packages: str) -> bool:
 def test_the_graph_sees_the_packages_of_the_flow() -> None:
     """A graph that lost its modules would pass every rule below."""
     for package in [*PURE_PACKAGES, "aggregator.fetch", "aggregator.runtime", "aggregator.cli",
-                    "aggregator.config", "storage.store"]:
+                    "aggregator.config", "aggregator.web", "storage.store"]:
         assert package in GRAPH
     assert "aggregator.fetch.http" in reachable(GRAPH, "aggregator.runtime.pipeline")
 
@@ -100,7 +100,8 @@ def test_fetch_loads_nothing_of_the_other_stages() -> None:
 
 @pytest.mark.parametrize("name", [m for m in OURS if within(m, "aggregator")])
 def test_only_runtime_and_cli_import_the_store(name: str) -> None:
-    if not within(name, "aggregator.runtime", "aggregator.cli"):
+    """The web view (issue 16) is an edge like the CLI: it reads the archive through the store."""
+    if not within(name, "aggregator.runtime", "aggregator.cli", "aggregator.web"):
         assert not GRAPH[name] & {"storage.store", "storage.engine"}
 
 
@@ -113,6 +114,23 @@ def test_the_runtime_is_handed_a_store_through_the_seam() -> None:
         "aggregator.runtime.daemon", "aggregator.runtime.dealing", "aggregator.runtime.oneshot",
         "aggregator.runtime.pipeline", "aggregator.runtime.processes", "aggregator.runtime.worker",
         "aggregator.runtime.writer"]
+
+
+@pytest.mark.parametrize("name", [m for m in OURS if not within(m, "aggregator.web")])
+def test_nothing_imports_the_web_view_but_the_edges(name: str) -> None:
+    """Only the CLI and the runtime may start the web view; nothing of the flow depends on it."""
+    if not within(name, "aggregator.cli", "aggregator.runtime"):
+        assert not {m for m in GRAPH[name] if within(m, "aggregator.web")}
+
+
+def test_the_command_line_loads_no_web_framework_until_it_serves() -> None:
+    """starlette, jinja2 and uvicorn load for ``serve`` only (start-up stays fast, issue 13)."""
+    probe = ("import sys, aggregator.cli, aggregator.web; "
+             "print(sorted(m for m in ('starlette', 'jinja2', 'uvicorn', 'warcio') "
+             "if m in sys.modules))")
+    loaded = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                            check=True, cwd=ROOT)
+    assert loaded.stdout.strip() == "[]"
 
 
 def test_no_import_cycle() -> None:
@@ -147,7 +165,7 @@ def test_the_graph_follows_relative_lazy_and_package_imports(tmp_path: Path) -> 
 
 @pytest.mark.parametrize("package", ["aggregator.fetch", "aggregator.feeds", "aggregator.schedule",
                                      "aggregator.extract", "aggregator.runtime", "aggregator.cli",
-                                     "aggregator.config"])
+                                     "aggregator.config", "aggregator.web"])
 def test_each_package_says_its_role_and_its_api(package: str) -> None:
     """A newcomer reads the tree: each package's first line says what it is for."""
     module = __import__(package, fromlist=["__all__"])

@@ -37,6 +37,8 @@ from aggregator.cli.app import (
 )
 from aggregator.cli.dbcommands import db
 from aggregator.cli.opml import opml
+from aggregator.cli.search import search
+from aggregator.cli.serving import serve, web_view_for_run
 from aggregator.errors import ArchiverError
 from aggregator.runtime.logs import VERBOSE, configure_logging
 from storage.redact import redact_text, redact_url
@@ -172,7 +174,9 @@ def run(app: App, no_migrate: bool, allow_removal: bool) -> None:
         settings = app.require_feeds()
         with app.store() as store:
             app.sync_feeds(store, settings, allow_removal)
-            asyncio.run(Daemon(settings, store).run_until_signalled())
+            with web_view_for_run(settings, app.verbose) as web:
+                daemon = Daemon(settings, store)
+                asyncio.run(daemon.run_until_signalled(web and web.serve_until))
     except ArchiverError as exc:
         fail(exc)
     log.info("stopped")
@@ -220,8 +224,10 @@ def feeds_show(app: App, url: str, as_json: bool) -> None:
 
 @cli.command()
 @command_options
-@click.option("--format", "fmt", type=click.Choice(["json", "jsonl"]), default="jsonl",
-              show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["json", "jsonl", "atom", "jsonfeed", "warc"]),
+              default="jsonl", show_default=True,
+              help="json/jsonl: the archive (docs/export-format.md); atom/jsonfeed: a feed of the "
+                   "items with their article text; warc: the raw captures as WARC 1.1.")
 @click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path),
               help="A new file or a regular one to replace, written atomically; "
                    "standard output when absent.")
@@ -229,11 +235,13 @@ def feeds_show(app: App, url: str, as_json: bool) -> None:
 @click.option("--feed", "feed_url", metavar="URL", help="Only items this feed carried.")
 @click.option("--since", metavar="T", help="Items added or changed at or after T (ISO 8601 or 7d).")
 @click.option("--until", metavar="T", help="... and before T.")
+@click.option("--tag", metavar="TAG", help="Only items the feeds with this tag carried.")
 @pass_app
 def export(app: App, fmt: str, output: Path | None, parents: bool, feed_url: str | None,
-           since: str | None, until: str | None) -> None:  # fmt: skip
-    """Export the archive as JSON or JSON Lines (see docs/export-format.md)."""
-    from storage.export import write_export
+           since: str | None, until: str | None, tag: str | None) -> None:  # fmt: skip
+    """Export the archive as JSON or JSON Lines (see docs/export-format.md), as an Atom or
+    JSON Feed document, or its raw captures as WARC (with --since/--until: by fetch time)."""
+    from aggregator.cli.exports import write_format
     from storage.records import ExportFilter
 
     since_t, until_t = parse_time(since), parse_time(until)
@@ -241,11 +249,11 @@ def export(app: App, fmt: str, output: Path | None, parents: bool, feed_url: str
         with app.store(create=False) as store, _terminate_cleanly():
             feed = None if feed_url is None else require_feed(store, feed_url, "export")
             flt = ExportFilter(feed_url=feed, since=since_t, until=until_t)
-            count = write_export(store, output, fmt, flt, parents=parents)
+            count, noun = write_format(store, output, fmt, flt, tag, parents)
     except ArchiverError as exc:
         fail(exc)
     if output is not None:
-        click.echo(f"exported {count} items to {output}", err=True)
+        click.echo(f"exported {count} {noun} to {output}", err=True)
 
 
 @contextmanager
@@ -375,6 +383,10 @@ def reextract(app: App, feed_url: str | None, since: str | None) -> None:
 
 cli.add_command(db)
 cli.add_command(opml)
+
+
+cli.add_command(search)
+cli.add_command(serve)
 
 
 def main() -> None:

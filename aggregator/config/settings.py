@@ -13,6 +13,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
 
+from aggregator.config.listen import parse_listen
 from aggregator.config.messages import message
 from aggregator.config.yamlread import LineDict, LineList, load_yaml, read_config
 from aggregator.errors import ConfigError
@@ -162,6 +163,26 @@ class ServiceSettings(_Strict):
     article_batch: int = Field(default=50, ge=1)
     parse_workers: int = Field(default=0, ge=0, le=64)  # 0: parse in threads, N: processes
     processes: int = Field(default=1, ge=1, le=64)  # polling processes: 1 per core to use
+    # The web view (issue 16): ``run`` serves it too when ``web``; ``aggregator serve`` always.
+    web: bool = False
+    web_listen: str = "127.0.0.1:8322"
+    # Who may reach a server of ours bound beyond loopback (aggregator/config/listen.py).
+    listen_token: str | None = Field(default=None, repr=False)
+    listen_public: bool = False
+
+    @field_validator("web_listen")
+    @classmethod
+    def _listen(cls, value: str) -> str:
+        parse_listen(value)
+        return value
+
+    @field_validator("listen_token")
+    @classmethod
+    def _token(cls, value: str | None) -> str | None:
+        if value is not None and (len(value) < 16 or any(c.isspace() for c in value)):
+            raise ValueError("a token is at least 16 characters, no spaces "
+                             "(e.g. the output of `openssl rand -hex 16`)")
+        return value
 
 
 class DatabaseTimeouts(_Strict):

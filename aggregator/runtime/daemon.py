@@ -15,10 +15,10 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from aggregator.config import Settings
 from aggregator.errors import StorageError
@@ -95,13 +95,22 @@ class Daemon:
         self._claiming: asyncio.Task[None] | None = None
         self._stop = asyncio.Event()  # run()'s, once it runs
 
-    async def run_until_signalled(self) -> Totals:
-        """``run`` until SIGTERM or SIGINT (the ``run`` command)."""
+    async def run_until_signalled(
+        self, beside: Callable[[asyncio.Event], Coroutine[Any, Any, None]] | None = None
+    ) -> Totals:
+        """``run`` until SIGTERM or SIGINT (the ``run`` command). ``beside`` (the web view of
+        ``service.web``) serves until the same stop, and is awaited once the service stopped."""
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-        return await self.run(stop)
+        alongside = None if beside is None else asyncio.create_task(beside(stop))
+        try:
+            return await self.run(stop)
+        finally:
+            stop.set()
+            if alongside is not None:
+                await alongside
 
     async def run(self, stop: asyncio.Event) -> Totals:
         """Tick until ``stop`` is set, then let in-flight work finish (``SHUTDOWN_GRACE``)."""

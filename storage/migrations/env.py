@@ -11,7 +11,7 @@ from typing import Any, Literal
 from alembic import context
 from sqlalchemy import JSON, DateTime, Text
 
-from storage.tables import CleanJSON, CleanText, UTCDateTime, metadata
+from storage.tables import CleanJSON, CleanText, UTCDateTime, compared, metadata
 
 PLAIN_TYPES: dict[type, str] = {
     CleanText: "sa.Text()",
@@ -46,6 +46,7 @@ def run() -> None:
         render_as_batch=connection.dialect.name == "sqlite",  # SQLite cannot ALTER most things
         render_item=render_item,
         compare_type=compare_type,
+        include_name=compared,
     )
     with context.begin_transaction():
         context.run_migrations()
