@@ -11,7 +11,15 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from aggregator.config.messages import message
 from aggregator.config.yamlread import LineDict, LineList, load_yaml, read_config
@@ -162,6 +170,49 @@ class ServiceSettings(_Strict):
     article_batch: int = Field(default=50, ge=1)
     parse_workers: int = Field(default=0, ge=0, le=64)  # 0: parse in threads, N: processes
     processes: int = Field(default=1, ge=1, le=64)  # polling processes: 1 per core to use
+    # /healthz and /metrics (aggregator/runtime/health.py): HOST:PORT, off when unset.
+    listen: str | None = None
+    listen_token: str | None = Field(default=None, min_length=16)  # Authorization: Bearer …
+    listen_public: bool = False  # serve beyond loopback without a token, knowingly
+
+    @field_validator("listen")
+    @classmethod
+    def _listen(cls, value: str | None) -> str | None:
+        if value is not None:
+            split_listen(value)
+        return value
+
+    @model_validator(mode="after")
+    def _exposed(self) -> ServiceSettings:
+        """Metrics name feeds and hosts: beyond loopback only with a token, or said on purpose."""
+        if self.listen is not None and not self.listen_token and not self.listen_public:
+            host, _ = split_listen(self.listen)
+            if not is_loopback(host):
+                raise ValueError(f"listen: {self.listen} is reachable from other machines: set "
+                                 "service.listen_token (a bearer token) or service.listen_public:"
+                                 " true")
+        return self
+
+
+def split_listen(value: str) -> tuple[str, int]:
+    """``HOST:PORT`` (``[::1]:8321`` for IPv6) → (host, port); a one-line error otherwise."""
+    host, sep, port = value.strip().rpartition(":")
+    host = host.removeprefix("[").removesuffix("]")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"expected HOST:PORT such as 127.0.0.1:8321, got {value[:60]!r}")
+    return host, int(port)
+
+
+def is_loopback(host: str) -> bool:
+    """Only this machine can connect: ``localhost`` or a loopback address."""
+    import ipaddress
+
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:  # a name other than localhost may resolve anywhere
+        return False
 
 
 class DatabaseTimeouts(_Strict):
