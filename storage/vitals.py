@@ -40,12 +40,14 @@ def probe(db: Database, timeout: float) -> None:
                 conn.exec_driver_sql("SELECT 1")
             return
         conn.exec_driver_sql(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
+        conn.commit()  # the pragma began a (deferred) transaction; the probe needs its own
         try:
             conn.execution_options(**{WRITE_OPTION: True})
             with conn.begin() as trans:
                 trans.rollback()
         finally:
             conn.exec_driver_sql(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            conn.commit()
 
 
 def read(db: Database, now: datetime) -> Vitals:
