@@ -107,7 +107,8 @@ def test_watch_sees_new_content_once_and_ignores_a_touch(tmp_path: Path) -> None
     os.utime(path, ns=(1, 1))  # same bytes, another mtime: nothing to reload
     assert not watch.changed()
     path.write_text(path.read_text().replace("1s", "2s"))
-    assert watch.changed()
+    assert not watch.changed()  # moved since the last look: perhaps still being written
+    assert watch.changed()  # held still: read, and new
     assert not watch.changed()  # reported once, whether the reload then succeeds or not
     path.unlink()
     assert not watch.changed()

@@ -147,6 +147,7 @@ def run(app: App) -> None:
     # A stop during start-up (migrations, feed sync) is a clean stop too; the event loop takes over
     # the signals once it runs.
     signal.signal(signal.SIGTERM, _stop_during_startup)
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)  # a reload asked before the loop runs: no-op
     import asyncio
 
     from aggregator.runtime import Service
@@ -155,7 +156,8 @@ def run(app: App) -> None:
         settings = app.require_feeds()
         with app.store() as store:
             store.sync_feeds(settings.feed_configs(), datetime.now(UTC))
-            asyncio.run(_serve(Service(settings, store)))
+            path = Path(app.config_path) if app.config_path else None
+            asyncio.run(_serve(Service(settings, store, config_path=path)))
     except ArchiverError as exc:
         fail(exc)
     log.info("stopped")

@@ -195,10 +195,11 @@ class ServiceSettings(_Strict):
 
 
 def split_listen(value: str) -> tuple[str, int]:
-    """``HOST:PORT`` (``[::1]:8321`` for IPv6) → (host, port); a one-line error otherwise."""
+    """``HOST:PORT`` (``[::1]:8321`` for IPv6; port 0: any free one, as logged) → (host,
+    port); a one-line error otherwise."""
     host, sep, port = value.strip().rpartition(":")
     host = host.removeprefix("[").removesuffix("]")
-    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) < 65536:
         raise ValueError(f"expected HOST:PORT such as 127.0.0.1:8321, got {value[:60]!r}")
     return host, int(port)
 

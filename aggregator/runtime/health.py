@@ -161,6 +161,7 @@ class Endpoint:
         config = uvicorn.Config(app, log_config=None, access_log=False, lifespan="off",
                                 server_header=False, timeout_graceful_shutdown=2,
                                 limit_concurrency=64, timeout_keep_alive=5)  # fmt: skip
+        logging.getLogger("uvicorn.error").setLevel(logging.WARNING)  # not its start and stop
         self.sock = sock
         self.server = Server(config)
         self.task: asyncio.Task[None] | None = None

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from aggregator.config import Settings, load_settings
+from aggregator.errors import ConfigError
 
 # Dotted keys whose new value waits for a restart.
 RESTART_ONLY = ("database", "database_timeouts", "http", "service.processes",
@@ -49,15 +50,21 @@ class ConfigWatch:
     def __init__(self, path: Path) -> None:
         self.path = path
         self.seen = fingerprint(path)
+        self._moving: tuple[int, int] | None = None  # size and mtime seen changed, last look
 
     def changed(self) -> bool:
-        """True once per new content (a refused file is not retried until it changes again)."""
+        """True once per new content (a refused file is not retried until it changes again).
+        A file is read once its size and mtime held still from one look to the next, so a file
+        being written in place (truncated, then filled) is not read half-way."""
         try:
             st = self.path.stat()
         except OSError:
             return False  # an editor replacing the file; looked at again next tick
-        seen = self.seen
-        if seen is not None and (st.st_size, st.st_mtime_ns) == (seen.size, seen.mtime_ns):
+        seen, stamp = self.seen, (st.st_size, st.st_mtime_ns)
+        if seen is not None and stamp == (seen.size, seen.mtime_ns):
+            return False
+        moving, self._moving = self._moving, stamp
+        if moving != stamp:
             return False
         now = fingerprint(self.path)
         if now is None:
@@ -79,6 +86,8 @@ def reload_settings(path: Path, current: Settings, previous: Settings | None = N
     file's own (the ``previous`` of the next reload: a restart-only key is reported when the
     file changed it, not when ``--database`` overrides it). Raises ConfigError."""
     new = load_settings(path, env)
+    if not new.feeds:  # as `run` refuses to start: an emptied file is a mistake, not a plan
+        raise ConfigError(f"{path}: lists no feeds; the running ones stay")
     before = previous or current
     kept: list[str] = []
     keep: dict[str, Any] = {}
@@ -114,3 +123,35 @@ def describe_change(old: Settings, new: Settings) -> str:
     other = old.model_copy(update={"feeds": ()}) != new.model_copy(update={"feeds": ()})
     return (f"{added} feeds added, {removed} removed, {changed} changed"
             + ("; other settings changed" if other else ""))  # fmt: skip
+
+
+class Reloader:
+    """One service instance's reloads: asked by SIGHUP (``request``) or a changed file."""
+
+    def __init__(self, path: Path, running: Settings) -> None:
+        self.path = path
+        self.watch = ConfigWatch(path)
+        self.running = running
+        self._file: Settings | None = None  # the file as last read, for the next comparison
+        self.rules: Any = None  # the last reload's compiled site rules (extract.SiteRules)
+        self._requested = False
+
+    def request(self) -> None:
+        """SIGHUP: reload at the next tick even if the file looks unchanged."""
+        self._requested = True
+
+    def due(self) -> bool:
+        changed = self.watch.changed()  # always: it keeps the file's fingerprint current
+        requested, self._requested = self._requested, False
+        return changed or requested
+
+    def load(self) -> Reloaded:
+        """Read and validate the file (blocking: call it in a thread); raises ConfigError and
+        then nothing changes. Site rules are compiled here too, so bad ones refuse the file."""
+        from aggregator.extract import SiteRules
+
+        reloaded, from_file = reload_settings(self.path, self.running, self._file)
+        self.rules = SiteRules.load(reloaded.settings.sites)
+        self._file = from_file
+        self.running = reloaded.settings
+        return reloaded

@@ -38,8 +38,11 @@ class Notifier:
             return False
         try:
             with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC) as sock:
+                # Never wait: a reader that fell behind must not stall the event loop (a full
+                # queue blocks a datagram sender); the next tick sends again.
+                sock.setblocking(False)
                 sock.sendto("\n".join(states).encode(), self.address)
-        except OSError as exc:
+        except OSError as exc:  # BlockingIOError among them
             log.debug("sd_notify %s: %s", states, exc)
             return False
         return True

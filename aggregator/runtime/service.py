@@ -9,16 +9,28 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
+import functools
 import logging
+import signal
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from aggregator.config import Settings
-from aggregator.errors import StorageError
-from aggregator.runtime.processes import RESTART_DELAY, Crew, ServeHelpers, next_hand
+from aggregator.errors import ConfigError, StorageError
+from aggregator.runtime.monitor import Monitor
+from aggregator.runtime.processes import (
+    RESTART_DELAY,
+    Crew,
+    ServeHelpers,
+    next_hand,
+    unblock_reloads,
+)
+from aggregator.runtime.reload import Reloader
 from aggregator.runtime.worker import Totals, Worker, make_owner, open_context, utcnow
 from storage import holders
 from storage.dbfile import DatabaseGone
@@ -47,7 +59,7 @@ class Service:
     """The background service: ``run`` until ``stop`` is set."""
 
     def __init__(self, settings: Settings, store: Store, *, clock: Callable[[], datetime] = utcnow,
-                 housekeeping: bool = True):  # fmt: skip
+                 housekeeping: bool = True, config_path: Path | None = None):  # fmt: skip
         self.settings = settings
         self.store = store
         self.clock = clock
@@ -64,17 +76,35 @@ class Service:
         self._stop = asyncio.Event()  # run()'s, once it runs
         self.fatal: DatabaseGone | None = None  # the archive's file vanished: stop, exit 3
         self.held: list[holders.Holding] = []  # poll_once: feeds skipped, others hold them
+        # run(): reloads of the configuration file (SIGHUP, or its content changed)
+        self.config_path = config_path
+        self.reloader = Reloader(config_path, settings) if config_path is not None else None
+        self.monitor: Monitor | None = None  # run()'s metrics, endpoint and systemd link
+        self._helpers: ServeHelpers | None = None
 
     async def run(self, stop: asyncio.Event) -> Totals:
-        helpers = (ServeHelpers(self.settings, self.settings.service.processes - 1, serve_helper)
+        self.monitor = monitor = Monitor(self.settings, self.store, main=self.housekeeping)
+        try:
+            return await self._run(stop, monitor)
+        finally:
+            monitor.close()
+
+    async def _run(self, stop: asyncio.Event, monitor: Monitor) -> Totals:
+        serve = functools.partial(serve_helper, config_path=self.config_path)
+        helpers = (ServeHelpers(self.settings, self.settings.service.processes - 1, serve)
                    if self.housekeeping and self.settings.service.processes > 1 else None)
         self._stop = stop
+        self._helpers = helpers
         await asyncio.to_thread(self.store.hold, self.owner)
         async with open_context(self.settings, self.store, clock=self.clock,
                                 owner=self.owner) as ctx:  # fmt: skip
-            worker = Worker(ctx, self.settings, self.totals)
+            worker = Worker(ctx, self.settings, self.totals, monitor.recorder)
+            await monitor.start()
             scheduler = self._scheduler(worker, helpers)
             scheduler.start()
+            if self.reloader is not None:
+                asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, self.reloader.request)
+                unblock_reloads()
             if helpers is not None:
                 helpers.start()
             log.info("service started as %s: %d feeds, database %s", ctx.owner,
@@ -85,6 +115,7 @@ class Service:
                 # No new claims; a claim in flight lands in worker.tasks, and its job ends
                 # before the scheduler's shutdown could cancel it.
                 self._stopping = True
+                await monitor.stop()
                 if self._claiming is not None:
                     await asyncio.wait([self._claiming])
                 scheduler.shutdown(wait=False)
@@ -104,7 +135,7 @@ class Service:
         tick = self.settings.service.tick
         scheduler = AsyncIOScheduler(timezone=UTC)
         every = {"max_instances": 1, "coalesce": True, "misfire_grace_time": max(1, int(tick))}
-        scheduler.add_job(self._dispatch, "interval", args=[worker], seconds=tick,
+        scheduler.add_job(self._dispatch, "interval", args=[worker, scheduler], seconds=tick,
                           next_run_time=self.clock(), id="dispatch", **every)
         if self.housekeeping:
             scheduler.add_job(self._sweep, "interval", seconds=self.settings.service.lease / 2,
@@ -131,17 +162,61 @@ class Service:
             return False
         return True
 
-    async def _dispatch(self, worker: Worker) -> None:
+    async def _dispatch(self, worker: Worker, scheduler: AsyncIOScheduler) -> None:
         """Claim what is due, up to the free capacity; polls come before article fetches."""
         if self._stopping or (self._claiming is not None and not self._claiming.done()):
             return
         if not self._database_ok():
             return
+        await self._maybe_reload(worker, scheduler)
         self._claiming = asyncio.create_task(self._claim_and_start(worker))
         try:
             await asyncio.shield(self._claiming)
         except asyncio.CancelledError:  # shutdown: run() waits for the claim itself
             log.debug("dispatch: cancelled by shutdown")
+            return
+        if self.monitor is not None:
+            self.monitor.ticked()
+
+    async def _maybe_reload(self, worker: Worker, scheduler: AsyncIOScheduler) -> None:
+        """Reload the configuration if asked (SIGHUP) or the file changed; a file that does not
+        validate is refused whole, with its errors logged, and the running one stays."""
+        if self.reloader is None or self.monitor is None or not self.reloader.due():
+            return
+        self.monitor.reloading()
+        try:
+            reloaded = await asyncio.to_thread(self.reloader.load)
+            if self.housekeeping:  # added feeds due now, removed ones inactive: archive kept
+                await asyncio.to_thread(self.store.sync_feeds, reloaded.settings.feed_configs(),
+                                        self.clock())  # fmt: skip
+        except (ConfigError, StorageError) as exc:
+            log.error("reload refused, the running configuration stays: %s", exc)
+            self.reloader.running = self.settings
+            if isinstance(exc, StorageError):  # the file was fine: try again next tick
+                self.reloader.request()
+            self.monitor.reloaded(False)
+            return
+        self._adopt(reloaded.settings, worker, scheduler)
+        for key in reloaded.kept:
+            log.warning("reload: %s changed; it takes effect at the next restart", key)
+        log.info("configuration reloaded: %s", reloaded.summary)
+        self.monitor.reloaded(True)
+        if self._helpers is not None:
+            self._helpers.settings = self.settings  # a helper restarted later starts with it
+            self._helpers.signal(signal.SIGHUP)
+
+    def _adopt(self, settings: Settings, worker: Worker, scheduler: AsyncIOScheduler) -> None:
+        """New polls use the new settings: per-feed options, defaults, site rules, service
+        knobs (a new tick reschedules the dispatch job)."""
+        tick = settings.service.tick
+        if tick != self.settings.service.tick:
+            scheduler.reschedule_job("dispatch", trigger="interval", seconds=tick)
+            if self.monitor is not None:
+                self.monitor.health.tick = tick
+        self.settings = worker.settings = settings
+        worker.configs = {feed.url: feed for feed in settings.feed_configs()}
+        assert self.reloader is not None
+        worker.ctx = dataclasses.replace(worker.ctx, rules=self.reloader.rules)
 
     async def _claim_and_start(self, worker: Worker) -> None:
         try:
@@ -359,9 +434,11 @@ class Service:
                 await wake.wait()
 
 
-async def serve_helper(settings: Settings, store: Store, stop: asyncio.Event) -> Totals:
-    """What a helper process of ``run`` runs (``processes.ServeHelpers``): no housekeeping."""
-    return await Service(settings, store, housekeeping=False).run(stop)
+async def serve_helper(settings: Settings, store: Store, stop: asyncio.Event,
+                       config_path: Path | None = None) -> Totals:  # fmt: skip
+    """What a helper process of ``run`` runs (``processes.ServeHelpers``): no housekeeping; it
+    reloads the configuration file itself, as the main process does."""
+    return await Service(settings, store, housekeeping=False, config_path=config_path).run(stop)
 
 
 async def play_hands(settings: Settings, store: Store, jobs: Any, owner: str,
