@@ -274,7 +274,7 @@ def run_ours(
     job: Job, database: str, concurrency: int, parse_workers: int, processes: int
 ) -> tuple[float, list[PassResult]]:
     from aggregator.config.settings import Settings
-    from aggregator.runtime.service import Service
+    from aggregator.runtime.oneshot import OneShot
     from aggregator.runtime.worker import Totals
     from storage.store import Store
 
@@ -291,7 +291,7 @@ def run_ours(
 
     # One service object for both passes, as a long-running service is: helper processes
     # (service.processes) start during the first pass, which pays for their start-up.
-    service = Service(settings, store)
+    service = OneShot(settings, store)
 
     def one_pass() -> tuple[int, int, int, int]:
         service.totals = Totals()

@@ -45,6 +45,24 @@ def describe(url: str) -> str:
     return make_url(url).render_as_string(hide_password=True)
 
 
+def describe_or_not(url: str) -> str:
+    """``describe`` for a URL that may not even parse (the Database refuses it then)."""
+    try:
+        return describe(url)
+    except Exception:  # any parse failure: the URL is refused with its reason just after
+        return "database"
+
+
+def require_sqlite_file(url: str) -> None:
+    """A read-only command's check: the SQLite archive must exist already (issue 13)."""
+    try:
+        path = sqlite_file(url)
+    except Exception:  # a URL that does not parse: Database names the problem just after
+        return
+    if path is not None and not Path(path).exists():
+        raise StorageError(f"no archive at {path} yet: `aggregator poll` creates it")
+
+
 @contextmanager
 def boundary(what: str) -> Iterator[None]:
     """Turn a driver error into one StorageError naming the operation; ours pass through."""

@@ -1,4 +1,5 @@
 """The writes of polls, in the caller's transaction: lease check, entry matching, feed state.
+This module decides; the statements it runs are ``storage.pollsql``'s.
 
 Which entries of the document are one entry is ``storage.identity.document_keys``' decision
 (the parser's too); with the feed's guids found unstable it keys by link. Matching an entry to
@@ -13,7 +14,7 @@ page is not fetched as the entries' article.
 
 A batch of polls (group commit, issue 2) runs each poll's matching and item writes in turn, so
 a later poll sees the items an earlier one created. The rows that matching does not read (new
-sightings and first revisions, feed state, poll history, feed captures) wait in ``_Writes`` and
+sightings and first revisions, feed state, poll history, feed captures) wait in ``Writes`` and
 go in one statement per table: at the end of the batch, or before anything reads them.
 """
 
@@ -21,23 +22,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Row, bindparam, or_, select, update
+from sqlalchemy import Connection, Row
 
-from storage import captures, items
-from storage.dialect import CHUNK, by_dialect, insert_rows, lock_keys, select_in
-from storage.errors import LeaseLost, StorageError
-from storage.feeds import (
-    RATE_WINDOW_DAYS,
-    history_row,
-    item_rate,
-    log_polls,
-    poll_state,
-    rate_due,
-    write_states,
-)
+from storage import items, pollsql
+from storage.dialect import CHUNK, lock_keys
+from storage.errors import LeaseLost
+from storage.feeds import history_row, poll_state, rate_due
 from storage.identity import (
     DocumentKeys,
     content_hash,
@@ -46,6 +38,7 @@ from storage.identity import (
     item_uid,
     normalize_url,
 )
+from storage.pollsql import Writes
 from storage.records import (
     ARTICLE_OFF,
     ARTICLE_PENDING,
@@ -53,61 +46,7 @@ from storage.records import (
     PollResult,
     PollSummary,
 )
-from storage.tables import UTCDateTime, clean_text, feeds, sightings
-from storage.tables import items as items_t
-from storage.tables import revisions as revisions_t
-
-_NOW = bindparam("now", type_=UTCDateTime())
-# FOR NO KEY UPDATE (PostgreSQL; SQLite has no row locks) lets another transaction's foreign-key
-# check (FOR KEY SHARE) through: with FOR UPDATE, a poll holding its feed row and another that
-# touches an item of that feed deadlock (a second update of a row in one transaction runs the
-# row's foreign-key check again)
-LOCK_FEEDS = by_dialect(
-    lambda in_: (
-        select(feeds)
-        .where(in_(feeds.c.id, "values"))
-        .order_by(feeds.c.id)
-        .with_for_update(key_share=True)
-    )
-)
-# this feed's sightings that an entry of the document may be: by key, or by link (a relink)
-FEED_SIGHTINGS = by_dialect(
-    lambda in_: (
-        select(sightings)
-        .where(sightings.c.feed_id == bindparam("feed_id"))
-        .where(or_(in_(sightings.c.key, "keys"), in_(sightings.c.link, "links")))
-        .order_by(sightings.c.id)
-    )
-)
-ITEMS_BY_ID = by_dialect(lambda in_: select(items_t).where(in_(items_t.c.id, "values")))
-# items an unknown entry may be: the same canonical URL or fingerprint (a fold), or the same uid
-FOLD_CANDIDATES = by_dialect(
-    lambda in_: (
-        select(items_t.c.id, items_t.c.uid, items_t.c.canonical_url, items_t.c.fingerprint,
-               items_t.c.feed_id, items_t.c.title, items_t.c.enclosures)
-        .where(
-            or_(
-                in_(items_t.c.canonical_url, "idents"),
-                in_(items_t.c.fingerprint, "idents"),
-                in_(items_t.c.uid, "uids"),
-            )
-        )
-        .order_by(items_t.c.id)
-    )
-)
-TOUCH_SIGHTINGS = by_dialect(
-    lambda in_: update(sightings).where(in_(sightings.c.id, "values")).values(last_seen=_NOW)
-)
-TOUCH_ITEMS = by_dialect(
-    lambda in_: update(items_t).where(in_(items_t.c.id, "values")).values(last_seen=_NOW)
-)
-# a new sighting changes the export: last_seen and changed_at in one update (a second update
-# of a row re-runs its foreign-key check, which waits on a feed row another poll holds)
-FOLD_INTO = by_dialect(
-    lambda in_: (
-        update(items_t).where(in_(items_t.c.id, "values")).values(last_seen=_NOW, changed_at=_NOW)
-    )
-)
+from storage.tables import clean_text
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,36 +62,6 @@ class Identity:
 
 
 @dataclass
-class _Writes:
-    """A batch's rows that wait to be written in one statement per table.
-
-    ``flush_rows`` before reading sightings or revisions (an item's history, its article, a
-    feed's rate); ``flush`` before reading a feed row again (a feed met twice in a batch).
-    """
-
-    sightings: list[dict[str, Any]] = field(default_factory=list)
-    revisions: list[dict[str, Any]] = field(default_factory=list)
-    states: list[dict[str, Any]] = field(default_factory=list)
-    rates: list[tuple[dict[str, Any], datetime]] = field(default_factory=list)  # to recount
-    polls: list[dict[str, Any]] = field(default_factory=list)
-    captures: list[captures.Owned] = field(default_factory=list)
-
-    def flush_rows(self, conn: Connection) -> None:
-        insert_rows(conn, revisions_t, self.revisions)
-        insert_rows(conn, sightings, self.sightings)
-        self.revisions, self.sightings = [], []
-
-    def flush(self, conn: Connection) -> None:
-        self.flush_rows(conn)
-        for state, now in self.rates:
-            state["items_per_day"] = item_rate(conn, state["feed_id"], now, RATE_WINDOW_DAYS)
-        write_states(conn, self.states)
-        log_polls(conn, self.polls)
-        captures.add_many(conn, self.captures)
-        self.states, self.rates, self.polls, self.captures = [], [], [], []
-
-
-@dataclass
 class _Poll:
     """What one poll knows while it places entries; writes are batched where they can be."""
 
@@ -161,7 +70,7 @@ class _Poll:
     feed_url: str
     link_keys: bool
     identities: list[Identity]  # one per entry of the result
-    writes: _Writes
+    writes: Writes
     keys: list[str] = field(default_factory=list)  # each entry's key as stored
     doc: DocumentKeys = field(init=False)  # the document's keys (guids trusted)
     doc_keys: set[str] = field(default_factory=set)
@@ -213,16 +122,16 @@ def apply_batch(conn: Connection, results: Sequence[PollResult]) -> list[PollSum
     so that concurrent batches on PostgreSQL never wait on each other in a cycle. Any other
     error propagates: the caller rolls the batch back and retries its results one by one.
     """
-    locked = {row.id: row for row in select_in(conn, LOCK_FEEDS, {r.feed_id for r in results})}
+    locked = pollsql.lock_feeds(conn, (r.feed_id for r in results))
     found = [identities(r) for r in results]
     lock_keys(conn, [k for idents in found for i in idents for k in i.keys])
-    writes = _Writes()
+    writes = Writes()
     out: list[PollSummary | LeaseLost] = []
     for result, idents in zip(results, found, strict=True):
         feed = locked.pop(result.feed_id, None)
         if feed is None:  # met earlier in this batch (or no such feed): read it as it is now
             writes.flush(conn)
-            feed = _locked_feed(conn, result)
+            feed = pollsql.lock_feed(conn, result.feed_id)
         try:
             out.append(apply(conn, result, feed, idents, writes))
         except LeaseLost as exc:  # raised before the result wrote anything
@@ -231,19 +140,12 @@ def apply_batch(conn: Connection, results: Sequence[PollResult]) -> list[PollSum
     return out
 
 
-def _locked_feed(conn: Connection, result: PollResult) -> Row[Any]:
-    feed = conn.execute(LOCK_FEEDS.of(conn), {"values": [result.feed_id]}).first()
-    if feed is None:
-        raise StorageError(f"apply_poll: no feed with id {result.feed_id}")
-    return feed
-
-
 def apply(
     conn: Connection,
     result: PollResult,
     feed: Row[Any],
     idents: list[Identity],
-    writes: _Writes,
+    writes: Writes,
 ) -> PollSummary:
     """One poll, its feed row locked and the advisory keys of ``idents`` taken by the caller."""
     if feed.last_polled == result.polled_at and feed.lease_owner != result.lease_owner:
@@ -301,7 +203,7 @@ def _place_all(poll: _Poll) -> None:
 
 def _preload(poll: _Poll) -> None:
     """Read in a few statements what placing the document's entries needs to know."""
-    rows = _feed_sightings(poll)
+    rows = pollsql.feed_sightings(poll.conn, poll.result.feed_id, poll.keys, poll.result.entries)
     poll.by_key = {row.key: row for row in rows if row.key in poll.doc_keys}
     poll.owned = {row.item_id for row in poll.by_key.values()}
     unknown = [i for i, key in enumerate(poll.keys) if key not in poll.by_key]
@@ -310,38 +212,20 @@ def _preload(poll: _Poll) -> None:
         if row.link in links and row.key not in poll.doc_keys:
             poll.by_link.setdefault(row.link, []).append(row)
     relinkable = {row.item_id for found in poll.by_link.values() for row in found}
-    for row in select_in(poll.conn, ITEMS_BY_ID, poll.owned | relinkable):
+    for row in pollsql.items_by_id(poll.conn, poll.owned | relinkable):
         poll.item_rows[row.id] = row
     if unknown:
         _fold_candidates(poll, unknown)
 
 
-def _feed_sightings(poll: _Poll) -> list[Row[Any]]:
-    """This feed's sightings with a key or a link of the document, by id."""
-    entries, found = poll.result.entries, dict[int, Row[Any]]()
-    for start in range(0, len(poll.keys), CHUNK // 2):
-        part = range(start, min(start + CHUNK // 2, len(poll.keys)))
-        params = {"feed_id": poll.result.feed_id, "keys": sorted({poll.keys[i] for i in part}),
-                  "links": sorted({e.url for e in map(entries.__getitem__, part) if e.url})}
-        rows = poll.conn.execute(FEED_SIGHTINGS.of(poll.conn), params)
-        found.update((int(row.id), row) for row in rows)
-    return [found[i] for i in sorted(found)]
-
-
 def _fold_candidates(poll: _Poll, unknown: list[int]) -> None:
     """Items with a canonical URL, fingerprint or uid of an unknown entry: ``by_identity`` lists
     those found by canonical URL first, then those found by fingerprint, each by id."""
-    rows: dict[int, Any] = {}
-    idents: set[str] = set()
-    for start in range(0, len(unknown), CHUNK // 4):
-        part = unknown[start : start + CHUNK // 4]
-        wanted = {k for i in part for k in poll.identities[i].keys}
-        uids = {poll.uid_of(poll.keys[i]) for i in part}
-        idents |= wanted
-        params = {"idents": sorted(wanted), "uids": sorted(uids)}
-        found = poll.conn.execute(FOLD_CANDIDATES.of(poll.conn), params)
-        rows.update((int(row.id), row) for row in found)
-    ordered = [rows[i] for i in sorted(rows)]
+    parts = [unknown[start : start + CHUNK // 4] for start in range(0, len(unknown), CHUNK // 4)]
+    asked = [({k for i in part for k in poll.identities[i].keys},
+              {poll.uid_of(poll.keys[i]) for i in part}) for part in parts]  # fmt: skip
+    idents: set[str] = set().union(*(wanted for wanted, _ in asked))
+    ordered = pollsql.fold_candidates(poll.conn, asked)
     poll.candidates = {row.id: row for row in ordered}
     by_canonical = [row for row in ordered if row.canonical_url in idents]
     by_print = [row for row in ordered if row.fingerprint in idents]
@@ -365,7 +249,7 @@ def _place(poll: _Poll, index: int, entry: Entry) -> None:
         poll.relinked += 1
         poll.folded += 1
         poll.relinked_ids.add(relink.id)
-        poll.conn.execute(update(sightings).where(sightings.c.id == relink.id).values(key=key))
+        pollsql.rekey_sighting(poll.conn, relink.id, key)
         poll.by_key[key] = relink
         _seen_again(poll, relink, entry)
         return
@@ -388,11 +272,7 @@ def _place(poll: _Poll, index: int, entry: Entry) -> None:
 def _seen_again(poll: _Poll, sighting: Row[Any], entry: Entry) -> None:
     poll.seen_sightings.add(sighting.id)
     if (sighting.guid, sighting.link) != (clean_text(entry.guid), clean_text(entry.url)):
-        poll.conn.execute(
-            update(sightings)
-            .where(sightings.c.id == sighting.id)
-            .values(guid=entry.guid, link=entry.url)
-        )
+        pollsql.relabel_sighting(poll.conn, sighting.id, entry.guid, entry.url)
     row = poll.item_rows.get(sighting.item_id) or items.load(poll.conn, sighting.item_id)
     poll.seen_items.add(row.id)
     if row.feed_id == poll.result.feed_id:  # only the item's own feed rewrites its content
@@ -450,13 +330,6 @@ def _sighting_row(poll: _Poll, item_id: int, key: str, entry: Entry) -> dict[str
 
 def _flush(poll: _Poll) -> None:
     """The poll's batched writes: new sightings (to the batch's), last_seen / changed_at."""
-    conn, now = poll.conn, poll.result.polled_at
     poll.writes.sightings += poll.sighting_rows
-    for stmt, ids in (
-        (TOUCH_SIGHTINGS, poll.seen_sightings),
-        (TOUCH_ITEMS, poll.seen_items - poll.folded_items),
-        (FOLD_INTO, poll.folded_items),
-    ):
-        ordered = sorted(ids)
-        for start in range(0, len(ordered), CHUNK):
-            conn.execute(stmt.of(conn), {"values": ordered[start : start + CHUNK], "now": now})
+    pollsql.touch(poll.conn, poll.result.polled_at, poll.seen_sightings,
+                  poll.seen_items - poll.folded_items, poll.folded_items)  # fmt: skip

@@ -24,10 +24,11 @@ from storage.engine import (
     Database,
     boundary,
     describe,
+    describe_or_not,
     guarded,
     guarded_iter,
     migrate,
-    sqlite_file,
+    require_sqlite_file,
 )
 from storage.errors import StorageError
 from storage.identity import normalize_url
@@ -72,23 +73,6 @@ def _as_storage_error(exc: Exception, what: str) -> StorageError:
     return error
 
 
-def _described(url: str) -> str:
-    """``describe`` for a URL that may not even parse (the Database refuses it then)."""
-    try:
-        return describe(url)
-    except Exception:  # any parse failure: the URL is refused with its reason just after
-        return "database"
-
-
-def _require_sqlite_file(url: str) -> None:
-    try:
-        path = sqlite_file(url)
-    except Exception:  # a URL that does not parse: Database names the problem just after
-        return
-    if path is not None and not Path(path).exists():
-        raise StorageError(f"no archive at {path} yet: `aggregator poll` creates it")
-
-
 def _report_freed(freed: dict[str, int], what: str) -> None:
     for owner, count in freed.items():
         log.warning("lease: freed %d %s held by %s, which is no longer running",
@@ -110,9 +94,9 @@ class Store:
         ``timeouts`` (PostgreSQL): see ``storage.dburl.Timeouts`` for the defaults.
         ``create=False`` (read-only commands) refuses a missing SQLite file or an empty database
         rather than creating an archive nobody asked for (issue 13)."""
-        with boundary(f"open {_described(url)}"):
+        with boundary(f"open {describe_or_not(url)}"):
             if not create:
-                _require_sqlite_file(url)
+                require_sqlite_file(url)
             db = Database(url, timeouts)
             try:
                 migrate(db, create=create)

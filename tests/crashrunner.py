@@ -35,7 +35,9 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from sqlalchemy.pool import Pool
 
-import aggregator.runtime.service  # noqa: F401  (imported ahead: the restart then costs no imports)
+# Imported ahead: the restart then costs no imports.
+import aggregator.runtime.daemon
+import aggregator.runtime.oneshot  # noqa: F401
 from aggregator.cli.commands import main
 
 POINTS = ("insert-item", "before-commit", "after-commit", "after-claim", "after-article-claim",

@@ -20,7 +20,7 @@ from aggregator.cli.commands import cli
 from aggregator.config.settings import Settings
 from aggregator.feeds.feedmodel import MAX_ENTRIES
 from aggregator.feeds.parse import parse_feed
-from aggregator.runtime.service import Service
+from aggregator.runtime.oneshot import OneShot
 from storage.records import ExportFilter
 from storage.store import Store
 from tests.feedgen import Item, rss
@@ -48,7 +48,7 @@ def test_a_feed_cut_at_the_entry_cap_says_so_in_log_history_and_feeds_show(
     settings = settings_for(url)
     store.sync_feeds(settings.feed_configs(), datetime.now(UTC))
     with caplog.at_level(logging.WARNING, logger="aggregator.runtime.pipeline"):
-        totals = asyncio.run(Service(settings, store).poll_once())
+        totals = asyncio.run(OneShot(settings, store).poll_once())
     assert (totals.ok, totals.failed, totals.new_items) == (1, 0, CAP)
     assert len(list(store.iter_items(ExportFilter()))) == CAP
     note = f"more than {CAP} entries; kept the first {CAP}"
@@ -73,7 +73,7 @@ def test_a_whole_feed_leaves_no_warning(http_server: TestServer, store: Store) -
     url = http_server.url("/feed.xml")
     settings = settings_for(url)
     store.sync_feeds(settings.feed_configs(), datetime.now(UTC))
-    asyncio.run(Service(settings, store).poll_once())
+    asyncio.run(OneShot(settings, store).poll_once())
     feed = store.get_feed(url)
     assert feed is not None
     assert [p["warning"] for p in store.poll_history(feed.id)] == [None]
@@ -114,7 +114,7 @@ def test_every_cap_is_in_the_readme_with_its_value() -> None:
     from aggregator.feeds.xmlsafety import MAX_DEPTH
     from aggregator.fetch import http, httppool, politeness
     from aggregator.runtime import pipeline, writer
-    from aggregator.runtime.service import SHUTDOWN_GRACE
+    from aggregator.runtime.daemon import SHUTDOWN_GRACE
     from aggregator.schedule.freshness import MAX_SERVER_DELAY
     from aggregator.schedule.policy import REDIRECT_REPEATS, PollPolicy
     from storage import export, identity, maintenance, revisions

@@ -31,7 +31,7 @@ import pytest
 from sqlalchemy import event, select
 
 from aggregator.config.settings import load_settings
-from aggregator.runtime.service import Service as InProcessService
+from aggregator.runtime.daemon import Daemon
 from storage.records import ExportFilter
 from storage.store import Store
 from storage.tables import feeds as feeds_t
@@ -227,7 +227,7 @@ def test_clean_stop_while_a_claim_is_in_flight_leaves_no_lease(
         with Store.open(store_url) as store:
             store.sync_feeds(settings.feed_configs(), datetime.now(UTC))
             event.listen(store.db.engine, "after_cursor_execute", _slow_claims)
-            asyncio.run(_run_then_stop(InProcessService(settings, store), after=0.3))
+            asyncio.run(_run_then_stop(Daemon(settings, store), after=0.3))
     held = [(feed, owner) for feed, owner, _until in leases(store_url) if owner]
     assert not held, f"leases left after a clean stop: {held}"
 
@@ -237,7 +237,7 @@ def _slow_claims(_conn: object, _cursor: object, statement: str, *_: object) -> 
         time.sleep(1.0)
 
 
-async def _run_then_stop(service: InProcessService, after: float) -> None:
+async def _run_then_stop(service: Daemon, after: float) -> None:
     stop = asyncio.Event()
     asyncio.get_running_loop().call_later(after, stop.set)
     await service.run(stop)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime
 
-from aggregator.runtime.service import Service
+from aggregator.runtime.oneshot import OneShot
 from storage.records import ExportFilter
 from storage.store import Store
 from tests.feedgen import Item, rss
@@ -27,7 +27,7 @@ def page(canonical: str, title: str) -> bytes:
 def poll_all(store: Store, *urls: str) -> None:
     settings = settings_for(*urls, fetch_articles=True)
     store.sync_feeds(settings.feed_configs(), datetime.now(UTC))
-    asyncio.run(Service(settings, store).poll_once())
+    asyncio.run(OneShot(settings, store).poll_once())
 
 
 def test_two_feeds_one_story_under_different_links(http_server: TestServer, store: Store) -> None:

@@ -19,8 +19,8 @@ import pytest
 
 from aggregator.config.settings import Settings
 from aggregator.errors import StorageError
+from aggregator.runtime.oneshot import OneShot
 from aggregator.runtime.pipeline import ARTICLE_ATTEMPTS, ARTICLE_RETRY_BASE, poll_feed
-from aggregator.runtime.service import Service
 from aggregator.runtime.worker import Totals, open_context
 from storage.records import ArticleResult, ExportFilter, PollResult, PollSummary
 from storage.store import Store
@@ -42,7 +42,7 @@ def settings_for(*urls: str, fetch_articles: bool = True) -> Settings:
 
 def poll_at(settings: Settings, store: Store, when: datetime) -> Totals:
     store.sync_feeds(settings.feed_configs(), when)
-    return asyncio.run(Service(settings, store, clock=lambda: when).poll_once())
+    return asyncio.run(OneShot(settings, store, clock=lambda: when).poll_once())
 
 
 def items_by_url(store: Store) -> dict[str, dict[str, Any]]:

@@ -1,4 +1,4 @@
-"""Every bad input of DESIGN.md through the real poll path: one ``Service.poll_once``, local server.
+"""Every bad input of DESIGN.md through the real poll path: one ``OneShot.poll_once``, local server.
 
 The HTTP client and the parser have their own hostile tests; this one checks the end-to-end promise:
 in a single poll of a healthy feed beside one feed per hostile case, each hostile feed ends in a
@@ -27,7 +27,7 @@ import pytest
 
 from aggregator.config.settings import Settings
 from aggregator.fetch.netguard import ALLOW_HINT
-from aggregator.runtime.service import Service
+from aggregator.runtime.oneshot import OneShot
 from aggregator.runtime.worker import Totals
 from storage.records import ExportFilter, FeedState
 from storage.store import Store
@@ -202,7 +202,7 @@ def settings_for(urls: list[str]) -> Settings:
 
 def poll(settings: Settings, store: Store) -> Totals:
     store.sync_feeds(settings.feed_configs(), datetime.now(UTC))
-    return asyncio.run(Service(settings, store).poll_once())
+    return asyncio.run(OneShot(settings, store).poll_once())
 
 
 def measured(fn: Callable[[], Totals]) -> tuple[Totals, float, int]:

@@ -104,6 +104,17 @@ def test_only_runtime_and_cli_import_the_store(name: str) -> None:
         assert not GRAPH[name] & {"storage.store", "storage.engine"}
 
 
+def test_the_runtime_is_handed_a_store_through_the_seam() -> None:
+    """The runtime types against ``storage.seam.StorageType`` and never names the concrete store:
+    the CLI opens it, a helper process through ``open_store`` (issue 12)."""
+    runtime = [m for m in OURS if within(m, "aggregator.runtime")]
+    assert sorted(m for m in runtime if GRAPH[m] & {"storage.store", "storage.engine"}) == []
+    assert sorted(m for m in runtime if "storage.seam" in GRAPH[m]) == [
+        "aggregator.runtime.daemon", "aggregator.runtime.dealing", "aggregator.runtime.monitor",
+        "aggregator.runtime.oneshot", "aggregator.runtime.pipeline", "aggregator.runtime.processes",
+        "aggregator.runtime.worker", "aggregator.runtime.writer"]
+
+
 def test_no_import_cycle() -> None:
     cycle = find_cycle(GRAPH)
     assert cycle is None, "import cycle: " + " → ".join(cycle or [])
@@ -153,7 +164,7 @@ def test_records_are_stdlib_only() -> None:
 
 def test_the_service_loads_the_article_extractor_only_when_it_extracts() -> None:
     """trafilatura and htmldate cost about 20 MiB per process; feeds alone never need them."""
-    probe = ("import sys, aggregator.runtime.service, aggregator.cli; "
+    probe = ("import sys, aggregator.runtime.daemon, aggregator.runtime.oneshot, aggregator.cli; "
              "print(sorted(m for m in ('trafilatura', 'htmldate') if m in sys.modules))")
     before = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
                             check=True, cwd=ROOT)

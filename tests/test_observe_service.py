@@ -251,7 +251,7 @@ def test_reload_follows_the_edited_file_and_sighup(
         wait_for(lambda: pages() >= 2)  # from b's next polls on
         reloaded = "configuration reloaded: 1 feeds added, 1 removed, 2 changed"
         wait_for(lambda: service.stderr.count(reloaded) == 2)  # the helper followed
-        assert f"[helper-1] aggregator.runtime.service: {reloaded}" in service.stderr
+        assert f"[helper-1] aggregator.runtime.daemon: {reloaded}" in service.stderr
         assert feed_row(sqlite_url, url["d"])[0] is False  # kept, not polled
         assert feed_row(sqlite_url, url["a"]) == (True, "Renamed")
         assert service.metric("aggregator_config_reloads_total") == 1

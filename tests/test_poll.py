@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from aggregator.config.settings import Settings
-from aggregator.runtime.service import Service
+from aggregator.runtime.oneshot import OneShot
 from aggregator.runtime.worker import Totals
 from storage.records import ExportFilter
 from storage.store import Store
@@ -30,7 +30,7 @@ def settings_for(*urls: str, **overrides: Any) -> Settings:
 
 def poll(settings: Settings, store: Store) -> Totals:
     store.sync_feeds(settings.feed_configs(), _now())
-    return asyncio.run(Service(settings, store).poll_once())
+    return asyncio.run(OneShot(settings, store).poll_once())
 
 
 def _now():  # type: ignore[no-untyped-def]
@@ -169,7 +169,7 @@ def test_failed_articles_are_retried_after_their_back_off_then_given_up(
     start = _now()
 
     def poll_at(offset: timedelta) -> Totals:
-        return asyncio.run(Service(settings, store, clock=lambda: start + offset).poll_once())
+        return asyncio.run(OneShot(settings, store, clock=lambda: start + offset).poll_once())
 
     assert poll_at(timedelta(0)).articles_failed == 1  # the page is a 404
     http_server.route("/news/1.html", body=article_page(item),

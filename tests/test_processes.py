@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from aggregator.runtime.service import Service
+from aggregator.runtime.oneshot import OneShot
 from storage.store import Store
 from tests.feedgen import Item, article_page, rss
 from tests.httpserver import RecordedRequest, Route, TestServer
@@ -65,13 +65,13 @@ def test_poll_once_deals_feeds_to_helpers_each_once(http_server: TestServer, sto
     settings = settings_for(*urls, database=store.url, service={"processes": 2, "concurrency": 2},
                             http={"timeout": 90})  # the main process's polls wait at the gate
     store.sync_feeds(settings.feed_configs(), _now())
-    service = Service(settings, store)
+    service = OneShot(settings, store)
     try:
         first = asyncio.run(service.poll_once())
-        assert service._crew is not None
-        procs = list(service._crew.procs)
+        assert service.dealer.crew is not None
+        procs = list(service.dealer.crew.procs)
         helpers = [p.pid for p in procs]
-        helped = service._crew.done
+        helped = service.dealer.crew.done
         assert (first.ok, first.failed, first.new_items) == (24, 0, 72)
         assert 0 < helped < 24, "both processes should have polled"
         assert [http_server.hits(f"/f{n}.xml") for n in range(24)] == [1] * 24
@@ -80,7 +80,7 @@ def test_poll_once_deals_feeds_to_helpers_each_once(http_server: TestServer, sto
         service.totals = type(first)()
         second = asyncio.run(service.poll_once())
         assert (second.not_modified, second.new_items) == (24, 0)
-        assert [p.pid for p in service._crew.procs] == helpers  # the same helpers, kept
+        assert [p.pid for p in service.dealer.crew.procs] == helpers  # the same helpers, kept
     finally:
         service.close()
     assert not any(p.is_alive() for p in procs)
@@ -100,11 +100,11 @@ def test_article_pages_are_dealt_to_helpers_too(http_server: TestServer, store: 
                             fetch_articles=True, service={"processes": 2, "concurrency": 2},
                             http={"timeout": 90})  # the main process's pages wait at the gate
     store.sync_feeds(settings.feed_configs(), _now())
-    service = Service(settings, store)
+    service = OneShot(settings, store)
     try:
         totals = asyncio.run(service.poll_once())
-        assert service._crew is not None
-        helped = service._crew.done
+        assert service.dealer.crew is not None
+        helped = service.dealer.crew.done
     finally:
         service.close()
     assert (totals.new_items, totals.articles_ok, totals.articles_failed) == (12, 12, 0)
@@ -121,13 +121,13 @@ def test_a_helper_that_dies_is_reported_and_the_rest_is_done(
     urls = feeds_on(http_server, 8, delay=1.0)
     settings = settings_for(*urls, database=store.url, service={"processes": 2, "concurrency": 1})
     store.sync_feeds(settings.feed_configs(), _now())
-    service = Service(settings, store)
+    service = OneShot(settings, store)
 
     def kill_the_helper() -> None:
-        while service._crew is None or service._crew.done < 1:  # it has polled one feed
+        while service.dealer.crew is None or service.dealer.crew.done < 1:  # it has polled one feed
             time.sleep(0.02)
         time.sleep(0.5)  # and is in the middle of its next, slow, fetch
-        pid = service._crew.procs[0].pid
+        pid = service.dealer.crew.procs[0].pid
         assert pid is not None
         os.kill(pid, signal.SIGKILL)
 

@@ -21,7 +21,7 @@ from sqlalchemy import create_engine, select
 from aggregator.config.settings import Settings
 from aggregator.feeds.feedhtml import _Cache, sanitize_feed
 from aggregator.feeds.parse import parse_feed
-from aggregator.runtime.service import Service
+from aggregator.runtime.oneshot import OneShot
 from storage.captures import unpack
 from storage.engine import alembic_config
 from storage.export import read_export, write_export
@@ -182,7 +182,7 @@ def settings_for(*urls: str) -> Settings:
 
 def poll_service(settings: Settings, store: Store) -> None:
     store.sync_feeds(settings.feed_configs(), datetime.now(UTC))
-    totals = asyncio.run(Service(settings, store).poll_once())
+    totals = asyncio.run(OneShot(settings, store).poll_once())
     assert totals.failed == 0, totals.errors
 
 

@@ -22,7 +22,7 @@ from aggregator.config.settings import Settings, load_settings
 from aggregator.errors import ConfigError
 from aggregator.fetch.http import BasicAuth, HttpClient
 from aggregator.runtime.logs import RedactingFilter
-from aggregator.runtime.service import Service
+from aggregator.runtime.oneshot import OneShot
 from storage.export import write_export
 from storage.records import ExportFilter, FeedConfig
 from storage.redact import (
@@ -258,7 +258,7 @@ def test_an_archive_holding_credentials_forgets_them_and_keeps_the_feed(
     after = store.get_feed(bare)
     assert after is not None and after.id == before.id and after.config_url == bare
     assert [f.url for f in store.list_feeds()] == [bare]
-    totals = asyncio.run(Service(settings, store).poll_once())
+    totals = asyncio.run(OneShot(settings, store).poll_once())
     assert (totals.ok, totals.new_items) == (1, 1)
     out = tmp_path / "out.jsonl"
     write_export(store, out, "jsonl", ExportFilter())

@@ -114,27 +114,27 @@ def poll(app: App, once: bool) -> None:
     """
     import asyncio
 
-    from aggregator.runtime import Service
+    from aggregator.runtime import OneShot
 
     try:
         settings = app.require_feeds()
         with app.store() as store, failures_listed_afterwards(app.verbose == 0):
             started = datetime.now(UTC)
             store.sync_feeds(settings.feed_configs(), started)
-            service = Service(settings, store)
-            service.totals.keep(FAILURES_LISTED)
+            oneshot = OneShot(settings, store)
+            oneshot.totals.keep(FAILURES_LISTED)
             try:
                 with views.progress(sys.stderr.isatty()) as report:
-                    totals = asyncio.run(service.poll_once(report))
+                    totals = asyncio.run(oneshot.poll_once(report))
             finally:
-                service.close()
+                oneshot.close()
             unpolled = views.unpolled(store.list_feeds(), started)
     except ArchiverError as exc:
         fail(exc)
     click.echo(views.summary(totals, len(settings.feeds), unpolled))
     for line in views.failures(totals):
         click.echo(line)
-    for line in service.skipped_lines():  # feeds a live process holds: not ours to poll now
+    for line in oneshot.skipped_lines():  # feeds a live process holds: not ours to poll now
         click.echo(line)
     sys.exit(EXIT_PARTIAL if totals.failed or totals.articles_failed else EXIT_OK)
 
@@ -150,14 +150,14 @@ def run(app: App) -> None:
     signal.signal(signal.SIGHUP, signal.SIG_IGN)  # a reload asked before the loop runs: no-op
     import asyncio
 
-    from aggregator.runtime import Service
+    from aggregator.runtime import Daemon
 
     try:
         settings = app.require_feeds()
         with app.store() as store:
             store.sync_feeds(settings.feed_configs(), datetime.now(UTC))
             path = Path(app.config_path) if app.config_path else None
-            asyncio.run(_serve(Service(settings, store, config_path=path)))
+            asyncio.run(Daemon(settings, store, config_path=path).run_until_signalled())
     except ArchiverError as exc:
         fail(exc)
     log.info("stopped")
@@ -165,16 +165,6 @@ def run(app: App) -> None:
 
 def _stop_during_startup(signum: int, frame: object) -> None:
     raise SystemExit(EXIT_OK)
-
-
-async def _serve(service: Any) -> None:
-    import asyncio
-
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    await service.run(stop)
 
 
 @cli.group(invoke_without_command=True)

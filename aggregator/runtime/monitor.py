@@ -21,7 +21,7 @@ from aggregator.errors import ArchiverError
 from aggregator.runtime import metrics
 from aggregator.runtime.health import Endpoint, Health, bind, build_app
 from aggregator.runtime.sdnotify import Notifier
-from storage.store import Store
+from storage.seam import StorageType
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +31,7 @@ VITALS_TIMEOUT = 2.0  # a scrape leaves the archive's gauges out rather than wai
 class Monitor:
     """One per service instance; ``main`` is the instance that serves and notifies."""
 
-    def __init__(self, settings: Settings, store: Store, *, main: bool) -> None:
+    def __init__(self, settings: Settings, store: StorageType, *, main: bool) -> None:
         self.store = store
         self.main = main
         self.listen = settings.service.listen

@@ -42,7 +42,7 @@ from storage.records import (
     PollResult,
     PollSummary,
 )
-from storage.store import Store
+from storage.seam import StorageType
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +67,7 @@ ARTICLE_RETRY_CAP = 86400.0
 class Context:
     """What a poll needs, passed in: nothing here reads a global or the clock by itself."""
 
-    store: Store
+    store: StorageType
     writer: PollWriter  # poll outcomes go through it: group commit
     http: HttpClient
     limiter: HostLimiter

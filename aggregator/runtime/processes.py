@@ -33,7 +33,7 @@ from typing import Any
 from aggregator.config import Settings
 from aggregator.errors import ArchiverError
 from aggregator.runtime.logs import configure_logging
-from storage.store import Store
+from storage.seam import StorageType, open_store
 
 log = logging.getLogger(__name__)
 
@@ -44,9 +44,10 @@ RESTART_DELAY = 5.0
 ORPHAN_CHECK = 1.0  # seconds between a helper's looks at its main process
 
 # A helper of ``run``: serves on the store until the event is set.
-Serve = Callable[[Settings, Store, asyncio.Event], Coroutine[Any, Any, object]]
+Serve = Callable[[Settings, StorageType, asyncio.Event], Coroutine[Any, Any, object]]
 # A helper of ``poll --once``: plays the hands dealt on ``jobs`` as ``owner``, reporting each.
-Play = Callable[[Settings, Store, Any, str, Callable[[Any], None]], Coroutine[Any, Any, None]]
+Play = Callable[[Settings, StorageType, Any, str, Callable[[Any], None]],
+                Coroutine[Any, Any, None]]
 
 
 def _log_level() -> int:
@@ -67,7 +68,7 @@ def _serve_main(target: Serve, settings: Settings, level: int, name: str) -> Non
             loop.add_signal_handler(sig, stop.set)
         orphaned = asyncio.create_task(_stop_when_orphaned(stop))
         try:
-            with Store.open(settings.database, settings.timeouts()) as store:
+            with open_store(settings.database, settings.timeouts()) as store:
                 await target(settings, store, stop)
         finally:
             orphaned.cancel()
@@ -256,7 +257,7 @@ def _crew_main(target: Play, settings: Settings, owner: str, jobs: Any, reports:
         reports.put(("done", delta))
 
     try:
-        with Store.open(settings.database, settings.timeouts()) as store:
+        with open_store(settings.database, settings.timeouts()) as store:
             asyncio.run(target(settings, store, jobs, owner, done))
     finally:
         reports.put(("bye", None))

@@ -1,5 +1,6 @@
 """The worker side of a run: the clients a poll needs, the tasks that run polls and article
-fetches (at most ``concurrency`` at once), and the totals they add up to; no scheduling.
+fetches (at most ``concurrency`` at once), and the totals they add up to; no scheduling. Also
+what the daemon and the one-shot poll share: the page claim, the archive-file check.
 """
 
 from __future__ import annotations
@@ -26,8 +27,9 @@ from aggregator.runtime.metrics import Recorder
 from aggregator.runtime.pipeline import Context, PollOutcome, archive_article, poll_feed
 from aggregator.runtime.writer import poll_writer
 from storage import holders
+from storage.dbfile import DatabaseGone
 from storage.records import STATUS_ERROR, STATUS_NOT_MODIFIED, FeedConfig, FeedState, PendingArticle
-from storage.store import Store
+from storage.seam import StorageType
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +42,16 @@ def make_owner() -> str:
     """A lease owner that names this process (host, pid, start time: ``storage.holders``), so
     that its leases are freed at once if it dies; unique per call."""
     return holders.new_owner()
+
+
+def database_gone(store: StorageType) -> DatabaseGone | None:
+    """Why the archive's file is gone (deleted or replaced), or None while it is there: a
+    process writing on would make a new, empty archive."""
+    try:
+        store.check_database()
+    except DatabaseGone as exc:
+        return exc
+    return None
 
 
 @dataclass
@@ -102,7 +114,7 @@ class Totals:
 
 @contextlib.asynccontextmanager
 async def open_context(
-    settings: Settings, store: Store, *, clock: Callable[[], datetime] = utcnow,
+    settings: Settings, store: StorageType, *, clock: Callable[[], datetime] = utcnow,
     owner: str | None = None,
 ) -> AsyncIterator[Context]:
     """The clients a poll needs, closed on exit."""
@@ -230,3 +242,13 @@ class Worker:
             task.cancel()
         if pending:
             await asyncio.wait(pending)
+
+
+async def claim_articles(worker: Worker, now: datetime, limit: int | None = None
+                         ) -> list[PendingArticle]:  # fmt: skip
+    """Lease the pages still to fetch: ``limit`` of them, or as many as the worker has room for
+    (at most ``service.article_batch``)."""
+    service = worker.settings.service
+    limit = limit or min(worker.free, service.article_batch)
+    return await asyncio.to_thread(worker.ctx.store.claim_articles, now, limit, worker.ctx.owner,
+                                   service.lease)

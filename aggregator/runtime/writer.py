@@ -17,7 +17,7 @@ from collections.abc import AsyncIterator, Callable
 
 from storage.errors import StorageError
 from storage.records import PollResult, PollSummary
-from storage.store import Store
+from storage.seam import StorageType
 
 # Results per transaction: large enough that a burst of polls costs a few transactions, small
 # enough that one transaction never holds SQLite's write lock for long.
@@ -27,7 +27,7 @@ MAX_BATCH = 64
 class PollWriter:
     """Queues results and writes them in batches; ``write`` returns once its result committed."""
 
-    def __init__(self, store: Store, max_batch: int = MAX_BATCH) -> None:
+    def __init__(self, store: StorageType, max_batch: int = MAX_BATCH) -> None:
         self.store = store
         self.max_batch = max_batch
         self._queue: list[tuple[PollResult, asyncio.Future[PollSummary]]] = []
@@ -119,7 +119,7 @@ def _settle(
 
 
 @contextlib.asynccontextmanager
-async def poll_writer(store: Store) -> AsyncIterator[PollWriter]:
+async def poll_writer(store: StorageType) -> AsyncIterator[PollWriter]:
     writer = PollWriter(store)
     try:
         yield writer

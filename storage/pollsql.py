@@ -1,0 +1,172 @@
+"""The statements of the poll write path: what ``storage.poll`` reads and writes, not why.
+
+Reads come back as rows in a stable order (by id), so the decisions made over them are the
+same on SQLite and PostgreSQL; writes that wait for the end of a batch live in ``Writes``.
+Nothing here decides which entry is which item: that is ``storage.poll``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, Row, bindparam, or_, select, update
+
+from storage import captures
+from storage.dialect import CHUNK, by_dialect, insert_rows, select_in
+from storage.errors import StorageError
+from storage.feeds import RATE_WINDOW_DAYS, item_rate, log_polls, write_states
+from storage.records import Entry
+from storage.tables import UTCDateTime, feeds, sightings
+from storage.tables import items as items_t
+from storage.tables import revisions as revisions_t
+
+_NOW = bindparam("now", type_=UTCDateTime())
+# FOR NO KEY UPDATE (PostgreSQL; SQLite has no row locks) lets another transaction's foreign-key
+# check (FOR KEY SHARE) through: with FOR UPDATE, a poll holding its feed row and another that
+# touches an item of that feed deadlock (a second update of a row in one transaction runs the
+# row's foreign-key check again)
+LOCK_FEEDS = by_dialect(
+    lambda in_: (
+        select(feeds)
+        .where(in_(feeds.c.id, "values"))
+        .order_by(feeds.c.id)
+        .with_for_update(key_share=True)
+    )
+)
+# this feed's sightings that an entry of the document may be: by key, or by link (a relink)
+FEED_SIGHTINGS = by_dialect(
+    lambda in_: (
+        select(sightings)
+        .where(sightings.c.feed_id == bindparam("feed_id"))
+        .where(or_(in_(sightings.c.key, "keys"), in_(sightings.c.link, "links")))
+        .order_by(sightings.c.id)
+    )
+)
+ITEMS_BY_ID = by_dialect(lambda in_: select(items_t).where(in_(items_t.c.id, "values")))
+# items an unknown entry may be: the same canonical URL or fingerprint (a fold), or the same uid
+FOLD_CANDIDATES = by_dialect(
+    lambda in_: (
+        select(items_t.c.id, items_t.c.uid, items_t.c.canonical_url, items_t.c.fingerprint,
+               items_t.c.feed_id, items_t.c.title, items_t.c.enclosures)
+        .where(
+            or_(
+                in_(items_t.c.canonical_url, "idents"),
+                in_(items_t.c.fingerprint, "idents"),
+                in_(items_t.c.uid, "uids"),
+            )
+        )
+        .order_by(items_t.c.id)
+    )
+)
+TOUCH_SIGHTINGS = by_dialect(
+    lambda in_: update(sightings).where(in_(sightings.c.id, "values")).values(last_seen=_NOW)
+)
+TOUCH_ITEMS = by_dialect(
+    lambda in_: update(items_t).where(in_(items_t.c.id, "values")).values(last_seen=_NOW)
+)
+# a new sighting changes the export: last_seen and changed_at in one update (a second update
+# of a row re-runs its foreign-key check, which waits on a feed row another poll holds)
+FOLD_INTO = by_dialect(
+    lambda in_: (
+        update(items_t).where(in_(items_t.c.id, "values")).values(last_seen=_NOW, changed_at=_NOW)
+    )
+)
+
+
+@dataclass
+class Writes:
+    """A batch's rows that wait to be written in one statement per table.
+
+    ``flush_rows`` before reading sightings or revisions (an item's history, its article, a
+    feed's rate); ``flush`` before reading a feed row again (a feed met twice in a batch).
+    """
+
+    sightings: list[dict[str, Any]] = field(default_factory=list)
+    revisions: list[dict[str, Any]] = field(default_factory=list)
+    states: list[dict[str, Any]] = field(default_factory=list)
+    rates: list[tuple[dict[str, Any], datetime]] = field(default_factory=list)  # to recount
+    polls: list[dict[str, Any]] = field(default_factory=list)
+    captures: list[captures.Owned] = field(default_factory=list)
+
+    def flush_rows(self, conn: Connection) -> None:
+        insert_rows(conn, revisions_t, self.revisions)
+        insert_rows(conn, sightings, self.sightings)
+        self.revisions, self.sightings = [], []
+
+    def flush(self, conn: Connection) -> None:
+        self.flush_rows(conn)
+        for state, now in self.rates:
+            state["items_per_day"] = item_rate(conn, state["feed_id"], now, RATE_WINDOW_DAYS)
+        write_states(conn, self.states)
+        log_polls(conn, self.polls)
+        captures.add_many(conn, self.captures)
+        self.states, self.rates, self.polls, self.captures = [], [], [], []
+
+
+def lock_feeds(conn: Connection, feed_ids: Iterable[int]) -> dict[int, Row[Any]]:
+    """The feed rows, locked in id order (one global order: no deadlock between batches)."""
+    return {row.id: row for row in select_in(conn, LOCK_FEEDS, set(feed_ids))}
+
+
+def lock_feed(conn: Connection, feed_id: int) -> Row[Any]:
+    feed = conn.execute(LOCK_FEEDS.of(conn), {"values": [feed_id]}).first()
+    if feed is None:
+        raise StorageError(f"apply_poll: no feed with id {feed_id}")
+    return feed
+
+
+def feed_sightings(conn: Connection, feed_id: int, keys: Sequence[str],
+                   entries: Sequence[Entry]) -> list[Row[Any]]:  # fmt: skip
+    """This feed's sightings with one of ``keys`` or a link of ``entries`` (``keys[i]`` is
+    ``entries[i]``'s), by id."""
+    found: dict[int, Row[Any]] = {}
+    for start in range(0, len(keys), CHUNK // 2):
+        part = range(start, min(start + CHUNK // 2, len(keys)))
+        params = {"feed_id": feed_id, "keys": sorted({keys[i] for i in part}),
+                  "links": sorted({e.url for e in map(entries.__getitem__, part) if e.url})}
+        rows = conn.execute(FEED_SIGHTINGS.of(conn), params)
+        found.update((int(row.id), row) for row in rows)
+    return [found[i] for i in sorted(found)]
+
+
+def items_by_id(conn: Connection, ids: set[int]) -> list[Row[Any]]:
+    return list(select_in(conn, ITEMS_BY_ID, ids))
+
+
+def fold_candidates(conn: Connection, asked: Iterable[tuple[set[str], set[str]]]) -> list[Any]:
+    """Items with one of the identities or uids of each ``(identities, uids)`` query (one query
+    per chunk of unknown entries), by id."""
+    rows: dict[int, Any] = {}
+    for wanted, uids in asked:
+        params = {"idents": sorted(wanted), "uids": sorted(uids)}
+        found = conn.execute(FOLD_CANDIDATES.of(conn), params)
+        rows.update((int(row.id), row) for row in found)
+    return [rows[i] for i in sorted(rows)]
+
+
+def rekey_sighting(conn: Connection, sighting_id: int, key: str) -> None:
+    """A relink: the feed changed the entry's guid, its sighting answers to the new key."""
+    conn.execute(update(sightings).where(sightings.c.id == sighting_id).values(key=key))
+
+
+def relabel_sighting(conn: Connection, sighting_id: int, guid: str | None,
+                     link: str | None) -> None:  # fmt: skip
+    """The entry under a known key now says another guid or link: the sighting follows it."""
+    stmt = update(sightings).where(sightings.c.id == sighting_id)
+    conn.execute(stmt.values(guid=guid, link=link))
+
+
+def touch(conn: Connection, now: datetime, seen_sightings: set[int], seen_items: set[int],
+          folded_items: set[int]) -> None:  # fmt: skip
+    """``last_seen`` of what the document named again; ``changed_at`` too of items folded into."""
+    for stmt, ids in (
+        (TOUCH_SIGHTINGS, seen_sightings),
+        (TOUCH_ITEMS, seen_items),
+        (FOLD_INTO, folded_items),
+    ):
+        ordered = sorted(ids)
+        for start in range(0, len(ordered), CHUNK):
+            conn.execute(stmt.of(conn), {"values": ordered[start : start + CHUNK], "now": now})
