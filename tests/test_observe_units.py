@@ -243,3 +243,24 @@ def test_vitals_count_overdue_feeds_and_the_stalest_good_poll(store: Store) -> N
     assert vitals.oldest_success == T0  # f0's and f1's good polls, f2's creation
     assert vitals.database_bytes and vitals.database_bytes > 10_000
     store.probe(1.0)
+
+
+def test_claims_count_the_leases_they_take_over(store: Store) -> None:
+    from storage.records import FeedConfig
+
+    urls = [f"https://t{i}.example/feed" for i in range(3)]
+    store.sync_feeds([FeedConfig(url=u) for u in urls], T0)
+    assert len(store.claim_due(T0, 2, "gone-owner", 60)) == 2  # its leases expire at T0 + 60 s
+    assert store.leases_taken_over == 0
+    assert len(store.claim_due(T0 + timedelta(seconds=30), 5, "me", 60)) == 1  # the free one
+    assert store.leases_taken_over == 0
+    assert len(store.claim_due(T0 + timedelta(seconds=120), 5, "me", 60)) == 3
+    assert store.leases_taken_over == 2  # "gone-owner"'s expired two; our own one is not counted
+
+
+def test_an_emptied_file_is_refused(tmp_path: Path) -> None:
+    running = load_settings(config(tmp_path, "  tick: 1s\n"))
+    path = tmp_path / "feeds.yaml"
+    path.write_text("")
+    with pytest.raises(ConfigError, match="lists no feeds; the running ones stay"):
+        reload_settings(path, running)
