@@ -101,15 +101,16 @@ def sqlite_url(tmp_path: Path) -> str:
 @pytest.mark.timeout(180)
 @pytest.mark.parametrize("processes", [1, 2])
 def test_metrics_count_what_the_feed_server_served(
-    http_server: TestServer, sqlite_url: str, tmp_path: Path, processes: int
+    http_server: TestServer, store_url: str, tmp_path: Path, processes: int
 ) -> None:
+    """On both databases, with and without a helper process."""
     base = http_server.base_url
     sizes = {f"/f{n}.xml": n + 1 for n in range(6)}  # 1 + 2 + … + 6 = 21 items
     for path, size in sizes.items():
         http_server.route(path, body=rss([Item(100 * size + k, base) for k in range(size)]))
     http_server.route("/broken.xml", status=500)
     feeds = [f"url: {http_server.url(p)}" for p in [*sizes, "/broken.xml"]]
-    config = write_config(tmp_path / "feeds.yaml", sqlite_url, feeds,
+    config = write_config(tmp_path / "feeds.yaml", store_url, feeds,
                           service=f"  processes: {processes}\n")
     service = Service(config)
     try:
@@ -281,3 +282,20 @@ def test_reload_follows_the_edited_file_and_sighup(
     wait_for(lambda: systemd.seen("STOPPING=1") == 1)
     systemd.close()
     assert "takes effect at the next restart" not in stderr
+
+
+@pytest.mark.timeout(120)
+def test_a_taken_port_stops_the_start_in_one_line(sqlite_url: str, tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        config = write_config(tmp_path / "feeds.yaml", sqlite_url, ["url: https://a.example/f"])
+        config.write_text(config.read_text().replace("127.0.0.1:0", f"127.0.0.1:{port}"))
+        done = subprocess.run([sys.executable, "-m", "aggregator", "--config", str(config), "run"],
+                              capture_output=True, text=True, timeout=100, check=False,
+                              env={**os.environ, "PYTHONPATH": str(Path(__file__).parent.parent)})
+    assert done.returncode == 2
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith(f"config: service.listen: cannot listen on 127.0.0.1:{port}: ")
+    assert "Traceback" not in done.stderr
