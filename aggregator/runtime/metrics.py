@@ -66,7 +66,11 @@ def resident_bytes() -> int:
 
 
 class PromRecorder(Recorder):
-    """Records into prometheus-client metrics (in the multiprocess files when they are set up)."""
+    """Records into prometheus-client metrics (in the multiprocess files when they are set up).
+
+    A write to a multiprocess file costs a few microseconds (a lock and an mmap store), so the
+    counters are added up here and written once per tick (``tick``, also before a scrape of
+    this process's own registry); the histograms are written as they come."""
 
     def __init__(self, process: str, registry: CollectorRegistry | None = None) -> None:
         from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
@@ -99,16 +103,19 @@ class PromRecorder(Recorder):
                             "Resident memory of each polling process", ["process"],
                             multiprocess_mode="liveall", registry=reg)
         self.process = process
+        self._polls: dict[tuple[str, int | None], int] = {}  # counted since the last tick
+        self._items = 0
+        self._pages: dict[str, int] = {}
         self.tick()
 
     def poll(self, status: str, http_status: int | None, new_items: int, seconds: float) -> None:
-        self.polls.labels(status, str(http_status) if http_status else "none").inc()
-        if new_items:
-            self.items.inc(new_items)
+        key = (status, http_status)
+        self._polls[key] = self._polls.get(key, 0) + 1
+        self._items += new_items
         self.poll_seconds.observe(seconds)
 
     def page(self, outcome: str, seconds: float) -> None:
-        self.pages.labels(outcome).inc()
+        self._pages[outcome] = self._pages.get(outcome, 0) + 1
         self.page_seconds.observe(seconds)
 
     def batch(self, size: int) -> None:
@@ -122,7 +129,20 @@ class PromRecorder(Recorder):
         (self.reloads if ok else self.reload_failures).inc()
 
     def tick(self) -> None:
+        self.flush()
         self.memory.labels(self.process).set(resident_bytes())
+
+    def flush(self) -> None:
+        """Write the counts added up since the last flush. On the recording thread (the loop)."""
+        polls, self._polls = self._polls, {}
+        for (status, http_status), count in polls.items():
+            self.polls.labels(status, str(http_status) if http_status else "none").inc(count)
+        pages, self._pages = self._pages, {}
+        for outcome, count in pages.items():
+            self.pages.labels(outcome).inc(count)
+        if self._items:
+            items, self._items = self._items, 0
+            self.items.inc(items)
 
 
 @dataclass(frozen=True, slots=True)
@@ -211,7 +231,7 @@ def _pids(files: Iterable[Path]) -> set[int]:
 def exposition(recorder: PromRecorder, directory: Path | None, gauges: ArchiveGauges | None
                ) -> bytes:  # fmt: skip
     """The text a scrape gets: every process's counts (or this one's) plus the archive gauges.
-    Reads files: call it from a thread."""
+    Reads files: call it from a thread, after ``recorder.flush()`` on the loop."""
     from prometheus_client import CollectorRegistry, generate_latest, multiprocess
 
     counted = recorder.registry

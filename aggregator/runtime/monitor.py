@@ -95,6 +95,7 @@ class Monitor:
 
     async def _scrape(self) -> bytes:
         assert isinstance(self.recorder, metrics.PromRecorder)
+        self.recorder.flush()  # this process's counts since its last tick
         gauges = await self._gauges()
         return await asyncio.to_thread(metrics.exposition, self.recorder, self.directory, gauges)
 
