@@ -266,3 +266,50 @@ def test_an_emptied_file_is_refused(tmp_path: Path) -> None:
     path.write_text("")
     with pytest.raises(ConfigError, match="lists no feeds; the running ones stay"):
         reload_settings(path, running)
+
+
+def test_mounted_app_is_served_under_the_same_token_rule() -> None:
+    """The seam for the web view: an ASGI app mounted beside the endpoints, on a real socket."""
+    import urllib.error
+    import urllib.request
+
+    from starlette.applications import Starlette
+    from starlette.responses import PlainTextResponse
+    from starlette.routing import Route
+
+    from aggregator.runtime.health import Endpoint, bind, build_app
+
+    async def hello(_request: object) -> PlainTextResponse:
+        return PlainTextResponse("hello from the web view")
+
+    web = Starlette(routes=[Route("/hello", hello)])
+    health = Health(1.0, lambda timeout: None)
+    health.beat()
+
+    async def no_metrics() -> bytes:
+        return b""
+
+    def get(url: str, token: str | None) -> tuple[int, str]:
+        request = urllib.request.Request(url)
+        if token:
+            request.add_header("Authorization", f"Bearer {token}")
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+        try:
+            with opener.open(request, timeout=30) as response:
+                return response.status, response.read().decode()
+        except urllib.error.HTTPError as error:
+            return error.code, ""
+
+    async def scenario() -> list[tuple[int, str]]:
+        endpoint = Endpoint(build_app(health, no_metrics, "t" * 16, [("/web", web)]),
+                            bind("127.0.0.1:0"))
+        await endpoint.start()
+        base = f"http://{endpoint.address}"
+        try:
+            return [await asyncio.to_thread(get, base + path, token) for path, token in
+                    [("/web/hello", None), ("/web/hello", "t" * 16), ("/healthz", "t" * 16)]]
+        finally:
+            await endpoint.stop()
+
+    assert asyncio.run(scenario()) == [(401, ""), (200, "hello from the web view"),
+                                       (200, '{"status": "ok"}\n')]

@@ -15,6 +15,7 @@ import multiprocessing
 import os
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from aggregator.config import Settings
 from aggregator.errors import ArchiverError
@@ -42,6 +43,9 @@ class Monitor:
             self.directory = metrics.prepare_multiprocess()
         self.recorder = self._recorder()
         self.endpoint: Endpoint | None = None
+        # Other ASGI apps served beside the endpoints, same listener and token rule, set before
+        # ``start``: the seam for the web view (``service.web``), e.g. [("/", app)].
+        self.mounts: list[tuple[str, Any]] = []
         self._token = settings.service.listen_token
         self._taken = store.leases_taken_over
         self._ready = False
@@ -57,7 +61,7 @@ class Monitor:
         """Bind and serve (main instance, ``service.listen`` set); a taken port stops the start."""
         if not self.main or not self.listen:
             return
-        app = build_app(self.health, self._scrape, self._token)
+        app = build_app(self.health, self._scrape, self._token, self.mounts)
         self.endpoint = Endpoint(app, bind(self.listen))
         await self.endpoint.start()
         log.info("serving /healthz and /metrics on http://%s", self.endpoint.address)
