@@ -85,8 +85,7 @@ class Store:
     def __init__(self, db: Database) -> None:
         self.db = db
         self._lock: holders.HolderLock | None = None  # PostgreSQL: this process's holder lock
-        # Feeds claimed here whose lease a dead or expired holder had (metrics read it).
-        self.leases_taken_over = 0
+        self.leases_taken_over = 0  # feeds claimed from a dead or expired holder (metrics)
 
     @classmethod
     def open(cls, url: str, timeouts: Timeouts | None = None, *, create: bool = True) -> Store:
