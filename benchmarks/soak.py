@@ -167,6 +167,8 @@ def run_service(config: Path, args: argparse.Namespace, workdir: Path, run: Run)
             if not args.quiet:
                 print(f"  t={now - started:6.0f}s  RSS {rss:7.1f} MiB", flush=True)
             time.sleep(max(0.0, min(args.sample, end - time.monotonic())))
+        if args.listen and proc.poll() is None and (last := scrape(workdir / "service.log")):
+            run.scrapes.append((round(time.monotonic() - started, 1), *last))  # the final count
         run.seconds = time.monotonic() - started
         stopping = time.monotonic()
         if proc.poll() is None:

@@ -29,7 +29,7 @@ def test_compare_takes_medians_per_side() -> None:
 @pytest.mark.timeout(200)
 def test_one_tiny_round_scrapes_the_running_service(tmp_path: Path) -> None:
     out = tmp_path / "result.json"
-    done = subprocess.run([sys.executable, "-m", "benchmarks.soakmetrics", "--minutes", "0.25",
+    done = subprocess.run([sys.executable, "-m", "benchmarks.soakmetrics", "--minutes", "0.4",
                            "--rounds", "1", "--feeds", "40", "--json", str(out)], cwd=ROOT,
                           capture_output=True, text=True, timeout=190, check=False)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
