@@ -10,6 +10,9 @@ feed's gaps against its interval plus jitter, each misbehaving mode's recorded e
 
     python -m benchmarks.soak                                   # 10 minutes, 2,000 feeds
     python -m benchmarks.soak --minutes 0.25 --feeds 20 --hosts 5 --interval 4   # the smoke test
+
+``--listen`` turns on the service's /healthz and /metrics and scrapes them every sample;
+``benchmarks/soakmetrics.py`` runs the soak with and without it to measure what metrics cost.
 """
 
 from __future__ import annotations
@@ -56,6 +59,8 @@ class Run:
     shutdown_seconds: float = 0.0
     log: dict[str, Any] = field(default_factory=dict)
     feeds: list[dict[str, Any]] = field(default_factory=list)  # the store's rows, by feed index
+    # --listen: (seconds, polls counted by /metrics, resident bytes of every process, /healthz)
+    scrapes: list[tuple[float, float, float, int]] = field(default_factory=list)
 
 
 # ---------------------------------------------------------------- processes
@@ -107,7 +112,8 @@ def write_config(path: Path, args: argparse.Namespace, urls: list[str], modes: l
         "database": database,
         "http": {"allow_private_networks": True, "timeout": args.timeout,
                  "connect_timeout": min(5.0, args.timeout), "per_host_delay": args.host_delay},
-        "service": {"concurrency": args.concurrency, "tick": args.tick},
+        "service": {"concurrency": args.concurrency, "tick": args.tick,
+                    **({"listen": "127.0.0.1:0"} if args.listen else {})},
         "defaults": {"interval": args.interval, "min_interval": args.min_interval,
                      "max_interval": max(3600.0, args.interval), "fetch_articles": False},
         "feeds": [{"url": u, **({"fetch_articles": True} if i in with_articles else {})}
@@ -154,9 +160,15 @@ def run_service(config: Path, args: argparse.Namespace, workdir: Path, run: Run)
                 run.rss.append((round(now - started, 1), round(rss, 1)))
                 run.probes.append(probe(proc.pid, now - started))
             run.peak_hwm_mib = max(run.peak_hwm_mib, hwm)
+            if args.listen and rss:
+                scraped = scrape(workdir / "service.log")
+                if scraped is not None:
+                    run.scrapes.append((round(now - started, 1), *scraped))
             if not args.quiet:
                 print(f"  t={now - started:6.0f}s  RSS {rss:7.1f} MiB", flush=True)
             time.sleep(max(0.0, min(args.sample, end - time.monotonic())))
+        if args.listen and proc.poll() is None and (last := scrape(workdir / "service.log")):
+            run.scrapes.append((round(time.monotonic() - started, 1), *last))  # the final count
         run.seconds = time.monotonic() - started
         stopping = time.monotonic()
         if proc.poll() is None:
@@ -168,6 +180,34 @@ def run_service(config: Path, args: argparse.Namespace, workdir: Path, run: Run)
             proc.kill()
             proc.wait()
         logfile.close()
+
+
+def scrape(log: Path) -> tuple[float, float, int] | None:
+    """(polls counted, resident bytes of every process, /healthz status) from the service's
+    endpoint, whose address its log names; None before it listens."""
+    import re
+    import urllib.error
+
+    found = re.search(r"serving /healthz and /metrics on (http://\S+)", log.read_text())
+    if not found:
+        return None
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    try:
+        with opener.open(found[1] + "/metrics", timeout=30) as resp:
+            text = resp.read().decode()
+        with opener.open(found[1] + "/healthz", timeout=30) as resp:
+            health = resp.status
+    except urllib.error.HTTPError as exc:
+        health = exc.code
+    except OSError:
+        return None
+    sums = {"aggregator_polls_total": 0.0, "aggregator_process_resident_memory_bytes": 0.0}
+    for line in text.splitlines():
+        name = line.partition("{")[0].partition(" ")[0]
+        if name in sums:
+            sums[name] += float(line.rpartition(" ")[2])
+    return (sums["aggregator_polls_total"], sums["aggregator_process_resident_memory_bytes"],
+            health)
 
 
 def stored_feeds(database: str, urls: list[str]) -> list[dict[str, Any]]:
@@ -293,7 +333,7 @@ def summarize(run: Run, modes: list[str], args: argparse.Namespace) -> dict[str,
         "schedule": schedule_report(times, modes, args.interval, args.tick),
         "schedule_by_minute": lateness_by_minute(times, modes, bound, args.tick + 1,
                                                  run.started_at),
-        "machine": machine_report(run), "probes": run.probes,
+        "machine": machine_report(run), "probes": run.probes, "scrapes": run.scrapes,
         "misbehaving": misbehaving_report(times, modes, run.feeds),
         "healthy_items_stored": sum(f["items"] for f, m in zip(run.feeds, modes, strict=True)
                                     if m == "ok"),
@@ -366,6 +406,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--keep-log", help="copy the service's log here")
     p.add_argument("--keep-times", help="write the server's request log (JSON) here")
     p.add_argument("--quiet", action="store_true")
+    p.add_argument("--listen", action="store_true", help="serve /metrics; scrape every sample")
     return p.parse_args(argv)
 
 

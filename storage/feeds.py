@@ -187,10 +187,11 @@ def _taken(conn: Connection, column: str, value: str) -> bool:
 def claim(
     conn: Connection, now: datetime, limit: int, owner: str, lease_seconds: float,
     due_by: datetime,
-) -> list[FeedState]:  # fmt: skip
-    """Lease up to ``limit`` feeds due by ``due_by`` with a free or expired lease, oldest first."""
+) -> tuple[list[FeedState], int]:  # fmt: skip
+    """Lease up to ``limit`` feeds due by ``due_by`` with a free or expired lease, oldest first;
+    also how many of them another holder's expired lease still named (taken over)."""
     due = (
-        select(feeds.c.id)
+        select(feeds.c.id, feeds.c.lease_owner)
         .where(
             feeds.c.active,
             ~feeds.c.gone,
@@ -200,16 +201,18 @@ def claim(
         .order_by(feeds.c.next_check, feeds.c.id)
         .limit(limit)
     )
-    ids = list(conn.execute(for_update_skip_locked(conn, due)).scalars())
+    rows = conn.execute(for_update_skip_locked(conn, due)).all()
+    ids = [r.id for r in rows]
     if not ids:
-        return []
+        return [], 0
+    taken = sum(1 for r in rows if r.lease_owner is not None and r.lease_owner != owner)
     until = now + timedelta(seconds=lease_seconds)
     conn.execute(
         update(feeds).where(feeds.c.id.in_(ids)).values(lease_owner=owner, lease_until=until)
     )
     rows = conn.execute(select(feeds).where(feeds.c.id.in_(ids))).all()
     order = {fid: i for i, fid in enumerate(ids)}
-    return sorted((to_state(r) for r in rows), key=lambda s: order[s.id])
+    return sorted((to_state(r) for r in rows), key=lambda s: order[s.id]), taken
 
 
 def free_dead(conn: Connection, now: datetime) -> dict[str, int]:

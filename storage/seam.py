@@ -18,8 +18,16 @@ if TYPE_CHECKING:
     from storage.dburl import Timeouts
     from storage.errors import StorageError
     from storage.holders import Holding
-    from storage.records import ArticleResult, FeedState, PendingArticle, PollResult, PollSummary
+    from storage.records import (
+        ArticleResult,
+        FeedConfig,
+        FeedState,
+        PendingArticle,
+        PollResult,
+        PollSummary,
+    )
     from storage.turn import WriteTurn
+    from storage.vitals import Vitals
 
 
 class StorageType(Protocol):
@@ -81,6 +89,20 @@ class StorageType(Protocol):
 
     def apply_retention(self, now: datetime) -> int:
         """Remove what the retention settings no longer keep; how many items."""
+
+    # -- configuration reload, health and metrics (``runtime.daemon``, ``runtime.monitor``) ------
+
+    # Feeds this process claimed from a holder that died or let its lease expire, so far.
+    leases_taken_over: int
+
+    def sync_feeds(self, configs: Sequence[FeedConfig], now: datetime) -> None:
+        """Upsert the configured feeds; the others go inactive, their archive kept."""
+
+    def probe(self, timeout: float) -> None:
+        """Raise ``StorageError`` unless a write transaction could start within ``timeout``."""
+
+    def vitals(self, now: datetime) -> Vitals:
+        """Size, active and overdue feeds, the stalest good poll."""
 
 
 @contextlib.contextmanager

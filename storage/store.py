@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 
-from storage import archive, articles, captures, feeds, holders, items, maintenance, poll
+from storage import archive, articles, captures, feeds, holders, items, maintenance, poll, vitals
 from storage.browse import Browse
 from storage.dburl import Timeouts
 from storage.engine import (
@@ -50,6 +50,7 @@ from storage.search import SearchPage, run_search
 from storage.searchindex import Backlog, backlog, reindex
 from storage.tables import items as items_t
 from storage.turn import WriteTurn
+from storage.vitals import Vitals
 
 if TYPE_CHECKING:
     from storage.importer import ImportSummary
@@ -88,6 +89,7 @@ class Store:
     def __init__(self, db: Database) -> None:
         self.db = db
         self._lock: holders.HolderLock | None = None  # PostgreSQL: this process's holder lock
+        self.leases_taken_over = 0  # feeds claimed from a dead or expired holder (metrics)
 
     @classmethod
     def open(
@@ -175,8 +177,11 @@ class Store:
         if self._lock is not None:
             self._lock.ensure()
         with self.db.write() as conn:
-            _report_freed(feeds.free_dead(conn, now), "feeds")
-            return feeds.claim(conn, now, limit, owner, lease_seconds, due_by or now)
+            freed = feeds.free_dead(conn, now)
+            claimed, expired = feeds.claim(conn, now, limit, owner, lease_seconds, due_by or now)
+        _report_freed(freed, "feeds")
+        self.leases_taken_over += sum(freed.values()) + expired
+        return claimed
 
     @guarded
     def held_leases(self, now: datetime, owner: str) -> list[holders.Holding]:
@@ -451,3 +456,13 @@ class Store:
         with self.db.read() as conn:
             found = conn.execute(query).scalar()
         return None if found is None else int(found)
+
+    @guarded
+    def probe(self, timeout: float) -> None:
+        """Raise ``StorageError`` unless a write transaction could start within ``timeout``."""
+        vitals.probe(self.db, timeout)
+
+    @guarded
+    def vitals(self, now: datetime) -> Vitals:
+        """Size, active and overdue feeds, the stalest good poll: for metrics."""
+        return vitals.read(self.db, now)

@@ -111,9 +111,9 @@ def test_the_runtime_is_handed_a_store_through_the_seam() -> None:
     runtime = [m for m in OURS if within(m, "aggregator.runtime")]
     assert sorted(m for m in runtime if GRAPH[m] & {"storage.store", "storage.engine"}) == []
     assert sorted(m for m in runtime if "storage.seam" in GRAPH[m]) == [
-        "aggregator.runtime.daemon", "aggregator.runtime.dealing", "aggregator.runtime.oneshot",
-        "aggregator.runtime.pipeline", "aggregator.runtime.processes", "aggregator.runtime.worker",
-        "aggregator.runtime.writer"]
+        "aggregator.runtime.daemon", "aggregator.runtime.dealing", "aggregator.runtime.monitor",
+        "aggregator.runtime.oneshot", "aggregator.runtime.pipeline", "aggregator.runtime.processes",
+        "aggregator.runtime.worker", "aggregator.runtime.writer"]
 
 
 @pytest.mark.parametrize("name", [m for m in OURS if not within(m, "aggregator.web")])

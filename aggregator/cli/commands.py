@@ -166,6 +166,7 @@ def run(app: App, no_migrate: bool, allow_removal: bool) -> None:
     # A stop during start-up (migrations, feed sync) is a clean stop too; the event loop takes over
     # the signals once it runs.
     signal.signal(signal.SIGTERM, _stop_during_startup)
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)  # a reload asked before the loop runs: no-op
     import asyncio
 
     from aggregator.runtime import Daemon
@@ -174,8 +175,9 @@ def run(app: App, no_migrate: bool, allow_removal: bool) -> None:
         settings = app.require_feeds()
         with app.store() as store:
             app.sync_feeds(store, settings, allow_removal)
+            path = Path(app.config_path) if app.config_path else None
             with web_view_for_run(settings, app.verbose) as web:
-                daemon = Daemon(settings, store)
+                daemon = Daemon(settings, store, config_path=path)
                 asyncio.run(daemon.run_until_signalled(web and web.serve_until))
     except ArchiverError as exc:
         fail(exc)

@@ -11,7 +11,15 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from aggregator.config.listen import parse_listen
 from aggregator.config.messages import message
@@ -163,6 +171,8 @@ class ServiceSettings(_Strict):
     article_batch: int = Field(default=50, ge=1)
     parse_workers: int = Field(default=0, ge=0, le=64)  # 0: parse in threads, N: processes
     processes: int = Field(default=1, ge=1, le=64)  # polling processes: 1 per core to use
+    # /healthz and /metrics (aggregator/runtime/health.py): HOST:PORT, off when unset.
+    listen: str | None = None
     # The web view (issue 16): ``run`` serves it too when ``web``; ``aggregator serve`` always.
     web: bool = False
     web_listen: str = "127.0.0.1:8322"
@@ -183,6 +193,28 @@ class ServiceSettings(_Strict):
             raise ValueError("a token is at least 16 characters, no spaces "
                              "(e.g. the output of `openssl rand -hex 16`)")
         return value
+
+    @field_validator("listen")
+    @classmethod
+    def _metrics_listen(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_listen(value)
+        return value
+
+    @model_validator(mode="after")
+    def _exposed(self) -> ServiceSettings:
+        """Metrics name feeds and hosts: beyond loopback only with a token, or said on purpose."""
+        exposed = self.listen is not None and not parse_listen(self.listen).loopback
+        if exposed and not self.listen_token and not self.listen_public:
+            raise ValueError(f"listen: {self.listen} is reachable from other machines: set "
+                             "service.listen_token (a bearer token) or service.listen_public: true")
+        return self
+
+
+def split_listen(value: str) -> tuple[str, int]:
+    """``HOST:PORT`` (``[::1]:8321`` for IPv6; port 0: any free one, as logged) → (host, port)."""
+    where = parse_listen(value)
+    return where.host, where.port
 
 
 class DatabaseTimeouts(_Strict):

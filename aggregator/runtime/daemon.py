@@ -6,23 +6,30 @@ and hands them to a bounded pool of asyncio tasks that run :func:`.pipeline.poll
 
 Hooking in (a health endpoint, a config reload): read :class:`DaemonState` (``Daemon.state``),
 and append to ``Daemon.on_tick`` what must run at every dispatch tick, or add a job in
-``Daemon._scheduler``.
+``Daemon._scheduler``. Hooked in already: ``monitor.Monitor`` (metrics, /healthz and /metrics,
+sd_notify) beats at every tick; ``reload.Reloader`` is asked before each dispatch whether the
+configuration changed (or SIGHUP asked for a reload), and ``_adopt`` applies a new one.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
+import functools
 import logging
 import signal
 from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from aggregator.config import Settings
-from aggregator.errors import StorageError
-from aggregator.runtime.processes import RESTART_DELAY, ServeHelpers
+from aggregator.errors import ConfigError, StorageError
+from aggregator.runtime.monitor import Monitor
+from aggregator.runtime.processes import RESTART_DELAY, ServeHelpers, unblock_reloads
+from aggregator.runtime.reload import Reloader
 from aggregator.runtime.worker import (
     Totals,
     Worker,
@@ -81,7 +88,7 @@ class Daemon:
 
     def __init__(self, settings: Settings, store: StorageType, *,
                  clock: Callable[[], datetime] = utcnow,
-                 housekeeping: bool = True) -> None:  # fmt: skip
+                 housekeeping: bool = True, config_path: Path | None = None) -> None:  # fmt: skip
         self.settings = settings
         self.store = store
         self.clock = clock
@@ -94,6 +101,12 @@ class Daemon:
         # waits for: its feeds then get polled or released. No claim starts once stopping.
         self._claiming: asyncio.Task[None] | None = None
         self._stop = asyncio.Event()  # run()'s, once it runs
+        # Reloads of the configuration file (SIGHUP, or its content changed), when there is one.
+        self.config_path = config_path
+        self.reloader = Reloader(config_path, settings) if config_path is not None else None
+        self.monitor: Monitor | None = None  # run()'s metrics, endpoint and systemd link
+        self._helpers: ServeHelpers | None = None
+        self._jobs: AsyncIOScheduler | None = None
 
     async def run_until_signalled(
         self, beside: Callable[[asyncio.Event], Coroutine[Any, Any, None]] | None = None
@@ -114,16 +127,30 @@ class Daemon:
 
     async def run(self, stop: asyncio.Event) -> Totals:
         """Tick until ``stop`` is set, then let in-flight work finish (``SHUTDOWN_GRACE``)."""
-        helpers = (ServeHelpers(self.settings, self.settings.service.processes - 1, serve_helper)
+        self.monitor = monitor = Monitor(self.settings, self.store, main=self.housekeeping)
+        self.on_tick.append(lambda _state: monitor.ticked())
+        try:
+            return await self._run(stop, monitor)
+        finally:
+            monitor.close()
+
+    async def _run(self, stop: asyncio.Event, monitor: Monitor) -> Totals:
+        serve = functools.partial(serve_helper, config_path=self.config_path)
+        helpers = (ServeHelpers(self.settings, self.settings.service.processes - 1, serve)
                    if self.housekeeping and self.settings.service.processes > 1 else None)
         self._stop = stop
+        self._helpers = helpers
         state = self.state
         await asyncio.to_thread(self.store.hold, state.owner)
         async with open_context(self.settings, self.store, clock=self.clock,
                                 owner=state.owner) as ctx:  # fmt: skip
-            worker = state.worker = Worker(ctx, self.settings, state.totals)
-            scheduler = self._scheduler(worker, helpers)
+            worker = state.worker = Worker(ctx, self.settings, state.totals, monitor.recorder)
+            await monitor.start()
+            scheduler = self._jobs = self._scheduler(worker, helpers)
             scheduler.start()
+            if self.reloader is not None:
+                asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, self.reloader.request)
+                unblock_reloads()
             if helpers is not None:
                 helpers.start()
             log.info("service started (%s): %d feeds, database %s", holders.describe(ctx.owner),
@@ -134,6 +161,7 @@ class Daemon:
                 # No new claims; a claim in flight lands in worker.tasks, and its job ends
                 # before the scheduler's shutdown could cancel it.
                 state.stopping = True
+                await monitor.stop()
                 if self._claiming is not None:
                     await asyncio.wait([self._claiming])
                 scheduler.shutdown(wait=False)
@@ -171,12 +199,54 @@ class Daemon:
         """One dispatch tick: claim what is due, then run the ``on_tick`` hooks."""
         self.state.ticks += 1
         self.state.last_tick = self.clock()
+        if not self.state.stopping:
+            await self._maybe_reload(worker)
         await self._dispatch(worker)
         for hook in self.on_tick:
             try:
                 hook(self.state)
             except Exception:
                 log.exception("tick hook %r failed", hook)
+
+    async def _maybe_reload(self, worker: Worker) -> None:
+        """Reload the configuration if asked (SIGHUP) or the file changed; a file that does not
+        validate is refused whole, with its errors logged, and the running one stays."""
+        if self.reloader is None or self.monitor is None or not self.reloader.due():
+            return
+        self.monitor.reloading()
+        try:
+            reloaded = await asyncio.to_thread(self.reloader.load)
+            if self.housekeeping:  # added feeds due now, removed ones inactive: archive kept
+                await asyncio.to_thread(self.store.sync_feeds, reloaded.settings.feed_configs(),
+                                        self.clock())  # fmt: skip
+        except (ConfigError, StorageError) as exc:
+            log.error("reload refused, the running configuration stays: %s", exc)
+            self.reloader.running = self.settings
+            if isinstance(exc, StorageError):  # the file was fine: try again next tick
+                self.reloader.request()
+            self.monitor.reloaded(False)
+            return
+        self._adopt(reloaded.settings, worker)
+        for key in reloaded.kept:
+            log.warning("reload: %s changed; it takes effect at the next restart", key)
+        log.info("configuration reloaded: %s", reloaded.summary)
+        self.monitor.reloaded(True)
+        if self._helpers is not None:
+            self._helpers.settings = self.settings  # a helper restarted later starts with it
+            self._helpers.signal(signal.SIGHUP)
+
+    def _adopt(self, settings: Settings, worker: Worker) -> None:
+        """New polls use the new settings: per-feed options, defaults, site rules, service
+        knobs (a new tick reschedules the dispatch job)."""
+        tick = settings.service.tick
+        if tick != self.settings.service.tick and self._jobs is not None:
+            self._jobs.reschedule_job("dispatch", trigger="interval", seconds=tick)
+            if self.monitor is not None:
+                self.monitor.health.tick = tick
+        self.settings = worker.settings = settings
+        worker.configs = {feed.url: feed for feed in settings.feed_configs()}
+        assert self.reloader is not None
+        worker.ctx = dataclasses.replace(worker.ctx, rules=self.reloader.rules)
 
     def _check_helpers(self, helpers: ServeHelpers) -> None:
         if self._database_ok():  # a helper restarted now would make a new, empty archive
@@ -235,6 +305,8 @@ class Daemon:
                 log.info("retention removed %d items", removed)
 
 
-async def serve_helper(settings: Settings, store: StorageType, stop: asyncio.Event) -> Totals:
-    """What a helper process of ``run`` runs (``processes.ServeHelpers``): no housekeeping."""
-    return await Daemon(settings, store, housekeeping=False).run(stop)
+async def serve_helper(settings: Settings, store: StorageType, stop: asyncio.Event,
+                       config_path: Path | None = None) -> Totals:  # fmt: skip
+    """What a helper process of ``run`` runs (``processes.ServeHelpers``): no housekeeping; it
+    reloads the configuration file itself, as the main process does."""
+    return await Daemon(settings, store, housekeeping=False, config_path=config_path).run(stop)

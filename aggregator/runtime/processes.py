@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import multiprocessing
+import os
 import queue
 import signal
 import sys
@@ -107,7 +108,13 @@ class ServeHelpers:
         proc = CONTEXT.Process(target=_serve_main,
                                args=(self.target, self.settings, _log_level(), name),
                                name=name, daemon=False)
-        proc.start()
+        # Born with SIGHUP blocked (the mask survives exec; a handler would not): a reload
+        # forwarded while it starts waits until its own handler is set (``unblock_reloads``).
+        mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGHUP})
+        try:
+            proc.start()
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
         self.procs[index] = proc
         log.info("started %s (pid %s)", name, proc.pid)
 
@@ -119,6 +126,12 @@ class ServeHelpers:
             log.error("%s exited with status %s; restarting it", proc.name, proc.exitcode)
             self._start(index)
 
+    def signal(self, sig: int) -> None:
+        """Pass a signal on (SIGHUP: reload the configuration) to every live helper."""
+        for proc in self.procs:
+            if proc is not None and proc.is_alive() and proc.pid is not None:
+                os.kill(proc.pid, sig)
+
     def stop(self) -> None:
         """SIGTERM every helper, wait for them to drain, kill what outlives the timeout."""
         self.stopping = True
@@ -126,6 +139,11 @@ class ServeHelpers:
         for proc in live:
             proc.terminate()
         _reap(live)
+
+
+def unblock_reloads() -> None:
+    """In a helper of ``run``, once its SIGHUP handler is set: let the signal in."""
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGHUP})
 
 
 def _reap(procs: list[BaseProcess]) -> None:

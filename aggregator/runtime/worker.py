@@ -11,6 +11,7 @@ import copy
 import logging
 import multiprocessing
 import random
+import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Coroutine
 from concurrent.futures import ProcessPoolExecutor
@@ -23,6 +24,7 @@ from aggregator.errors import ArchiverError
 from aggregator.extract.lazy import LazyRules
 from aggregator.fetch import HostLimiter, HttpClient, RobotsCache
 from aggregator.runtime.logs import log_poll
+from aggregator.runtime.metrics import Recorder
 from aggregator.runtime.pipeline import Context, PollOutcome, archive_article, poll_feed
 from aggregator.runtime.writer import poll_writer
 from storage import holders
@@ -148,15 +150,18 @@ async def open_context(
 class Worker:
     """Runs polls and article fetches as tasks, at most ``capacity`` at once."""
 
-    def __init__(self, ctx: Context, settings: Settings, totals: Totals) -> None:
+    def __init__(self, ctx: Context, settings: Settings, totals: Totals,
+                 recorder: Recorder | None = None) -> None:  # fmt: skip
         self.ctx = ctx
         self.settings = settings
         self.totals = totals
+        self.recorder = recorder or Recorder()  # metrics (service.listen), else a no-op
         self.configs = {feed.url: feed for feed in settings.feed_configs()}
         self.tasks: set[asyncio.Task[None]] = set()
         self.on_done: Callable[[], None] = lambda: None  # a job finished
         self.on_room: Callable[[], None] = lambda: None  # a poll now waits only for its write
         ctx.writer.on_queued = lambda: self.on_room()
+        ctx.writer.on_batch = lambda size: self.recorder.batch(size)
 
     @property
     def free(self) -> int:
@@ -181,17 +186,24 @@ class Worker:
         self._spawn(self._article(pending), f"article {pending.url}", self.totals.page_done)
 
     async def _poll(self, feed: FeedState) -> None:
+        started = time.monotonic()
         try:
             outcome = await poll_feed(self.ctx, feed, self.config_for(feed))
         except asyncio.CancelledError:
             await asyncio.shield(asyncio.to_thread(self.ctx.store.release, feed.id, self.ctx.owner))
             raise
         self.totals.add(outcome)
+        result = outcome.result
+        self.recorder.poll(result.status, result.http_status, outcome.summary.new_items,
+                           time.monotonic() - started)  # fmt: skip
         log_poll(feed.url, outcome.result, outcome.summary, self.ctx.clock())
 
     async def _article(self, pending: PendingArticle) -> None:
+        started = time.monotonic()
         result = await archive_article(self.ctx, pending)
         self.totals.page_done(result.error)
+        outcome = "ok" if result.error is None else "retry" if result.next_try else "gave_up"
+        self.recorder.page(outcome, time.monotonic() - started)
         if result.error:
             log.info("%s", result.error)
 

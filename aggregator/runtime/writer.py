@@ -41,6 +41,7 @@ class PollWriter:
         # Called when a result is queued: its poll has finished fetching, so the caller may
         # start another fetch while this one waits for its transaction.
         self.on_queued: Callable[[], None] = lambda: None
+        self.on_batch: Callable[[int], None] = lambda size: None  # a batch committed (metrics)
 
     @property
     def pending(self) -> int:
@@ -83,6 +84,7 @@ class PollWriter:
             finally:
                 self._writing = 0
             _settle(batch, outcomes)
+            self.on_batch(len(batch))
 
     async def _apply(self, results: list[PollResult]) -> list[PollSummary | StorageError]:
         turn = self.store.write_turn
