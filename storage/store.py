@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import itertools
 import logging
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -18,8 +18,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 
-from storage import archive, articles, captures, feeds, holders, items, maintenance, poll, vitals
-from storage.browse import Browse
+from storage import articles, feeds, holders, items, maintenance, poll, vitals
 from storage.dburl import Timeouts
 from storage.engine import (
     Database,
@@ -27,36 +26,29 @@ from storage.engine import (
     describe,
     describe_or_not,
     guarded,
-    guarded_iter,
     migrate,
     require_head,
     require_sqlite_file,
 )
 from storage.errors import StorageError
-from storage.identity import normalize_url
 from storage.importcheck import Record
+from storage.reads import Reads
 from storage.records import (
     ArticleResult,
-    Capture,
-    Entry,
-    ExportFilter,
     FeedConfig,
     FeedState,
     PendingArticle,
     PollResult,
     PollSummary,
 )
-from storage.search import SearchPage, run_search
-from storage.searchindex import Backlog, backlog, reindex
+from storage.searchindex import Backlog, reindex
 from storage.tables import items as items_t
 from storage.turn import WriteTurn
-from storage.vitals import Vitals
 
 if TYPE_CHECKING:
     from storage.importer import ImportSummary
 
 log = logging.getLogger(__name__)
-PAGE = 500
 
 
 def __getattr__(name: str) -> Any:
@@ -83,7 +75,7 @@ def _report_freed(freed: dict[str, int], what: str) -> None:
                     count, what, holders.describe(owner))  # fmt: skip
 
 
-class Store:
+class Store(Reads):
     """The archive behind a SQLAlchemy URL (SQLite file or PostgreSQL)."""
 
     def __init__(self, db: Database) -> None:
@@ -184,12 +176,6 @@ class Store:
         return claimed
 
     @guarded
-    def held_leases(self, now: datetime, owner: str) -> list[holders.Holding]:
-        """Who else holds active feeds now, how many, until when, and whether it runs."""
-        with self.db.read() as conn:
-            return feeds.held(conn, now, owner)
-
-    @guarded
     def release(self, feed_id: int, owner: str) -> None:
         with self.db.write() as conn:
             feeds.release(conn, feed_id, owner)
@@ -199,42 +185,7 @@ class Store:
         with self.db.write() as conn:
             return feeds.sweep(conn, now)
 
-    @guarded
-    def list_feeds(self) -> list[FeedState]:
-        with self.db.read() as conn:
-            return feeds.listing(conn)
-
-    @guarded
-    def unpolled_since(self, since: datetime) -> dict[bool, int]:
-        """Active feeds not polled since ``since``, counted by whether they are gone: one
-        query on the feeds table, whatever the archive holds (``list_feeds`` counts items)."""
-        with self.db.read() as conn:
-            return feeds.unpolled(conn, since)
-
-    @guarded
-    def get_feed(self, url: str) -> FeedState | None:
-        with self.db.read() as conn:
-            found = feeds.listing(conn, url)
-        return found[0] if found else None
-
-    @guarded
-    def poll_history(self, feed_id: int, limit: int = maintenance.HISTORY) -> list[dict[str, Any]]:
-        """The feed's last polls, newest first: when, result, new items, error, next poll, why."""
-        with self.db.read() as conn:
-            return feeds.history(conn, feed_id, limit)
-
-    @guarded
-    def recent_item_rate(self, feed_id: int, now: datetime, days: float = 14) -> float | None:
-        with self.db.read() as conn:
-            return feeds.item_rate(conn, feed_id, now, days)
-
     # -- polls ---------------------------------------------------------------------------
-
-    @guarded
-    def known_entries(self, feed_id: int, entries: Sequence[Entry]) -> set[str]:
-        """Keys of ``entries`` the archive already holds (so their pages need no fetching)."""
-        with self.db.read() as conn:
-            return archive.known_entries(conn, feed_id, entries)
 
     @guarded
     def apply_poll(self, result: PollResult) -> PollSummary:
@@ -283,12 +234,6 @@ class Store:
     # -- articles ------------------------------------------------------------------------
 
     @guarded
-    def pending_articles(self, now: datetime, limit: int) -> list[PendingArticle]:
-        """Items whose article page is due for a (first or new) fetch, oldest first."""
-        with self.db.read() as conn:
-            return articles.pending(conn, now, limit)
-
-    @guarded
     def claim_articles(
         self, now: datetime, limit: int, owner: str, lease_seconds: float
     ) -> list[PendingArticle]:
@@ -314,47 +259,7 @@ class Store:
             articles.settle(conn, item_id)
             return items.attach_article(conn, item_id, row.feed_id, result, now)
 
-    @guarded_iter
-    def iter_page_captures(
-        self, feed_url: str | None, since: datetime | None
-    ) -> Iterator[tuple[int, Capture]]:
-        """(item id, page capture) for re-extraction, streamed a page of rows at a time."""
-        after = 0
-        while True:
-            with self.db.read() as conn:
-                batch = list(captures.page_captures(conn, feed_url, since, after, PAGE // 5))
-            for _cid, item_id, cap in batch:
-                yield item_id, cap
-            if not batch:
-                return
-            after = batch[-1][0]
-
-    @guarded
-    def reextraction_basis(self, item_id: int) -> dict[str, Any] | None:
-        """The article stored for an item (export-shaped), which a re-extraction compares with."""
-        with self.db.read() as conn:
-            found: dict[str, Any] | None = conn.execute(
-                select(items_t.c.article).where(items_t.c.id == item_id)).scalar()
-        return found
-
-    @guarded
-    def count_without_page(self, feed_url: str | None, since: datetime | None) -> int:
-        """Items with an article but no archived page to re-extract (``captures.without_page``)."""
-        with self.db.read() as conn:
-            return captures.without_page(conn, feed_url, since)
-
     # -- export, import, housekeeping ----------------------------------------------------
-
-    @guarded_iter
-    def iter_items(self, flt: ExportFilter) -> Iterator[dict[str, Any]]:
-        """Export-shaped items by id, streamed with keyset pagination (constant memory)."""
-        after = 0
-        while True:
-            with self.db.read() as conn:
-                page, after = archive.export_page(conn, flt, after, PAGE)
-            yield from page
-            if len(page) < PAGE:
-                return
 
     @guarded
     def import_items(
@@ -395,35 +300,11 @@ class Store:
             return run.finish()
 
     @guarded
-    def search(
-        self, query: str, *, feed_url: str | None = None, tag: str | None = None,
-        since: datetime | None = None, until: datetime | None = None,
-        limit: int = 20, offset: int = 0,
-    ) -> SearchPage:  # fmt: skip
-        """Items matching ``query`` (``storage.searchquery``'s syntax), best first; ``since`` and
-        ``until`` bound the publication time (the first sighting when unknown); ``tag`` is a tag of
-        a feed that carried the item. A bad query raises ``SearchSyntaxError``."""
-        with self.db.read() as conn:
-            return run_search(conn, query, feed_url=feed_url, tag=tag, since=since,
-                              until=until, limit=limit, offset=offset)  # fmt: skip
-
-    @guarded
-    def search_backlog(self) -> Backlog | None:
-        """Items written before the search index and not yet indexed (None: none)."""
-        with self.db.read() as conn:
-            return backlog(conn)
-
-    @guarded
     def reindex_search(self, batch: int, *, restart: bool = False) -> tuple[int, Backlog | None]:
         """Index the next ``batch`` items of the backlog in one transaction (``restart``: put
         every item in it first); how many were indexed, and what is left."""
         with self.db.write() as conn:
             return reindex(conn, batch, restart=restart)
-
-    @guarded
-    def stats(self) -> dict[str, Any]:
-        with self.db.read() as conn:
-            return maintenance.stats(conn)
 
     @guarded
     def apply_retention(self, now: datetime) -> int:
@@ -432,16 +313,6 @@ class Store:
             maintenance.prune_polls(conn)
             return maintenance.retention(conn, now)
 
-    @guarded
-    def integrity_check(self) -> list[str]:
-        with self.db.read() as conn:
-            return maintenance.integrity(conn)
-
-    @property
-    def browse(self) -> Browse:
-        """The web view's and the feeds out's reads (``storage.browse``)."""
-        return Browse(self.db)
-
     @property
     def write_turn(self) -> WriteTurn | None:
         """SQLite's turn among the writers of every process (``storage.turn``), for a caller that
@@ -449,20 +320,7 @@ class Store:
         return self.db.turn
 
     @guarded
-    def item_id_for_url(self, url: str) -> int | None:
-        """The item whose canonical URL matches ``url`` (for tools and tests)."""
-        canonical = normalize_url(url)
-        query = select(items_t.c.id).where(items_t.c.canonical_url == canonical).limit(1)
-        with self.db.read() as conn:
-            found = conn.execute(query).scalar()
-        return None if found is None else int(found)
-
-    @guarded
     def probe(self, timeout: float) -> None:
         """Raise ``StorageError`` unless a write transaction could start within ``timeout``."""
         vitals.probe(self.db, timeout)
 
-    @guarded
-    def vitals(self, now: datetime) -> Vitals:
-        """Size, active and overdue feeds, the stalest good poll: for metrics."""
-        return vitals.read(self.db, now)
