@@ -79,8 +79,9 @@ def test_loopback_listens_without_token(tmp_path: Path, listen: str) -> None:
         ("  listen: '[::]:1'\n", "is reachable from other machines"),
         ("  listen: example.org:80\n", "is reachable from other machines"),
         ("  listen: 8321\n", "service.listen: expected text"),
-        ("  listen: 127.0.0.1\n", "expected HOST:PORT such as 127.0.0.1:8321"),
-        ("  listen: 127.0.0.1:70000\n", "expected HOST:PORT"),
+        ("  listen: 127.0.0.1\n", "bad listen address '127.0.0.1': use HOST:PORT, e.g. "
+         "127.0.0.1:8322"),
+        ("  listen: 127.0.0.1:70000\n", "port 70000 is above 65535"),
         ("  listen: 0.0.0.0:1\n  listen_token: short\n", "service.listen_token: "),
     ],
 )

@@ -14,6 +14,7 @@ import sys
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from typing import cast
 
 import pytest
 
@@ -121,21 +122,24 @@ def test_serve_without_an_archive_says_so(tmp_path: Path) -> None:
 
 
 def test_run_with_service_web_serves_the_view_beside_the_service(database: str) -> None:
-    """``run``'s wiring: the view is bound before the service starts and stops when it does."""
-    from aggregator.cli.commands import _serve
+    """``run``'s wiring: the view is bound before the service starts, serves beside it
+    (``Daemon.run_until_signalled``'s ``beside``) and stops when it does."""
     from aggregator.cli.serving import web_view_for_run
+    from aggregator.runtime.daemon import Daemon
+    from aggregator.runtime.worker import Totals
 
     settings = _web_settings(database)
     seen: list[int] = []
 
-    class Service:  # stands for runtime.Service: reads the view, then stops as on SIGTERM
-        async def run(self, stop: asyncio.Event) -> None:
+    class Service:  # stands for the daemon: reads the view, then stops as on SIGTERM
+        async def run(self, stop: asyncio.Event) -> Totals:
             answer = await asyncio.to_thread(urllib.request.urlopen, web.url, timeout=30)
             seen.append(answer.status)
+            return Totals()
 
     with web_view_for_run(settings, 0) as web:
         assert web is not None
-        asyncio.run(_serve(Service(), web))
+        asyncio.run(Daemon.run_until_signalled(cast(Daemon, Service()), web.serve_until))
     assert seen == [200]
     with web_view_for_run(Settings(database=database), 0) as off:
         assert off is None  # service.web is off by default
