@@ -255,7 +255,9 @@ def not_upgraded(db: Database, state: SchemaState) -> StorageError:
                             f"than this version of the program knows (head {state.heads[0]}); "
                             "upgrade the program")
     now = f"is at schema revision {state.current[0]}" if state.current else "has no schema yet"
-    return StorageError(f"database {where} {now} and {len(state.pending)} migrations are pending "
+    pending = len(state.pending)
+    waiting = "1 migration is" if pending == 1 else f"{pending} migrations are"
+    return StorageError(f"database {where} {now} and {waiting} pending "
                         f"(to {state.heads[0]}); automatic migration is off: run `aggregator db "
                         "upgrade` first")
 

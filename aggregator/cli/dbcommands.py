@@ -60,7 +60,8 @@ def db_check(app: App) -> None:
     for problem in report.problems:
         click.echo(f"db: problem: {problem}", err=True)
     if report.problems:
-        click.echo(f"db: {len(report.problems)} problems", err=True)
+        count = len(report.problems)
+        click.echo(f"db: {count} problem{'' if count == 1 else 's'}", err=True)
         sys.exit(EXIT_PARTIAL)
     click.echo("db: ok")
 
