@@ -28,7 +28,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
-from urllib.parse import quote, urlsplit, urlunsplit
+from urllib.parse import quote, urlsplit
 
 import idna  # httpx's own dependency: the IDNA 2008 encoder the fetcher uses
 
@@ -48,7 +48,13 @@ _UNRESERVED = frozenset(string.ascii_letters + string.digits + "-._~")  # RFC 39
 _SAFE_PATH = "/%:@!$&'()*+,;=-._~"
 _SAFE_QUERY = "/?%:@!$&'()*+,;=-._~"
 _TAG = re.compile(r"<[^>]*>")
-_SPACE = re.compile(r"\s+")
+# The usual link: an ASCII host, a path of characters escaping leaves alone, no "%": urlsplit,
+# IDNA and quoting would change nothing but the case of scheme and host (``_simple_parts``).
+_SIMPLE_URL = re.compile(
+    r"([Hh][Tt][Tt][Pp][Ss]?)://([A-Za-z0-9.-]+)(?::([0-9]{1,5}))?"
+    r"(/[A-Za-z0-9/._~!$&'()*+,;=:@-]*)?(?:\?([^#\t\r\n]*))?(?:#[^\t\r\n]*)?"
+)
+_JSON = json.JSONEncoder(ensure_ascii=False)  # json.dumps(..., ensure_ascii=False), built once
 MIN_FINGERPRINT_BODY = 80  # shorter bodies ("Read more") would fold unrelated stories
 
 
@@ -70,21 +76,44 @@ def normalize_url(url: str | None, *, drop_tracking: bool = True) -> str | None:
     """
     if not url:
         return None
+    url = url.strip()
     try:
-        parts = urlsplit(url.strip())
-        port = parts.port
-        host = _host(parts.hostname or "")
+        parts = _simple_parts(url) or _parts(url)
     except (ValueError, UnicodeError):
         return None
-    if parts.scheme.lower() not in DEFAULT_PORTS or not host:
+    scheme, host, port, path, query = parts
+    if scheme.lower() not in DEFAULT_PORTS or not host:
         return None
     if port is not None and port not in DEFAULT_PORTS.values():
         host = f"{host}:{port}"
-    path = _escape(parts.path or "/", _SAFE_PATH)
-    key = urlunsplit(("https", host, path, _query(parts.query, drop_tracking), ""))
+    query = _query(query, drop_tracking) if query else ""
+    key = f"https://{host}{path}?{query}" if query else f"https://{host}{path}"
     if len(key) > MAX_KEY_URL:  # escaped non-ASCII triples in size: past an index's limit
         return f"https://{host}/~long-url-{sha256_text(key)[:40]}"
     return key
+
+
+_Parts = tuple[str, str, int | None, str, str]  # scheme, host, port, escaped path, raw query
+
+
+def _parts(url: str) -> _Parts:
+    """The general case: urlsplit, IDNA, escaping. Raises ValueError or UnicodeError."""
+    parts = urlsplit(url)
+    port = parts.port
+    host = _host(parts.hostname or "")
+    return parts.scheme, host, port, _escape(parts.path or "/", _SAFE_PATH), parts.query
+
+
+def _simple_parts(url: str) -> _Parts | None:
+    """``_parts`` of a URL of the usual shape, without urlsplit; None for any other URL."""
+    found = _SIMPLE_URL.fullmatch(url)
+    if found is None:
+        return None
+    scheme, hostname, port, path, query = found.groups()
+    number = None if port is None else int(port)
+    if number is not None and number > 65535:
+        return None  # the general case says why
+    return scheme.lower(), hostname.lower().rstrip("."), number, path or "/", query or ""
 
 
 def _host(hostname: str) -> str:
@@ -124,7 +153,10 @@ def plain_text(value: str | None) -> str:
     """Markup dropped, entities decoded, whitespace collapsed, case folded: for comparisons."""
     if not value:
         return ""
-    return _SPACE.sub(" ", html.unescape(_TAG.sub(" ", value))).strip().casefold()
+    if "<" in value:
+        value = _TAG.sub(" ", value)
+    # split() and join: what re.sub(r"\s+", " ", ...).strip() gives (the same whitespace)
+    return " ".join(html.unescape(value).split()).casefold()
 
 
 @functools.lru_cache(maxsize=4096)
@@ -154,7 +186,7 @@ def content_hash(
     parts: list[object] = [title, summary, text]
     if enclosures:
         parts.append([[e.url, e.type, e.length, e.duration] for e in enclosures])
-    return sha256_text(json.dumps(parts, ensure_ascii=False))
+    return sha256_text(_JSON.encode(parts))
 
 
 def enclosures_from(data: Any) -> tuple[Enclosure, ...]:

@@ -45,7 +45,9 @@ ALL_CONFIGS = (SIMPLE, *sorted(set(PG_CONFIGS.values())))
 
 _TAG = re.compile(r"<[^<>]*>")  # [^<>]: linear even on a run of unclosed "<"
 _MARKERS = str.maketrans("", "", "\ue000\ue001")  # storage.search's highlight markers
-_BLOCK = re.compile(r"</?(?:p|br|div|li|h[1-6]|blockquote|tr)\b", re.I)
+# the "<" of a block tag: "\n<" in its place puts a line break before the tag (a literal
+# replacement: a template such as "\n\\g<0>" is expanded in Python at every match)
+_BLOCK = re.compile(r"<(?=/?(?:p|br|div|li|h[1-6]|blockquote|tr)\b)", re.I)
 
 
 def pg_config(language: str | None) -> str:
@@ -59,9 +61,14 @@ def plain(markup: str | None) -> str:
     """Stored (sanitized) HTML as text: tags out, entities read; blocks keep a line break."""
     if not markup:
         return ""
-    if "<" not in markup and "&" not in markup:
-        return markup.translate(_MARKERS)
-    return html.unescape(_TAG.sub(" ", _BLOCK.sub("\n\\g<0>", markup))).translate(_MARKERS)
+    if "<" in markup or "&" in markup:
+        markup = html.unescape(_TAG.sub(" ", _BLOCK.sub("\n<", markup)))
+    return _unmarked(markup)
+
+
+def _unmarked(value: str) -> str:
+    """``value`` without highlight markers (a rare character: looked for before translating)."""
+    return value.translate(_MARKERS) if "\ue000" in value or "\ue001" in value else value
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,8 +86,8 @@ def doc(item_id: int, title: str | None, summary: str | None, article: Any) -> D
     """The index's view of an item row (``article`` as stored: the export's dict, or None)."""
     art = article if isinstance(article, dict) else {}
     body = art.get("text") or ""
-    return Doc(item_id, (title or "").translate(_MARKERS), plain(summary),
-               body.translate(_MARKERS) if isinstance(body, str) else "",
+    return Doc(item_id, _unmarked(title or ""), plain(summary),
+               _unmarked(body) if isinstance(body, str) else "",
                pg_config(art.get("language")))  # fmt: skip
 
 
