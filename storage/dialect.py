@@ -36,6 +36,8 @@ from sqlalchemy import (
     bindparam,
     create_engine,
     event,
+    func,
+    select,
     text,
 )
 from sqlalchemy.engine import Dialect, make_url
@@ -272,8 +274,9 @@ InList = Callable[[ColumnElement[Any], str], ColumnElement[bool]]
 @dataclass(frozen=True, slots=True)
 class ByDialect:
     """A statement built once per database, its lists of values bound as ``in_(column, name)``
-    says: an expanding ``IN (...)`` on SQLite; ``= ANY(:array)`` on PostgreSQL, whose query
-    text stays the same whatever the length, so psycopg parses and prepares it once (issue 2)."""
+    says: one parameter whatever the list's length, so the query text stays the same and the
+    driver prepares it once (issue 2). SQLite: a JSON array read by ``json_each``; PostgreSQL:
+    ``= ANY(:array)``."""
 
     sqlite: Any
     postgres: Any
@@ -283,11 +286,37 @@ class ByDialect:
 
 
 def by_dialect(build: Callable[[InList], Any]) -> ByDialect:
-    return ByDialect(build(_expanding_in), build(_any_of))
+    return ByDialect(build(_json_each), build(_any_of))
 
 
-def _expanding_in(column: ColumnElement[Any], name: str) -> ColumnElement[bool]:
-    return column.in_(bindparam(name, expanding=True))
+def _json_each(column: ColumnElement[Any], name: str) -> ColumnElement[bool]:
+    """``column IN (SELECT value FROM json_each(:name))``: SQLite searches the column's index
+    once per value, as for ``IN (?, ?, ...)``, without SQLAlchemy rewriting the query text and
+    binding each value at every execution (a fifth of a new feed's write)."""
+    values = func.json_each(bindparam(name, type_=_JSONList())).table_valued("value")
+    return column.in_(select(values.c.value))
+
+
+class _JSONList(UserDefinedType[list[Any]]):
+    """A list of strings or integers sent as one JSON array, NUL stripped as ``CleanText``
+    strips it."""
+
+    cache_ok = True
+
+    def get_col_spec(self, **_kw: Any) -> str:
+        return "TEXT"
+
+    def bind_processor(self, dialect: Dialect) -> Callable[[list[Any] | None], str | None]:
+        return _json_list
+
+
+def _json_list(value: list[Any] | None) -> str | None:
+    if value is None:
+        return None
+    dumped = json.dumps(value, ensure_ascii=False)
+    if "\\u0000" in dumped:  # a NUL in some string (or a false alarm: a backslash, then u0000)
+        dumped = json.dumps(strip_nul(value), ensure_ascii=False)
+    return dumped
 
 
 def _any_of(column: ColumnElement[Any], name: str) -> ColumnElement[bool]:
