@@ -36,7 +36,6 @@ from sqlalchemy import (
     bindparam,
     create_engine,
     event,
-    func,
     select,
     text,
 )
@@ -46,6 +45,7 @@ from sqlalchemy.types import TypeDecorator, UserDefinedType
 from storage.dburl import Timeouts
 from storage.errors import StorageError
 from storage.files import file_kind
+from storage.sqlitebind import insert_returning, json_each_in
 from storage.tables import strip_nul, utc_naive
 
 BUSY_TIMEOUT_MS = 30_000
@@ -210,11 +210,35 @@ def insert_rows(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]
             copy.write_row(row)
 
 
+def insert_ids(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]],
+               key: str) -> list[int]:  # fmt: skip
+    """``insert_rows``, and the new rows' ids in the order given (``key``: a unique column).
+    SQLite: INSERT ... RETURNING. PostgreSQL: COPY, then one read of the ids by key (a
+    multi-row INSERT ... RETURNING is a new query text for every row count, which psycopg
+    parses again each time: issue 2)."""
+    if not is_postgres(conn):
+        bulk = _bulk_plan(table, conn.dialect)
+        values = bulk.values(rows)
+        found = dict(insert_returning(conn, bulk.into, bulk.marks, values, f"{key}, id"))
+        return [int(found[v]) for v in map(operator.itemgetter(bulk.names.index(key)), values)]
+    insert_rows(conn, table, rows)
+    query = _ids_by(table, key)
+    ids = dict(tuple(r) for r in select_in(conn, query, {row[key] for row in rows}))
+    return [int(ids[row[key]]) for row in rows]
+
+
+@functools.cache
+def _ids_by(table: Table, key: str) -> ByDialect:
+    column = table.c[key]
+    return by_dialect(lambda in_: select(column, table.c.id).where(in_(column, "values")))
+
+
 @dataclass(frozen=True, slots=True)
 class _Bulk:
     """How ``insert_rows`` sends one table's rows to one database."""
 
     into: str  # table (columns)
+    names: tuple[str, ...]  # the columns
     marks: str  # one placeholder per column
     get: Callable[[Mapping[str, Any]], tuple[Any, ...]]
     texts: tuple[int, ...]  # positions of the columns of each kind
@@ -254,6 +278,7 @@ def _bulk_plan(table: Table, dialect: Dialect) -> _Bulk:
     kinds = [c.type.impl if isinstance(c.type, TypeDecorator) else c.type for c in columns]
     return _Bulk(
         into=f"{quote(table.name)} ({', '.join(quote(c.name) for c in columns)})",
+        names=tuple(c.name for c in columns),
         marks=", ".join("?" for _ in columns),
         get=operator.itemgetter(*(c.name for c in columns)),
         texts=tuple(i for i, k in enumerate(kinds) if isinstance(k, String)),
@@ -286,37 +311,7 @@ class ByDialect:
 
 
 def by_dialect(build: Callable[[InList], Any]) -> ByDialect:
-    return ByDialect(build(_json_each), build(_any_of))
-
-
-def _json_each(column: ColumnElement[Any], name: str) -> ColumnElement[bool]:
-    """``column IN (SELECT value FROM json_each(:name))``: SQLite searches the column's index
-    once per value, as for ``IN (?, ?, ...)``, without SQLAlchemy rewriting the query text and
-    binding each value at every execution (a fifth of a new feed's write)."""
-    values = func.json_each(bindparam(name, type_=_JSONList())).table_valued("value")
-    return column.in_(select(values.c.value))
-
-
-class _JSONList(UserDefinedType[list[Any]]):
-    """A list of strings or integers sent as one JSON array, NUL stripped as ``CleanText``
-    strips it."""
-
-    cache_ok = True
-
-    def get_col_spec(self, **_kw: Any) -> str:
-        return "TEXT"
-
-    def bind_processor(self, dialect: Dialect) -> Callable[[list[Any] | None], str | None]:
-        return _json_list
-
-
-def _json_list(value: list[Any] | None) -> str | None:
-    if value is None:
-        return None
-    dumped = json.dumps(value, ensure_ascii=False)
-    if "\\u0000" in dumped:  # a NUL in some string (or a false alarm: a backslash, then u0000)
-        dumped = json.dumps(strip_nul(value), ensure_ascii=False)
-    return dumped
+    return ByDialect(build(json_each_in), build(_any_of))
 
 
 def _any_of(column: ColumnElement[Any], name: str) -> ColumnElement[bool]:

@@ -55,6 +55,7 @@ _SIMPLE_URL = re.compile(
     r"(/[A-Za-z0-9/._~!$&'()*+,;=:@-]*)?(?:\?([^#\t\r\n]*))?(?:#[^\t\r\n]*)?"
 )
 _JSON = json.JSONEncoder(ensure_ascii=False)  # json.dumps(..., ensure_ascii=False), built once
+_json_str = json.encoder.encode_basestring  # a str as json.dumps(ensure_ascii=False) writes it
 MIN_FINGERPRINT_BODY = 80  # shorter bodies ("Read more") would fold unrelated stories
 
 
@@ -183,10 +184,14 @@ def content_hash(
     Without enclosures the hash is what it was before they were archived, so that items stored
     then do not all gain a revision at their next poll.
     """
-    parts: list[object] = [title, summary, text]
+    # json.dumps([title, summary, text, ...], ensure_ascii=False), written out: a quarter of
+    # the time of the encoder's general walk
+    out = (f"[{'null' if title is None else _json_str(title)}, "
+           f"{'null' if summary is None else _json_str(summary)}, "
+           f"{'null' if text is None else _json_str(text)}")  # fmt: skip
     if enclosures:
-        parts.append([[e.url, e.type, e.length, e.duration] for e in enclosures])
-    return sha256_text(_JSON.encode(parts))
+        out += ", " + _JSON.encode([[e.url, e.type, e.length, e.duration] for e in enclosures])
+    return sha256_text(out + "]")
 
 
 def enclosures_from(data: Any) -> tuple[Enclosure, ...]:

@@ -14,7 +14,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Row, bindparam, or_, select, update
 
-from storage import captures
+from storage import captures, searchindex
 from storage.dialect import CHUNK, by_dialect, insert_rows, select_in
 from storage.errors import StorageError
 from storage.feeds import RATE_WINDOW_DAYS, item_rate, log_polls, write_states
@@ -81,7 +81,8 @@ class Writes:
     """A batch's rows that wait to be written in one statement per table.
 
     ``flush_rows`` before reading sightings or revisions (an item's history, its article, a
-    feed's rate); ``flush`` before reading a feed row again (a feed met twice in a batch).
+    feed's rate) or writing an item's index row (a refresh); ``flush`` before reading a feed
+    row again (a feed met twice in a batch).
     """
 
     sightings: list[dict[str, Any]] = field(default_factory=list)
@@ -90,11 +91,13 @@ class Writes:
     rates: list[tuple[dict[str, Any], datetime]] = field(default_factory=list)  # to recount
     polls: list[dict[str, Any]] = field(default_factory=list)
     captures: list[captures.Owned] = field(default_factory=list)
+    search: list[searchindex.Doc] = field(default_factory=list)  # new items' index rows
 
     def flush_rows(self, conn: Connection) -> None:
         insert_rows(conn, revisions_t, self.revisions)
         insert_rows(conn, sightings, self.sightings)
-        self.revisions, self.sightings = [], []
+        searchindex.write(conn, self.search)
+        self.revisions, self.sightings, self.search = [], [], []
 
     def flush(self, conn: Connection) -> None:
         self.flush_rows(conn)
