@@ -14,7 +14,8 @@ from typing import Any
 from sqlalchemy import Connection, Row, bindparam, delete, select, update
 
 from storage import captures, revisions, searchindex
-from storage.dialect import insert_ids, lock_keys
+from storage.bulk import insert_ids
+from storage.dialect import lock_keys
 from storage.identity import content_fingerprint, content_hash, enclosures_from, normalize_url
 from storage.records import ARTICLE_FAILED, ARTICLE_OK, Article, ArticleResult, Enclosure, Entry
 from storage.tables import captures as captures_t

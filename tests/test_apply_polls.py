@@ -289,7 +289,7 @@ def feed_id(store: Store) -> int:
 
 
 def test_the_bulk_insert_writes_what_the_column_types_write(store: Store) -> None:
-    """``dialect.insert_rows`` bypasses the TypeDecorators: the stored values must not differ
+    """``bulk.insert_rows`` bypasses the TypeDecorators: the stored values must not differ
     (NUL stripped, naive UTC in SQLAlchemy's format, JSON null and lists)."""
     store.sync_feeds([FeedConfig(URLS[0])], T0)
     feed = store.get_feed(URLS[0])
