@@ -1,7 +1,6 @@
 """Bulk rows of a poll's hot path (items, revisions, sightings), as each database takes them
 best: cleaned in Python as the column types would clean them (``storage.tables``), then
-PostgreSQL's ``COPY`` or SQLite's executemany of tuples, or its INSERT ... RETURNING where the
-new ids are wanted.
+PostgreSQL's ``COPY`` or SQLite's executemany of tuples.
 """
 
 from __future__ import annotations
@@ -14,12 +13,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Connection, DateTime, String, Table, select
+from sqlalchemy import JSON, Connection, DateTime, String, Table
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
 
-from storage.dialect import ByDialect, by_dialect, is_postgres, select_in
-from storage.sqlitebind import insert_returning
+from storage.dialect import is_postgres
 from storage.tables import strip_nul, utc_naive
 
 
@@ -45,35 +43,11 @@ def insert_rows(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]
             copy.write_row(row)
 
 
-def insert_ids(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]],
-               key: str) -> list[int]:  # fmt: skip
-    """``insert_rows``, and the new rows' ids in the order given (``key``: a unique column).
-    SQLite: INSERT ... RETURNING. PostgreSQL: COPY, then one read of the ids by key (a
-    multi-row INSERT ... RETURNING is a new query text for every row count, which psycopg
-    parses again each time: issue 2)."""
-    if not is_postgres(conn):
-        bulk = _bulk_plan(table, conn.dialect)
-        values = bulk.values(rows)
-        found = dict(insert_returning(conn, bulk.into, bulk.marks, values, f"{key}, id"))
-        return [int(found[v]) for v in map(operator.itemgetter(bulk.names.index(key)), values)]
-    insert_rows(conn, table, rows)
-    query = _ids_by(table, key)
-    ids = dict(tuple(r) for r in select_in(conn, query, {row[key] for row in rows}))
-    return [int(ids[row[key]]) for row in rows]
-
-
-@functools.cache
-def _ids_by(table: Table, key: str) -> ByDialect:
-    column = table.c[key]
-    return by_dialect(lambda in_: select(column, table.c.id).where(in_(column, "values")))
-
-
 @dataclass(frozen=True, slots=True)
 class _Bulk:
     """How ``insert_rows`` sends one table's rows to one database."""
 
     into: str  # table (columns)
-    names: tuple[str, ...]  # the columns
     marks: str  # one placeholder per column
     get: Callable[[Mapping[str, Any]], tuple[Any, ...]]
     texts: tuple[int, ...]  # positions of the columns of each kind
@@ -113,7 +87,6 @@ def _bulk_plan(table: Table, dialect: Dialect) -> _Bulk:
     kinds = [c.type.impl if isinstance(c.type, TypeDecorator) else c.type for c in columns]
     return _Bulk(
         into=f"{quote(table.name)} ({', '.join(quote(c.name) for c in columns)})",
-        names=tuple(c.name for c in columns),
         marks=", ".join("?" for _ in columns),
         get=operator.itemgetter(*(c.name for c in columns)),
         texts=tuple(i for i, k in enumerate(kinds) if isinstance(k, String)),

@@ -14,13 +14,16 @@ from typing import Any
 from sqlalchemy import Connection, Row, bindparam, delete, select, update
 
 from storage import captures, revisions, searchindex
-from storage.bulk import insert_ids
-from storage.dialect import lock_keys
+from storage.bulk import insert_rows
+from storage.dialect import by_dialect, lock_keys, select_in
 from storage.identity import content_fingerprint, content_hash, enclosures_from, normalize_url
 from storage.records import ARTICLE_FAILED, ARTICLE_OK, Article, ArticleResult, Enclosure, Entry
 from storage.tables import captures as captures_t
 from storage.tables import items, sightings, strip_nul
 
+IDS_BY_UID = by_dialect(
+    lambda in_: select(items.c.uid, items.c.id).where(in_(items.c.uid, "values"))
+)
 BY_ID = select(items).where(items.c.id == bindparam("id"))
 
 def offset_minutes(value: datetime | None) -> int | None:
@@ -103,8 +106,18 @@ def new_row(
 
 def create_many(conn: Connection, rows: list[dict[str, Any]]) -> list[int]:
     """Insert new items; their ids in the order given (their ``first_revisions`` and search
-    index rows, ``searchindex.new_docs``, are the caller's to write)."""
-    return insert_ids(conn, items, rows, "uid") if rows else []
+    index rows, ``searchindex.new_docs``, are the caller's to write).
+
+    A bulk insert, then one read of the ids by uid: a multi-row INSERT ... RETURNING is a new
+    query text for every row count, which psycopg parses again each time (issue 2), and on
+    SQLite costs more than the insert and the read (0.47 against 0.30 s for 20,000 items).
+    """
+    if not rows:
+        return []
+    insert_rows(conn, items, rows)
+    uids = [row["uid"] for row in rows]
+    by_uid = {r.uid: r.id for r in select_in(conn, IDS_BY_UID, uids)}
+    return [int(by_uid[uid]) for uid in uids]
 
 
 def first_revisions(ids: list[int], rows: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -3,24 +3,20 @@
 A list is one JSON array read by ``json_each``: one query text and one parameter whatever its
 length, where an expanding ``IN (?, ?, ...)`` had SQLAlchemy rewrite the text and bind each
 value through its column type at every execution, and sqlite3 prepare a new text for every
-length. New rows come back with their ids from the INSERT itself (``RETURNING``).
+length.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, bindparam, func, select
+from sqlalchemy import ColumnElement, bindparam, func, select
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import UserDefinedType
 
 from storage.tables import strip_nul
-
-# bound parameters per statement: SQLite's default limit is 32766 (since 3.32; RETURNING,
-# which the store needs, came in 3.35)
-MAX_PARAMETERS = 30_000
 
 
 def json_each_in(column: ColumnElement[Any], name: str) -> ColumnElement[bool]:
@@ -50,21 +46,3 @@ def json_list(value: list[Any] | None) -> str | None:
     if "\\u0000" in dumped:  # a NUL in some string (or a false alarm: a backslash, then u0000)
         dumped = json.dumps(strip_nul(value), ensure_ascii=False)
     return dumped
-
-
-def insert_returning(
-    conn: Connection, into: str, marks: str, values: Sequence[tuple[Any, ...]], returning: str
-) -> list[Any]:
-    """Insert ``values`` (rows of ``into``'s columns, cleaned) in multi-row INSERTs, and give
-    back the ``returning`` columns of the new rows, in no particular order."""
-    if not values:
-        return []
-    per = max(1, MAX_PARAMETERS // len(values[0]))
-    out: list[Any] = []
-    for start in range(0, len(values), per):
-        part = values[start : start + per]
-        rows = ", ".join([f"({marks})"] * len(part))
-        flat = tuple(value for row in part for value in row)
-        out += conn.exec_driver_sql(f"INSERT INTO {into} VALUES {rows} RETURNING {returning}",
-                                    flat).all()  # fmt: skip
-    return out
