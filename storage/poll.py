@@ -72,6 +72,7 @@ class _Poll:
     link_keys: bool
     identities: list[Identity]  # one per entry of the result
     writes: Writes
+    preread: list[Row[Any]] | None = None  # pollsql.feed_sightings, read for the whole batch
     keys: list[str] = field(default_factory=list)  # each entry's key as stored
     doc: DocumentKeys = field(init=False)  # the document's keys (guids trusted)
     doc_keys: set[str] = field(default_factory=set)
@@ -95,17 +96,25 @@ class _Poll:
     relinked: int = 0
 
     def __post_init__(self) -> None:
-        entries = self.result.entries
-        self.doc = document_keys(entries)
-        found = document_keys(entries, trust_guids=False) if self.link_keys else self.doc
-        # NUL stripped: else a stored key is never found again
-        self.keys = [k.replace("\x00", "") if "\x00" in k else k for k in found.keys]
+        self.doc, self.keys = _entry_keys(self.result.entries, self.link_keys)
 
     def uid_of(self, key: str) -> str:
         uid = self.uids.get(key)
         if uid is None:
             uid = self.uids[key] = item_uid(self.feed_url, key)
         return uid
+
+
+def _entry_keys(entries: Sequence[Entry], link_keys: bool) -> tuple[DocumentKeys, list[str]]:
+    """The document's keys (guids trusted), and each entry's key as stored."""
+    doc = document_keys(entries)
+    found = document_keys(entries, trust_guids=False) if link_keys else doc
+    # NUL stripped: else a stored key is never found again
+    return doc, [k.replace("\x00", "") if "\x00" in k else k for k in found.keys]
+
+
+def _link_keys(feed: Row[Any], result: PollResult) -> bool:
+    return bool(feed.link_keys) if result.link_keys is None else result.link_keys
 
 
 def apply_one(conn: Connection, result: PollResult) -> PollSummary:
@@ -126,6 +135,7 @@ def apply_batch(conn: Connection, results: Sequence[PollResult]) -> list[PollSum
     locked = pollsql.lock_feeds(conn, (r.feed_id for r in results))
     found = [identities(r) for r in results]
     lock_keys(conn, [k for idents in found for i in idents for k in i.keys])
+    known = _preread(conn, results, locked)
     writes = Writes()
     out: list[PollSummary | LeaseLost] = []
     for result, idents in zip(results, found, strict=True):
@@ -134,11 +144,25 @@ def apply_batch(conn: Connection, results: Sequence[PollResult]) -> list[PollSum
             writes.flush(conn)
             feed = pollsql.lock_feed(conn, result.feed_id)
         try:
-            out.append(apply(conn, result, feed, idents, writes))
+            out.append(apply(conn, result, feed, idents, writes, known.pop(result.feed_id, None)))
         except LeaseLost as exc:  # raised before the result wrote anything
             out.append(exc)
     writes.flush(conn)
     return out
+
+
+def _preread(conn: Connection, results: Sequence[PollResult],
+             locked: dict[int, Row[Any]]) -> dict[int, list[Row[Any]]]:  # fmt: skip
+    """The sightings each feed's first poll of the batch will look for, in one query for all:
+    a feed's sightings are written by its own polls only, and a feed met again in the batch
+    reads them again, after the first poll's writes."""
+    wanted: dict[int, tuple[list[str], Sequence[Entry]]] = {}
+    for result in results:
+        feed = locked.get(result.feed_id)
+        if result.entries and feed is not None and result.feed_id not in wanted:
+            keys = _entry_keys(result.entries, _link_keys(feed, result))[1]
+            wanted[result.feed_id] = (keys, result.entries)
+    return pollsql.feeds_sightings(conn, wanted)
 
 
 def apply(
@@ -147,15 +171,17 @@ def apply(
     feed: Row[Any],
     idents: list[Identity],
     writes: Writes,
+    preread: list[Row[Any]] | None = None,
 ) -> PollSummary:
-    """One poll, its feed row locked and the advisory keys of ``idents`` taken by the caller."""
+    """One poll, its feed row locked and the advisory keys of ``idents`` taken by the caller
+    (``preread``: its sightings, as ``pollsql.feed_sightings`` reads them, if the caller did)."""
     if feed.last_polled == result.polled_at and feed.lease_owner != result.lease_owner:
         return PollSummary()  # this very result was applied already: idempotent replay
     if feed.lease_owner != result.lease_owner:
         holder = feed.lease_owner or "nobody"
         raise LeaseLost(f"poll of {feed.url} by {result.lease_owner}: lease now held by {holder}")
-    link_keys = bool(feed.link_keys) if result.link_keys is None else result.link_keys
-    poll = _Poll(conn, result, feed.url, link_keys, idents, writes)
+    link_keys = _link_keys(feed, result)
+    poll = _Poll(conn, result, feed.url, link_keys, idents, writes, preread)
     if result.entries:
         _place_all(poll)
         if not link_keys and poll.relinked * 2 > len(result.entries):
@@ -204,7 +230,9 @@ def _place_all(poll: _Poll) -> None:
 
 def _preload(poll: _Poll) -> None:
     """Read in a few statements what placing the document's entries needs to know."""
-    rows = pollsql.feed_sightings(poll.conn, poll.result.feed_id, poll.keys, poll.result.entries)
+    rows, result = poll.preread, poll.result
+    if rows is None:
+        rows = pollsql.feed_sightings(poll.conn, result.feed_id, poll.keys, result.entries)
     poll.by_key = {row.key: row for row in rows if row.key in poll.doc_keys}
     poll.owned = {row.item_id for row in poll.by_key.values()}
     unknown = [i for i, key in enumerate(poll.keys) if key not in poll.by_key]

@@ -322,3 +322,29 @@ def test_keys_and_links_with_quotes_backslashes_commas_and_nul_are_found_again(
     [again] = store.apply_polls([poll_result(feed, t1, entries)])
     assert again == PollSummary()
     assert len(list(store.iter_items(ExportFilter()))) == len(odd)
+
+
+def test_a_batch_reads_each_feeds_sightings_as_the_feed_alone_would(store: Store) -> None:
+    """``pollsql.feeds_sightings`` (one query for a batch's feeds) gives each feed the rows
+    ``feed_sightings`` gives it: by key or link, never another feed's, a NUL in a link too."""
+    from storage import pollsql
+    from storage.identity import document_keys
+
+    store.sync_feeds([FeedConfig(u) for u in URLS[:3]], T0)
+    feeds = claim_all(store, T0)
+    shared = [entry(i, url=f"https://news.example/shared/{i % 3}") for i in range(12)]
+    store.apply_polls([poll_result(feeds[u], T0, shared[n::3]) for n, u in enumerate(URLS[:3])])
+    asked = {  # feed 0 by link (another feed's link too), 1 by key, 2 by a link with a NUL
+        feeds[URLS[0]].id: [entry(99, url="https://news.example/shared/0"),
+                            entry(96, url="https://news.example/shared/1")],
+        feeds[URLS[1]].id: [entry(i) for i in range(12)],
+        feeds[URLS[2]].id: [entry(97, url="https://news.example/shar\x00ed/2"), entry(5),
+                            entry(98, url=None)],
+    }  # fmt: skip
+    wanted = {f: (list(document_keys(es).keys), es) for f, es in asked.items()}
+    with store.db.write() as conn:
+        alone = {f: pollsql.feed_sightings(conn, f, keys, entries)
+                 for f, (keys, entries) in wanted.items()}  # fmt: skip
+        together = pollsql.feeds_sightings(conn, wanted)
+    assert together == alone
+    assert [len(rows) for rows in alone.values()] == [4, 4, 4]
