@@ -15,8 +15,8 @@ page is not fetched as the entries' article.
 A batch of polls (group commit, issue 2) runs each poll's matching and item writes in turn, so
 a later poll sees the items an earlier one created. The rows that matching does not read (new
 sightings, first revisions and search index rows, feed state, poll history, feed captures) wait
-in ``Writes`` and go in one statement per table: at the end of the batch, or before anything
-reads them or writes over them.
+in ``Writes`` and go in one statement per table (index rows a few hundred at a time): at the
+end of the batch, or before anything reads them or writes over them.
 """
 
 from __future__ import annotations
@@ -346,7 +346,7 @@ def _create_items(poll: _Poll) -> None:
     rows = [row for _, row in poll.new_rows.values()]
     ids = items.create_many(poll.conn, rows)
     poll.writes.revisions += items.first_revisions(ids, rows)
-    poll.writes.search += searchindex.new_docs(ids, rows)
+    poll.writes.index(poll.conn, searchindex.new_docs(ids, rows))
     for item_id, (key, (entry, _)) in zip(ids, poll.new_rows.items(), strict=True):
         poll.owned.add(item_id)
         poll.sighting_rows.append(_sighting_row(poll, item_id, key, entry))

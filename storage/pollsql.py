@@ -86,6 +86,9 @@ FOLD_INTO = by_dialect(
 )
 
 
+INDEX_ROWS = 256  # new items' index rows a write waits for (``Writes.index``)
+
+
 @dataclass
 class Writes:
     """A batch's rows that wait to be written in one statement per table.
@@ -102,6 +105,14 @@ class Writes:
     polls: list[dict[str, Any]] = field(default_factory=list)
     captures: list[captures.Owned] = field(default_factory=list)
     search: list[searchindex.Doc] = field(default_factory=list)  # new items' index rows
+
+    def index(self, conn: Connection, docs: list[searchindex.Doc]) -> None:
+        """New items' index rows, written a few hundred at a time: FTS5 does more work for many
+        small statements than for one, and a whole batch's would hold their texts meanwhile."""
+        self.search += docs
+        if len(self.search) >= INDEX_ROWS:
+            searchindex.write(conn, self.search)
+            self.search = []
 
     def flush_rows(self, conn: Connection) -> None:
         insert_rows(conn, revisions_t, self.revisions)
