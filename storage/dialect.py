@@ -11,26 +11,20 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import json
 import math
-import operator
 import stat
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import (
-    JSON,
     ColumnElement,
     Connection,
-    DateTime,
     Engine,
     Integer,
     Row,
     Select,
-    String,
     Table,
     any_,
     bindparam,
@@ -39,12 +33,11 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.engine import Dialect, make_url
-from sqlalchemy.types import TypeDecorator, UserDefinedType
+from sqlalchemy.types import UserDefinedType
 
 from storage.dburl import Timeouts
 from storage.errors import StorageError
 from storage.files import file_kind
-from storage.tables import strip_nul, utc_naive
 
 BUSY_TIMEOUT_MS = 30_000
 SYNCHRONOUS = "synchronous"  # SQLite URL query: sqlite:///archive.db?synchronous=normal
@@ -186,86 +179,6 @@ def for_update_skip_locked(conn: Connection, query: Select[Any]) -> Select[Any]:
     if is_postgres(conn):
         return query.with_for_update(skip_locked=True)
     return query
-
-
-def insert_rows(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]]) -> None:
-    """Insert many rows of a poll's hot path (items, revisions, sightings): every column but the
-    key, cleaned as the column types would clean them (``storage.tables``).
-
-    PostgreSQL: ``COPY`` (half the CPU of psycopg's executemany). SQLite: the driver's
-    executemany of tuples (SQLAlchemy's per-row parameter processing was a quarter of the CPU
-    of a new feed's write). Times and JSON are written as SQLAlchemy writes them.
-    """
-    if not rows:
-        return
-    bulk = _bulk_plan(table, conn.dialect)
-    values = bulk.values(rows)
-    if not is_postgres(conn):
-        conn.exec_driver_sql(f"INSERT INTO {bulk.into} VALUES ({bulk.marks})", values)
-        return
-    raw = conn.connection.driver_connection
-    assert raw is not None
-    with raw.cursor() as cursor, cursor.copy(f"COPY {bulk.into} FROM STDIN") as copy:
-        for row in values:
-            copy.write_row(row)
-
-
-@dataclass(frozen=True, slots=True)
-class _Bulk:
-    """How ``insert_rows`` sends one table's rows to one database."""
-
-    into: str  # table (columns)
-    marks: str  # one placeholder per column
-    get: Callable[[Mapping[str, Any]], tuple[Any, ...]]
-    texts: tuple[int, ...]  # positions of the columns of each kind
-    times: tuple[int, ...]
-    jsons: tuple[int, ...]
-    time: Callable[[datetime], Any]
-
-    def values(self, rows: Sequence[Mapping[str, Any]]) -> list[tuple[Any, ...]]:
-        """Rows as lists of column values, cleaned; a poll's rows share their few times."""
-        times: dict[datetime, Any] = {}
-        out = []
-        for row in rows:
-            values = list(self.get(row))
-            for i in self.texts:
-                text = values[i]
-                if text is not None and "\x00" in text:
-                    values[i] = text.replace("\x00", "")
-            for i in self.times:
-                when = values[i]
-                if when is not None:
-                    found = times.get(when)
-                    values[i] = times[when] = self.time(when) if found is None else found
-            for i in self.jsons:  # None too: SQLAlchemy stores JSON null, not SQL NULL
-                data = values[i]
-                if data is None or data == []:  # the usual ones, without the encoder
-                    values[i] = "null" if data is None else "[]"
-                else:
-                    values[i] = json.dumps(strip_nul(data))
-            out.append(tuple(values))
-        return out
-
-
-@functools.cache
-def _bulk_plan(table: Table, dialect: Dialect) -> _Bulk:
-    quote = dialect.identifier_preparer.quote
-    columns = [c for c in table.c if not c.primary_key]
-    kinds = [c.type.impl if isinstance(c.type, TypeDecorator) else c.type for c in columns]
-    return _Bulk(
-        into=f"{quote(table.name)} ({', '.join(quote(c.name) for c in columns)})",
-        marks=", ".join("?" for _ in columns),
-        get=operator.itemgetter(*(c.name for c in columns)),
-        texts=tuple(i for i, k in enumerate(kinds) if isinstance(k, String)),
-        times=tuple(i for i, k in enumerate(kinds) if isinstance(k, DateTime)),
-        jsons=tuple(i for i, k in enumerate(kinds) if isinstance(k, JSON)),
-        time=utc_naive if dialect.name == "postgresql" else _sqlite_time,
-    )
-
-
-def _sqlite_time(value: datetime) -> str:
-    """SQLAlchemy's storage format for a SQLite DATETIME."""
-    return utc_naive(value).isoformat(" ", "microseconds")
 
 
 InList = Callable[[ColumnElement[Any], str], ColumnElement[bool]]

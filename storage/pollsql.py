@@ -15,7 +15,8 @@ from typing import Any
 from sqlalchemy import Connection, Row, bindparam, or_, select, update
 
 from storage import captures
-from storage.dialect import CHUNK, by_dialect, insert_rows, select_in
+from storage.bulk import insert_rows
+from storage.dialect import CHUNK, by_dialect, select_in
 from storage.errors import StorageError
 from storage.feeds import RATE_WINDOW_DAYS, item_rate, log_polls, write_states
 from storage.records import Entry

@@ -4,7 +4,7 @@ The Alembic chain in ``storage/migrations`` must produce exactly these tables: a
 them. Two column types carry rules every write must obey, so they live in the types, not in
 each query: text loses NUL characters (PostgreSQL rejects them), datetimes are stored as naive
 UTC (both databases compare them the same way) and come back timezone-aware UTC. The bulk
-inserts of a poll apply the same functions without the types (``dialect.insert_rows``):
+inserts of a poll apply the same functions without the types (``bulk.insert_rows``):
 a TypeDecorator call per value was an eighth of a new feed's write.
 """
 
