@@ -102,7 +102,8 @@ def new_row(
 
 
 def create_many(conn: Connection, rows: list[dict[str, Any]]) -> list[int]:
-    """Insert new items; their ids in the order given (``first_revisions`` are the caller's).
+    """Insert new items; their ids in the order given (their ``first_revisions`` and index rows,
+``searchindex.new_docs``, are the caller's: they wait for the end of the batch).
 
     One bulk insert that gives the ids by uid (``bulk.insert_ids``; a multi-row INSERT ...
     VALUES ... RETURNING would be a new query text for every row count, issue 2).
@@ -110,9 +111,7 @@ def create_many(conn: Connection, rows: list[dict[str, Any]]) -> list[int]:
     if not rows:
         return []
     by_uid = insert_ids(conn, items, rows, "uid")
-    ids = [by_uid[row["uid"]] for row in rows]
-    searchindex.new_items(conn, ids, rows)
-    return ids
+    return [by_uid[row["uid"]] for row in rows]
 
 
 def first_revisions(ids: list[int], rows: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -14,7 +14,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Row, bindparam, or_, select, update
 
-from storage import captures
+from storage import captures, searchindex
 from storage.bulk import insert_rows
 from storage.dialect import CHUNK, by_dialect, is_postgres, select_in
 from storage.errors import StorageError
@@ -91,11 +91,15 @@ class Writes:
     rates: list[tuple[dict[str, Any], datetime]] = field(default_factory=list)  # to recount
     polls: list[dict[str, Any]] = field(default_factory=list)
     captures: list[captures.Owned] = field(default_factory=list)
+    docs: list[searchindex.Doc] = field(default_factory=list)  # new items' index rows
 
     def flush_rows(self, conn: Connection) -> None:
+        """Also before another write of the index (an item created earlier in the batch may be
+        refreshed: its newer row must come last)."""
         insert_rows(conn, revisions_t, self.revisions)
         insert_rows(conn, sightings, self.sightings)
-        self.revisions, self.sightings = [], []
+        searchindex.write(conn, self.docs)
+        self.revisions, self.sightings, self.docs = [], [], []
 
     def flush(self, conn: Connection) -> None:
         self.flush_rows(conn)

@@ -128,10 +128,11 @@ def refresh(conn: Connection, item_ids: Iterable[int]) -> None:
         write(conn, [doc(r.id, r.title, r.summary, r.article) for r in conn.execute(query)])
 
 
-def new_items(conn: Connection, ids: Sequence[int], rows: Sequence[dict[str, Any]]) -> None:
-    """Index items just created from these ``items`` rows (no re-read)."""
-    write(conn, [doc(i, r["title"], r["summary"], r["article"])
-                 for i, r in zip(ids, rows, strict=True)])  # fmt: skip
+def new_docs(ids: Sequence[int], rows: Sequence[dict[str, Any]]) -> list[Doc]:
+    """The index rows of items just created from these ``items`` rows (no re-read); the poll
+    writes a batch's in one statement (``pollsql.Writes``)."""
+    return [doc(i, r["title"], r["summary"], r["article"])
+            for i, r in zip(ids, rows, strict=True)]  # fmt: skip
 
 
 # -- reindex: items from before the index ---------------------------------------------------
