@@ -317,7 +317,7 @@ def _create_items(poll: _Poll) -> None:
     rows = [row for _, row in poll.new_rows.values()]
     ids = items.create_many(poll.conn, rows)
     poll.writes.revisions += items.first_revisions(ids, rows)
-    poll.writes.docs += searchindex.new_docs(ids, rows)
+    poll.writes.index(poll.conn, searchindex.new_docs(ids, rows))
     for item_id, (key, (entry, _)) in zip(ids, poll.new_rows.items(), strict=True):
         poll.owned.add(item_id)
         poll.sighting_rows.append(_sighting_row(poll, item_id, key, entry))

@@ -25,6 +25,7 @@ from storage.tables import items as items_t
 from storage.tables import revisions as revisions_t
 
 _NOW = bindparam("now", type_=UTCDateTime())
+DOCS = 200  # new items' index rows per statement
 # FOR NO KEY UPDATE (PostgreSQL; SQLite has no row locks) lets another transaction's foreign-key
 # check (FOR KEY SHARE) through: with FOR UPDATE, a poll holding its feed row and another that
 # touches an item of that feed deadlock (a second update of a row in one transaction runs the
@@ -100,6 +101,14 @@ class Writes:
         insert_rows(conn, sightings, self.sightings)
         searchindex.write(conn, self.docs)
         self.revisions, self.sightings, self.docs = [], [], []
+
+    def index(self, conn: Connection, docs: list[searchindex.Doc]) -> None:
+        """New items' index rows, written DOCS at a time: a batch's all at once held a few MB
+        more at the peak (their texts, folded, then as one statement)."""
+        self.docs += docs
+        if len(self.docs) >= DOCS:
+            searchindex.write(conn, self.docs)
+            self.docs = []
 
     def flush(self, conn: Connection) -> None:
         self.flush_rows(conn)
