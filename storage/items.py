@@ -102,8 +102,8 @@ def new_row(
 
 
 def create_many(conn: Connection, rows: list[dict[str, Any]]) -> list[int]:
-    """Insert new items; their ids in the order given (their ``first_revisions`` and index rows,
-``searchindex.new_docs``, are the caller's: they wait for the end of the batch).
+    """Insert new items; their ids in the order given (their ``first_revisions`` and index
+    rows, ``searchindex.new_docs``, are the caller's: they wait in the batch's ``Writes``).
 
     One bulk insert that gives the ids by uid (``bulk.insert_ids``; a multi-row INSERT ...
     VALUES ... RETURNING would be a new query text for every row count, issue 2).
