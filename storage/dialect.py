@@ -102,7 +102,14 @@ def _pg_connect_args(query: Mapping[str, Any], timeouts: Timeouts) -> dict[str, 
         "keepalives": 1, "keepalives_idle": 30, "keepalives_interval": 10, "keepalives_count": 3,
         "tcp_user_timeout": 60_000,  # ms a sent query may stay unacknowledged (a dead network)
     }  # fmt: skip
-    return {key: value for key, value in wanted.items() if key not in query}
+    # No server-side prepared statements: each execution is planned with its values. psycopg
+    # prepares a query run five times, and the server may then keep one generic plan until the
+    # next ANALYZE: one made while the archive was nearly empty scans tables whole (a poll's
+    # lookups at 20,000 items: 0.1 -> 6 ms each). ``plan_cache_mode = force_custom_plan`` did
+    # the same, but also for the foreign-key checks' own cached plans: a quarter of the
+    # server's CPU in a first pass went to planning them again for every inserted row.
+    return {key: value for key, value in wanted.items() if key not in query} | {
+        "prepare_threshold": None}
 
 
 def _check_sqlite_path(path: Path) -> None:
@@ -120,13 +127,8 @@ def _check_sqlite_path(path: Path) -> None:
 def _on_postgres_connect(
     timeouts: Timeouts, read_only: bool, dbapi_conn: Any, _record: Any
 ) -> None:
-    """The statement timeout, in milliseconds (0: none). And plan every execution with its
-    values: psycopg prepares a query run five times, and the server may then keep one generic
-    plan until the next ANALYZE: one made while the archive was nearly empty scans tables whole
-    (a poll's lookups at 20,000 items: 0.1 -> 6 ms each, wall per new feed 10 -> 23 ms).
-    Planning each time costs the server a little CPU."""
+    """The statement timeout, in milliseconds (0: none); a read-only view's refusal to write."""
     with dbapi_conn.cursor() as cursor:
-        cursor.execute("SET plan_cache_mode = force_custom_plan")
         limit = round(timeouts.statement * 1000) if timeouts.statement else 0
         cursor.execute(f"SET statement_timeout = {int(limit)}")
         if read_only:
@@ -202,11 +204,11 @@ def by_dialect(build: Callable[[InList], Any]) -> ByDialect:
 
 
 def _any_of(column: ColumnElement[Any], name: str) -> ColumnElement[bool]:
-    array = _IntArray() if isinstance(column.type, Integer) else _TextArray()
+    array = IntArray() if isinstance(column.type, Integer) else TextArray()
     return column == any_(bindparam(name, type_=array))
 
 
-class _TextArray(UserDefinedType[list[str]]):
+class TextArray(UserDefinedType[list[str]]):
     """A list of strings sent as one array literal (psycopg would adapt it element by element
     in Python), NUL stripped as ``CleanText`` strips it. Cast to ``TEXT[]`` in the query text,
     so the server reads it as a constant array: the planner sees its values."""
@@ -221,7 +223,7 @@ class _TextArray(UserDefinedType[list[str]]):
         return _text_array
 
 
-class _IntArray(UserDefinedType[list[int]]):
+class IntArray(UserDefinedType[list[int]]):
     """A list of integers sent as one array literal, cast to ``BIGINT[]`` in the query text."""
 
     cache_ok = True
@@ -262,7 +264,7 @@ def select_in(
 
 LOCK_KEYS = text(
     "SELECT count(pg_advisory_xact_lock(k)) FROM (SELECT unnest(:ns) AS k ORDER BY k) AS s"
-).bindparams(bindparam("ns", type_=_IntArray()))
+).bindparams(bindparam("ns", type_=IntArray()))
 
 
 def lock_keys(conn: Connection, keys: Iterable[str]) -> None:

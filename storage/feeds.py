@@ -290,13 +290,17 @@ def item_rate(conn: Connection, feed_id: int, now: datetime, days: float) -> flo
     """New entries per day this feed brought in the window (its first document's backlog aside)."""
     since = now - timedelta(days=days)
     row = conn.execute(RATE, {"feed_id": feed_id, "since": since, "now": now}).one()
-    start: datetime | None = row.start
+    return rate_of(row.start, int(row.n), since, now)
+
+
+def rate_of(start: datetime | None, n: int, since: datetime, now: datetime) -> float | None:
+    """``item_rate`` from the feed's first sighting and the count after it in the window."""
     if start is None:
         return None
     window_start = max(since, start)
     if now - window_start < MIN_RATE_HISTORY:
         return None
-    return int(row.n) / ((now - window_start).total_seconds() / 86400.0)
+    return n / ((now - window_start).total_seconds() / 86400.0)
 
 
 def write_states(conn: Connection, states: list[dict[str, Any]]) -> None:

@@ -23,9 +23,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, delete, insert, select, text, update
+from sqlalchemy import Connection, bindparam, delete, insert, select, text, update
 
-from storage.dialect import CHUNK, is_postgres
+from storage.dialect import CHUNK, IntArray, TextArray, is_postgres
 from storage.searchquery import index_text
 from storage.tables import items, search_pending
 
@@ -97,7 +97,12 @@ def write(conn: Connection, docs: Sequence[Doc]) -> None:
     if not docs:
         return
     if is_postgres(conn):
-        conn.execute(_PG_UPSERT, [_pg_row(d) for d in docs])
+        latest = list({d.item_id: d for d in docs}.values())  # one row each: ON CONFLICT's rule
+        conn.execute(_PG_UPSERT, {
+            "ids": [d.item_id for d in latest], "configs": [d.config for d in latest],
+            "t": [index_text(d.title) for d in latest],
+            "s": [index_text(d.summary) for d in latest],
+            "b": [index_text(d.body) for d in latest]})  # fmt: skip
         return
     # one query text whatever the ids: each text of its own would be prepared and kept in the
     # driver's statement cache (128 of them, a poll batch's 500 ids each: 5 MB more peak RSS)
@@ -110,18 +115,17 @@ def write(conn: Connection, docs: Sequence[Doc]) -> None:
     )
 
 
+# One statement for all the documents, their values as arrays: executemany's statement per row
+# was planned and run row by row (3 to 4 ms a poll of 20 new items, half of it round trips).
 _PG_UPSERT = text(
-    f"INSERT INTO {PG_TABLE} (item_id, config, doc) VALUES (:id, CAST(:config AS text), "
-    "setweight(to_tsvector(CAST(:config AS regconfig), :t), 'A') || "
-    "setweight(to_tsvector(CAST(:config AS regconfig), :s), 'B') || "
-    "setweight(to_tsvector(CAST(:config AS regconfig), :b), 'C')) "
+    f"INSERT INTO {PG_TABLE} (item_id, config, doc) SELECT d.id, d.config, "
+    "setweight(to_tsvector(CAST(d.config AS regconfig), d.t), 'A') || "
+    "setweight(to_tsvector(CAST(d.config AS regconfig), d.s), 'B') || "
+    "setweight(to_tsvector(CAST(d.config AS regconfig), d.b), 'C') "
+    "FROM unnest(:ids, :configs, :t, :s, :b) AS d(id, config, t, s, b) "
     "ON CONFLICT (item_id) DO UPDATE SET config = excluded.config, doc = excluded.doc"
-)
-
-
-def _pg_row(d: Doc) -> dict[str, Any]:
-    return {"id": d.item_id, "config": d.config, "t": index_text(d.title),
-            "s": index_text(d.summary), "b": index_text(d.body)}  # fmt: skip
+).bindparams(bindparam("ids", type_=IntArray()),
+             *(bindparam(name, type_=TextArray()) for name in ("configs", "t", "s", "b")))
 
 
 def refresh(conn: Connection, item_ids: Iterable[int]) -> None:

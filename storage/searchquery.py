@@ -77,9 +77,19 @@ def words(text: str) -> list[str]:
     return [fold(text[a:b]) for a, b in word_spans(text)]
 
 
+# ASCII text, the usual case: a word is a run of letters and digits, folded is lower-cased; one
+# translate does that to the whole text (a tenth of the CPU of ``words``: a poll's new items
+# cost the writer about 1 s in 20,000 on PostgreSQL)
+_ASCII_FOLD = str.maketrans(
+    {chr(i): chr(i).lower() if chr(i).isalnum() else " " for i in range(128)}
+)
+
+
 def index_text(text: str) -> str:
     """``text`` as PostgreSQL is given it: folded words separated by single spaces, so that its
     parser splits and lower-cases exactly as SQLite's tokenizer does, whatever the locale."""
+    if text.isascii():
+        return " ".join(text.translate(_ASCII_FOLD).split())
     return " ".join(words(text))
 
 

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 
-from storage import articles, feeds, holders, items, maintenance, poll, vitals
+from storage import articles, feeds, holders, items, maintenance, planner, poll, vitals
 from storage.dburl import Timeouts
 from storage.engine import (
     Database,
@@ -82,6 +82,7 @@ class Store(Reads):
         self.db = db
         self._lock: holders.HolderLock | None = None  # PostgreSQL: this process's holder lock
         self.leases_taken_over = 0  # feeds claimed from a dead or expired holder (metrics)
+        self._analyzed = db.engine.dialect.name != "postgresql"  # see ``_give_statistics``
 
     @classmethod
     def open(
@@ -212,7 +213,9 @@ class Store(Reads):
         try:
             with boundary("apply_polls"), self.db.write() as conn:
                 began = True
-                return list(poll.apply_batch(conn, results))
+                done: list[PollSummary | StorageError] = list(poll.apply_batch(conn, results))
+            self._give_statistics(done)
+            return done
         except Exception as exc:  # isolated below, or returned in every slot
             if not began:
                 return [_as_storage_error(exc, "apply_polls")] * len(results)
@@ -230,6 +233,18 @@ class Store(Reads):
                 if not began:  # the database is out of reach: the rest would fail alike
                     return out + [out[-1]] * (len(results) - len(out))
         return out
+
+    def _give_statistics(self, done: Sequence[PollSummary | StorageError]) -> None:
+        """After the first batch that created items, PostgreSQL's planner gets the statistics
+        it lacks (``storage.planner``); a failure costs only speed: logged, not raised."""
+        if self._analyzed or not any(isinstance(s, PollSummary) and s.new_items for s in done):
+            return
+        self._analyzed = True
+        try:
+            with boundary("analyze"), self.db.write() as conn:
+                planner.analyze_unknown(conn)
+        except StorageError as exc:
+            log.warning("%s", exc)
 
     # -- articles ------------------------------------------------------------------------
 

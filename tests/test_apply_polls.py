@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from storage import items as item_rows
+from storage.bulk import insert_ids
 from storage.engine import Database
 from storage.errors import LeaseLost, StorageError
 from storage.records import (
@@ -289,8 +290,8 @@ def feed_id(store: Store) -> int:
 
 
 def test_the_bulk_insert_writes_what_the_column_types_write(store: Store) -> None:
-    """``bulk.insert_rows`` bypasses the TypeDecorators: the stored values must not differ
-    (NUL stripped, naive UTC in SQLAlchemy's format, JSON null and lists)."""
+    """``bulk.insert_rows`` and ``insert_ids`` bypass the TypeDecorators: the stored values must
+    not differ (NUL stripped, naive UTC in SQLAlchemy's format, JSON null and lists)."""
     store.sync_feeds([FeedConfig(URLS[0])], T0)
     feed = store.get_feed(URLS[0])
     assert feed is not None
@@ -305,6 +306,28 @@ def test_the_bulk_insert_writes_what_the_column_types_write(store: Store) -> Non
             for r in conn.exec_driver_sql("SELECT * FROM items ORDER BY id").all()
         ]
     assert stored[0] == stored[1]
+
+
+ODD = ['a"b', "c\\d", "e,f", "{g}", "h\x00i", " NULL ", "NULL", "", "ünï", "\\\"", "x\ny\tz"]
+
+
+@pytest.mark.parametrize("odd", ODD)
+def test_the_one_statement_insert_keeps_every_character(store: Store, odd: str) -> None:
+    """PostgreSQL's ``insert_ids`` sends each column as an array literal: quotes, backslashes,
+    commas, braces, the word NULL, None and microseconds must arrive as a Core insert writes
+    them, in text and JSON columns alike."""
+    store.sync_feeds([FeedConfig(URLS[0])], T0)
+    fid = feed_id(store)
+    e = entry("odd", title=odd, summary=odd, guid=None, authors=(odd, "Bo"),
+              published=T0 + timedelta(microseconds=1), content_html=None)  # fmt: skip
+    row = item_rows.new_row(fid, "uid-odd", e, T0, "off") | {"article": {"text": odd}}
+    other = item_rows.new_row(fid, "uid-2", entry(2), T0, "off")
+    with store.db.write() as conn:
+        ids = insert_ids(conn, items_t, [row, other], "uid")
+        conn.execute(items_t.insert(), [row | {"uid": "uid-core"}])
+        stored = [tuple(r)[2:] for r in conn.exec_driver_sql("SELECT * FROM items ORDER BY id")]
+    assert sorted(ids) == ["uid-2", "uid-odd"] and ids["uid-odd"] < ids["uid-2"]
+    assert stored[0] == stored[2]
 
 
 def test_keys_and_links_with_quotes_backslashes_commas_and_nul_are_found_again(

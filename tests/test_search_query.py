@@ -11,7 +11,17 @@ from hypothesis import strategies as st
 from storage.errors import SearchQueryError
 from storage.records import FeedConfig
 from storage.searchindex import pg_config, plain
-from storage.searchquery import All, Either, Term, fold, parse, to_fts5, to_tsquery, words
+from storage.searchquery import (
+    All,
+    Either,
+    Term,
+    fold,
+    index_text,
+    parse,
+    to_fts5,
+    to_tsquery,
+    words,
+)
 from storage.store import Store
 from tests.dbfixtures import T0, entry, poll
 
@@ -143,3 +153,16 @@ def test_any_text_is_an_error_or_a_search(small: Store, query: str) -> None:
     except SearchQueryError:
         return
     assert page.total is not None and page.total >= 0
+
+
+
+@given(st.text(alphabet=st.characters(max_codepoint=127)) | st.text())
+def test_the_ascii_fast_path_of_index_text_folds_as_words_does(text: str) -> None:
+    """ASCII text takes one ``translate``; it must split and fold as ``words`` does."""
+    assert index_text(text) == " ".join(words(text))
+
+
+def test_index_text_of_every_ascii_character() -> None:
+    every = "".join(map(chr, range(128)))
+    assert index_text(every) == "0123456789 abcdefghijklmnopqrstuvwxyz abcdefghijklmnopqrstuvwxyz"
+    assert index_text("e-mail title:Budget_2026 Café") == "e mail title budget 2026 cafe"
