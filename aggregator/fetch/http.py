@@ -228,17 +228,7 @@ class HttpClient:
         try:
             if self._preflight:
                 await self._backend.vetted_addresses(target.url.host, target.core.origin.port)
-            request = httpcore.Request(
-                b"GET", target.core, headers=[target.host_header, *headers],
-                extensions=self._timeouts,
-            )
-            response = await self._pool.handle_async_request(request)
-            try:
-                assert isinstance(response.stream, AsyncIterable)
-                return await read_hop(response.status, response.headers, response.stream, cap,
-                                      where)
-            finally:
-                await response.aclose()
+            return await self._read(target, [target.host_header, *headers], cap, where)
         except BlockedAddress as exc:
             raise BlockedFetch(
                 f"blocked address {exc.address} ({exc.reason}) for {where}{ALLOW_HINT}"
@@ -247,6 +237,24 @@ class HttpClient:
             raise FetchError(f"{_timeout_kind(exc)} for {where}") from None
         except _NETWORK_ERRORS as exc:
             raise FetchError(f"network error ({_describe(exc)}) for {where}") from None
+
+    async def _read(
+        self, target: _Target, headers: list[tuple[bytes, bytes]], cap: Cap, where: str
+    ) -> Hop:
+        """One request and its answer; the pool's own API, else httpcore's (a proxy)."""
+        if isinstance(self._pool, OriginPools):
+            head, body = await self._pool.exchange(target.core, headers, self._timeouts["timeout"])
+            try:
+                return await read_hop(head.status_code, head.headers.raw_items(), body, cap, where)
+            finally:
+                await body.aclose()
+        request = httpcore.Request(b"GET", target.core, headers=headers, extensions=self._timeouts)
+        response = await self._pool.handle_async_request(request)
+        try:
+            assert isinstance(response.stream, AsyncIterable)
+            return await read_hop(response.status, response.headers, response.stream, cap, where)
+        finally:
+            await response.aclose()
 
 
 def _proxy_pool(proxy_url: str, context: ssl.SSLContext) -> _ProxyPool:
