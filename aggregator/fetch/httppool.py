@@ -17,8 +17,9 @@ What it guarantees, per origin (scheme, host, port):
   the GET goes once more on a new connection (a new connection closing so is an error);
 - closing a response stream (also on a cancel or a timeout) frees its slot, whatever its state;
 - every new connection is opened through the given backend (the SSRF guard), HTTPS with the
-  given SSL context; h11 parses with httpcore's limits (a 100 KiB head) and httpcore's
-  exceptions come out, so callers and error texts are the same as on httpcore's pool;
+  given SSL context (asked for when the first https connection opens); h11 parses with
+  httpcore's limits (a 100 KiB head) and httpcore's exceptions come out, so callers and
+  error texts are the same as on httpcore's pool;
 - past 256 origins, those idle for 15 s with nothing in flight are closed and forgotten.
 
 Redirects, body caps and decoding are :mod:`.http`'s; a configured proxy goes through
@@ -157,7 +158,9 @@ class Origin:
     Every new connection is opened through the guard (``backend``), so every one is vetted.
     """
 
-    def __init__(self, backend: httpcore.AsyncNetworkBackend, context: ssl.SSLContext) -> None:
+    def __init__(self, backend: httpcore.AsyncNetworkBackend,
+                 context: Callable[[], ssl.SSLContext]) -> None:  # fmt: skip
+        """``context`` gives the TLS context, asked for at the first https connection."""
         self._backend = backend
         self._context = context
         self._slots = asyncio.Semaphore(_PER_ORIGIN_CONNECTIONS)
@@ -231,7 +234,8 @@ class Origin:
         host = origin.host.decode("ascii")
         stream = await self._backend.connect_tcp(host, origin.port, timeout=timeout)
         if origin.scheme == b"https":
-            stream = await stream.start_tls(self._context, server_hostname=host, timeout=timeout)
+            stream = await stream.start_tls(self._context(), server_hostname=host,
+                                            timeout=timeout)  # fmt: skip
         return _Connection(stream)
 
 
