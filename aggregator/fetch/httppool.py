@@ -261,6 +261,8 @@ class _Connection:
             await self._stream.write(data, write)
         if self._reused:
             await self._answer_begins(read)
+        else:  # h11 holds no byte yet: asking it first would only say NEED_DATA
+            await self._receive(read)
         while True:
             event = await self._next(read)
             if isinstance(event, h11.Response):
@@ -314,10 +316,13 @@ class _Connection:
                 raise httpcore.RemoteProtocolError(str(exc)) from None
             if event is not h11.NEED_DATA:
                 return event  # type: ignore[return-value]
-            data = await self._stream.read(_READ_BYTES, timeout)
-            if not data and self._h11.their_state is h11.SEND_RESPONSE:
-                raise httpcore.RemoteProtocolError(_HUNG_UP)
-            self._h11.receive_data(data)
+            await self._receive(timeout)
+
+    async def _receive(self, timeout: float | None) -> None:
+        data = await self._stream.read(_READ_BYTES, timeout)
+        if not data and self._h11.their_state is h11.SEND_RESPONSE:
+            raise httpcore.RemoteProtocolError(_HUNG_UP)
+        self._h11.receive_data(data)
 
 
 class _Stale(Exception):
