@@ -181,16 +181,23 @@ def apply(
         holder = feed.lease_owner or "nobody"
         raise LeaseLost(f"poll of {feed.url} by {result.lease_owner}: lease now held by {holder}")
     link_keys = _link_keys(feed, result)
+    if not result.entries:  # a 304, a failure: nothing to place, only the feed's state
+        return _record(conn, feed, result, PollSummary(), link_keys, writes)
     poll = _Poll(conn, result, feed.url, link_keys, idents, writes, preread)
-    if result.entries:
-        _place_all(poll)
-        if not link_keys and poll.relinked * 2 > len(result.entries):
-            poll.link_keys = True  # guids change from poll to poll: key by link from now on
+    _place_all(poll)
+    if not link_keys and poll.relinked * 2 > len(result.entries):
+        poll.link_keys = True  # guids change from poll to poll: key by link from now on
     new_items = len(poll.new_rows)
     summary = PollSummary(new_items, poll.new_sightings, poll.revisions, poll.folded)
     if result.capture is not None and (new_items or poll.revisions or poll.new_sightings):
         writes.captures.append((result.capture, None, result.feed_id))
-    state = poll_state(conn, feed, result, summary, poll.link_keys)
+    return _record(conn, feed, result, summary, poll.link_keys, writes)
+
+
+def _record(conn: Connection, feed: Row[Any], result: PollResult, summary: PollSummary,
+            link_keys: bool, writes: Writes) -> PollSummary:  # fmt: skip
+    """The feed's new state and its poll history row, queued in ``writes``."""
+    state = poll_state(conn, feed, result, summary, link_keys)
     writes.states.append(state)
     if rate_due(feed, result.polled_at, summary):
         writes.rates.append((state, result.polled_at))
@@ -201,6 +208,8 @@ def apply(
 def identities(result: PollResult) -> list[Identity]:
     """What each entry could be folded by; their advisory keys serialize the transactions that
     could create the same story (PostgreSQL). A link other entries share identifies nothing."""
+    if not result.entries:
+        return []
     doc = document_keys(result.entries)
     out: list[Identity] = []
     for entry in result.entries:

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from aggregator.config.settings import HttpSettings
@@ -95,3 +96,33 @@ def test_https_to_a_forbidden_address_never_starts_a_handshake(
     with pytest.raises(FetchError, match=r"^fetch: blocked address 127\.0\.0\.1 \(loopback\)"):
         fetch(url, certificate)
     assert names == [] and server.requests == []
+
+
+def test_the_ca_store_loads_at_the_first_https_connection_only(
+    tls_server: tuple[TestServer, list[str | None]], certificate: tuple[Path, Path],
+    http_server: TestServer, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """An http-only run never builds a TLS context; https builds one, once, with our ALPN."""
+    made: list[ssl.SSLContext] = []
+
+    def create(trust_env: bool) -> ssl.SSLContext:
+        assert trust_env is False
+        made.append(client_context(certificate))
+        return made[-1]
+
+    monkeypatch.setattr(httpx, "create_ssl_context", create)
+    server, _ = tls_server
+    server.route("/feed", body=b"secure")
+    http_server.route("/feed", body=b"plain")
+    config = HttpSettings.model_validate({"timeout": 3, "allowed_networks": ["127.0.0.1/32"]})
+
+    async def go() -> list[bytes]:
+        resolver = {NAME: ["127.0.0.1"]}.__getitem__
+        async with HttpClient(config, resolver=lambda h, p: resolver(h)) as client:
+            plain = await client.get(http_server.url("/feed"))
+            assert made == []
+            secure = [await client.get(f"https://{NAME}:{server.port}/feed") for _ in range(2)]
+            return [plain.body, *(r.body for r in secure)]
+
+    assert asyncio.run(go()) == [b"plain", b"secure", b"secure"]
+    assert len(made) == 1

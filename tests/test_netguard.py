@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from aggregator.fetch.netguard import is_forbidden, parse_networks
+from aggregator.fetch.netguard import _DOTTED_QUAD, GuardedBackend, is_forbidden, parse_networks
 
 FORBIDDEN = {
     "127.0.0.1": "loopback",
@@ -134,3 +135,25 @@ def test_verdict_is_total_and_stricter_than_is_global(
     assert verdict is None or isinstance(verdict, str)
     if isinstance(addr, ipaddress.IPv4Address) and not addr.is_global:
         assert verdict is not None
+
+
+@given(st.ip_addresses(v=4), st.sampled_from(["{}", "0{}", "00{}"]), st.integers(0, 3))
+def test_the_literal_fast_path_resolves_as_ip_address_does(
+    addr: ipaddress.IPv4Address, pad: str, at: int
+) -> None:
+    """A dotted quad as ``ip_address`` writes it is taken as it is; any other spelling of an
+    address (a leading zero, brackets) still goes through ``ip_address`` or the resolver."""
+    backend = GuardedBackend(guard=True, resolver=lambda host, port: ["192.0.2.1"])
+    parts = str(addr).split(".")
+    parts[at] = pad.format(parts[at])
+    spelled = ".".join(parts)
+    resolved = asyncio.run(backend._resolve(spelled, 80))
+    if spelled == str(addr):
+        assert _DOTTED_QUAD.fullmatch(spelled) and resolved == [str(addr)]
+    else:
+        assert not _DOTTED_QUAD.fullmatch(spelled)
+        try:
+            expected = [str(ipaddress.ip_address(spelled))]
+        except ValueError:
+            expected = ["192.0.2.1"]  # not a literal ip_address takes: the resolver's answer
+        assert resolved == expected

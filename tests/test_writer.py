@@ -8,6 +8,7 @@ from collections.abc import Sequence
 
 import pytest
 
+import aggregator.runtime.writer as writer_module
 from aggregator.runtime.writer import PollWriter
 from storage.errors import LeaseLost, StorageError
 from storage.records import FeedConfig, PollResult, PollSummary
@@ -107,3 +108,68 @@ def test_a_poll_cancelled_while_queued_writes_nothing(store: Store) -> None:
     assert counting.batches == [1]
     polled = {f.url: f.last_polled for f in store.list_feeds()}
     assert polled[feeds[0].url] is not None and polled[feeds[1].url] is None
+
+
+def test_results_of_polls_still_fetching_wait_to_share_a_batch(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """While more results are expected, a batch waits until it is full (or LINGER passes)."""
+    monkeypatch.setattr(writer_module, "LINGER", 60.0)  # only a full batch ends the wait here
+    feeds = claimed(store, 8)
+    counting = CountingStore(store)
+
+    async def main() -> list[PollSummary]:
+        writer = PollWriter(counting, max_batch=8)  # type: ignore[arg-type]
+        writer.expecting = lambda: True
+        results = [poll_result(f, T0, [entry(f.id)]) for f in feeds]
+        first = asyncio.create_task(writer.write(results[0]))
+        for _ in range(5):
+            await asyncio.sleep(0)  # the writer has started, and waits for more
+        rest = [asyncio.create_task(writer.write(r)) for r in results[1:]]
+        summaries = await asyncio.gather(first, *rest)
+        await writer.aclose()
+        return summaries
+
+    assert [s.new_items for s in asyncio.run(main())] == [1] * 8
+    assert counting.batches == [8]
+
+
+def test_nothing_waits_when_no_more_results_are_expected(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(writer_module, "LINGER", 60.0)
+    feeds = claimed(store, 2)
+    counting = CountingStore(store)
+    fetching = [True]
+
+    async def main() -> None:
+        writer = PollWriter(counting)  # type: ignore[arg-type]
+        writer.expecting = lambda: fetching[0]
+        fetching[0] = False  # the last poll: written at once
+        assert (await writer.write(poll_result(feeds[0], T0, [entry(1)]))).new_items == 1
+        await writer.aclose()
+
+    asyncio.run(main())
+    assert counting.batches == [1]
+
+
+def test_a_result_cancelled_while_its_batch_waits_writes_nothing(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(writer_module, "LINGER", 0.3)
+    feeds = claimed(store, 1)
+    counting = CountingStore(store)
+
+    async def main() -> None:
+        writer = PollWriter(counting)  # type: ignore[arg-type]
+        writer.expecting = lambda: True
+        queued = asyncio.create_task(writer.write(poll_result(feeds[0], T0, [entry(1)])))
+        await asyncio.sleep(0.05)
+        queued.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await queued
+        await writer.aclose()
+
+    asyncio.run(main())
+    assert counting.batches == []  # no transaction at all, not even an empty one
+    assert store.list_feeds()[0].last_polled is None

@@ -17,8 +17,9 @@ What it guarantees, per origin (scheme, host, port):
   the GET goes once more on a new connection (a new connection closing so is an error);
 - closing a response stream (also on a cancel or a timeout) frees its slot, whatever its state;
 - every new connection is opened through the given backend (the SSRF guard), HTTPS with the
-  given SSL context; h11 parses with httpcore's limits (a 100 KiB head) and httpcore's
-  exceptions come out, so callers and error texts are the same as on httpcore's pool;
+  given SSL context (asked for when the first https connection opens); h11 parses with
+  httpcore's limits (a 100 KiB head) and httpcore's exceptions come out, so callers and
+  error texts are the same as on httpcore's pool;
 - past 256 origins, those idle for 15 s with nothing in flight are closed and forgotten.
 
 Redirects, body caps and decoding are :mod:`.http`'s; a configured proxy goes through
@@ -68,9 +69,7 @@ class OriginPools:
         self._sweep_at = 256
 
     async def handle_async_request(self, request: httpcore.Request) -> httpcore.Response:
-        entry = await self._entry((request.url.scheme, request.url.host, request.url.port))
-        entry.active += 1
-        entry.used = time.monotonic()
+        entry = await self._taken(request.url)
         try:
             response = await entry.pool.handle_async_request(request)
         except BaseException:
@@ -78,6 +77,25 @@ class OriginPools:
             raise
         response.stream = _Released(response.stream, entry)
         return response
+
+    async def exchange(self, url: httpcore.URL, headers: list[tuple[bytes, bytes]],
+                       timeouts: dict[str, float]) -> tuple[h11.Response, _Released]:  # fmt: skip
+        """``handle_async_request`` without httpcore's models (what the client sends through):
+        the answer's head, and its body, to be closed."""
+        entry = await self._taken(url)
+        try:
+            head, body = await entry.pool.exchange(url, headers, timeouts)
+        except BaseException:
+            entry.active -= 1
+            raise
+        return head, _Released(body, entry)
+
+    async def _taken(self, url: httpcore.URL) -> _Pool:
+        """The origin's pool, counted as in use (never swept) until the answer is closed."""
+        entry = await self._entry((url.scheme, url.host, url.port))
+        entry.active += 1
+        entry.used = time.monotonic()
+        return entry
 
     async def _entry(self, key: tuple[bytes, bytes, int | None]) -> _Pool:
         entry = self._pools.get(key)
@@ -140,26 +158,35 @@ class Origin:
     Every new connection is opened through the guard (``backend``), so every one is vetted.
     """
 
-    def __init__(self, backend: httpcore.AsyncNetworkBackend, context: ssl.SSLContext) -> None:
+    def __init__(self, backend: httpcore.AsyncNetworkBackend,
+                 context: Callable[[], ssl.SSLContext]) -> None:  # fmt: skip
+        """``context`` gives the TLS context, asked for at the first https connection."""
         self._backend = backend
         self._context = context
         self._slots = asyncio.Semaphore(_PER_ORIGIN_CONNECTIONS)
         self._idle: list[_Connection] = []
 
     async def handle_async_request(self, request: httpcore.Request) -> httpcore.Response:
-        timeouts = request.extensions["timeout"]
-        await self._slots.acquire()
-        try:
-            connection, head = await self._exchange(request, timeouts)
-        except BaseException:
-            self._slots.release()
-            raise
+        head, body = await self.exchange(request.url, request.headers,
+                                         request.extensions["timeout"], request.method)
         return httpcore.Response(
             head.status_code,
             headers=head.headers.raw_items(),
-            content=_Body(self, connection, timeouts["read"]),
+            content=body,
             extensions={"http_version": b"HTTP/" + head.http_version, "reason_phrase": head.reason},
         )
+
+    async def exchange(self, url: httpcore.URL, headers: list[tuple[bytes, bytes]],
+                       timeouts: dict[str, float], method: bytes = b"GET",
+                       ) -> tuple[h11.Response, _Body]:  # fmt: skip
+        """Send a request: the answer's head, and its body (closing it frees the connection)."""
+        await self._slots.acquire()
+        try:
+            connection, head = await self._exchange(method, url, headers, timeouts)
+        except BaseException:
+            self._slots.release()
+            raise
+        return head, _Body(self, connection, timeouts["read"])
 
     async def release(self, connection: _Connection) -> None:
         """A response is closed: keep its connection if it is clean and there is room."""
@@ -175,7 +202,8 @@ class Origin:
             await connection.aclose()
 
     async def _exchange(
-        self, request: httpcore.Request, timeouts: dict[str, float]
+        self, method: bytes, url: httpcore.URL, headers: list[tuple[bytes, bytes]],
+        timeouts: dict[str, float],
     ) -> tuple[_Connection, h11.Response]:
         """Send on the freshest kept-alive connection, else on a new one.
 
@@ -186,9 +214,9 @@ class Origin:
         connection = await self._reusable()
         if connection is not None:
             with contextlib.suppress(_Stale):
-                return connection, await _sent(connection, request, timeouts)
-        connection = await self._open(request.url, timeouts)
-        return connection, await _sent(connection, request, timeouts)
+                return connection, await _sent(connection, method, url.target, headers, timeouts)
+        connection = await self._open(url, timeouts)
+        return connection, await _sent(connection, method, url.target, headers, timeouts)
 
     async def _reusable(self) -> _Connection | None:
         """The freshest idle connection still alive; expired or broken ones are closed."""
@@ -206,7 +234,8 @@ class Origin:
         host = origin.host.decode("ascii")
         stream = await self._backend.connect_tcp(host, origin.port, timeout=timeout)
         if origin.scheme == b"https":
-            stream = await stream.start_tls(self._context, server_hostname=host, timeout=timeout)
+            stream = await stream.start_tls(self._context(), server_hostname=host,
+                                            timeout=timeout)  # fmt: skip
         return _Connection(stream)
 
 
@@ -220,12 +249,11 @@ class _Connection:
         self._reused = False
         self._keep = True
 
-    async def send(self, request: httpcore.Request, write: float | None, read: float | None
-                   ) -> h11.Response:
+    async def send(self, method: bytes, target: bytes, headers: list[tuple[bytes, bytes]],
+                   write: float | None, read: float | None) -> h11.Response:  # fmt: skip
+        """Send a request; the answer's head."""
         try:
-            head = h11.Request(
-                method=request.method, target=request.url.target, headers=request.headers
-            )
+            head = h11.Request(method=method, target=target, headers=headers)
             data = (self._h11.send(head) or b"") + (self._h11.send(h11.EndOfMessage()) or b"")
         except h11.LocalProtocolError as exc:
             raise httpcore.LocalProtocolError(str(exc)) from None
@@ -233,6 +261,8 @@ class _Connection:
             await self._stream.write(data, write)
         if self._reused:
             await self._answer_begins(read)
+        else:  # h11 holds no byte yet: asking it first would only say NEED_DATA
+            await self._receive(read)
         while True:
             event = await self._next(read)
             if isinstance(event, h11.Response):
@@ -286,10 +316,13 @@ class _Connection:
                 raise httpcore.RemoteProtocolError(str(exc)) from None
             if event is not h11.NEED_DATA:
                 return event  # type: ignore[return-value]
-            data = await self._stream.read(_READ_BYTES, timeout)
-            if not data and self._h11.their_state is h11.SEND_RESPONSE:
-                raise httpcore.RemoteProtocolError(_HUNG_UP)
-            self._h11.receive_data(data)
+            await self._receive(timeout)
+
+    async def _receive(self, timeout: float | None) -> None:
+        data = await self._stream.read(_READ_BYTES, timeout)
+        if not data and self._h11.their_state is h11.SEND_RESPONSE:
+            raise httpcore.RemoteProtocolError(_HUNG_UP)
+        self._h11.receive_data(data)
 
 
 class _Stale(Exception):
@@ -297,11 +330,12 @@ class _Stale(Exception):
 
 
 async def _sent(
-    connection: _Connection, request: httpcore.Request, timeouts: dict[str, float]
+    connection: _Connection, method: bytes, target: bytes, headers: list[tuple[bytes, bytes]],
+    timeouts: dict[str, float],
 ) -> h11.Response:
     """The response's head; without one the connection is closed."""
     try:
-        return await connection.send(request, timeouts["write"], timeouts["read"])
+        return await connection.send(method, target, headers, timeouts["write"], timeouts["read"])
     except BaseException:
         await connection.aclose()
         raise

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import ipaddress
+import re
 import socket
 import ssl
 import typing
@@ -64,6 +65,8 @@ _FORBIDDEN_V6: tuple[tuple[ipaddress.IPv6Network, str], ...] = (
     (_V6("ff00::/8"), "multicast"),
 )
 _NAT64 = _V6("64:ff9b::/96")
+_OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
+_DOTTED_QUAD = re.compile(rf"(?:{_OCTET}\.){{3}}{_OCTET}")  # canonical: no leading zeros
 
 
 class BlockedAddress(FetchError):
@@ -176,6 +179,8 @@ class GuardedBackend(httpcore.AsyncNetworkBackend):
         return addresses
 
     async def _resolve(self, host: str, port: int) -> list[str]:
+        if _DOTTED_QUAD.fullmatch(host):  # already as ip_address would write it: no parsing
+            return [host]
         try:
             return [str(ipaddress.ip_address(host.strip("[]")))]
         except ValueError:

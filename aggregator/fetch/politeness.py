@@ -21,6 +21,7 @@ from protego import Protego
 from aggregator.errors import FetchError
 from aggregator.fetch.http import HttpClient, Response
 from aggregator.fetch.netguard import BlockedFetch
+from aggregator.fetch.urlcheck import simple_url
 
 __all__ = ["ROBOTS_MAX_BYTES", "HostLimiter", "RobotsCache", "host_key"]
 
@@ -37,7 +38,11 @@ def host_key(url: str) -> str:
 
     An IDN host and its punycode are one site (a feed configured as bücher.example may link its
     pages as xn--bcher-kva.example): the key is the ASCII form, as the request sends it.
+    A canonical URL's host is that already (``simple_url``, a third of ``urlsplit``'s time).
     """
+    simple = simple_url(url)
+    if simple is not None:
+        return simple.host
     host = (urlsplit(url).hostname or "").lower()
     return host if host.isascii() else _ascii_host(host)
 

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from typing import NamedTuple
 from urllib.parse import urlsplit
 
 import idna
 
-__all__ = ["SCHEMES", "url_problem"]
+__all__ = ["SCHEMES", "SimpleURL", "simple_url", "url_problem"]
 
 SCHEMES = frozenset({"http", "https"})
 _MAX_LABEL = 63  # RFC 1035 §2.3.4
@@ -26,6 +27,52 @@ _ASCII_LABEL = re.compile(r"^[a-z0-9_-]+$")
 # What httpx reads as a dotted IPv4 address and validates; "127.1" or "2130706433" go to the
 # resolver, which reads them as inet_aton does (the SSRF guard then vets the address).
 _IPV4_STYLE = re.compile(r"^[0-9]+\.[0-9]+\.[0-9]+\.[0-9]+$")
+# A URL already in the form httpx gives it, that ``url_problem`` accepts: lower-case scheme and
+# host (letter-digit-hyphen labels, or a dotted IPv4 address without leading zeros), a port
+# other than the scheme's default, a path (no dot segments: checked apart) and query of
+# characters httpx leaves as they are, no fragment, no user info. Anything else: no match.
+_LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
+_OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
+_PCHAR = r"(?:[A-Za-z0-9\-._~!$&'()*+,;=:@/]|%[0-9A-Fa-f]{2})"
+_SIMPLE = re.compile(
+    rf"(https?)://((?:{_LABEL}\.)*{_LABEL})(?::([1-9][0-9]{{0,4}}))?"
+    rf"(/{_PCHAR}*(?:\?(?:{_PCHAR}|\?)+)?)"
+)
+_CANONICAL_V4 = re.compile(rf"(?:{_OCTET}\.){{3}}{_OCTET}")
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+_SIMPLE_MAX = 2048  # longer URLs take the general path
+
+
+class SimpleURL(NamedTuple):
+    """The parts of a URL that :func:`simple_url` found already canonical."""
+
+    scheme: str
+    host: str
+    port: int | None  # None: the scheme's default
+    target: str  # path and query, as sent in the request line
+
+
+def simple_url(url: str) -> SimpleURL | None:
+    """``url``'s parts if it is canonical and fetchable (most feed URLs), else None.
+
+    For such a URL, httpx's parsing gives back the same text, this host and port, and this
+    request target, and ``url_problem`` finds nothing (tests/test_urlcheck_fast.py checks it
+    against both): callers may skip them. None only means "ask the general path".
+    """
+    if len(url) > _SIMPLE_MAX:
+        return None
+    match = _SIMPLE.fullmatch(url)
+    if match is None:
+        return None
+    scheme, host, port_text, target = match.groups()
+    if "/." in target or len(host) > _MAX_NAME or "xn--" in host:
+        return None  # dot segments (httpx removes them), over-long or IDN names
+    if host.rpartition(".")[2].isdigit() and _CANONICAL_V4.fullmatch(host) is None:
+        return None  # numbers that are no IPv4 address as httpx writes one
+    port = None if port_text is None else int(port_text)
+    if port is not None and (port > 65535 or port == _DEFAULT_PORTS[scheme]):
+        return None  # out of range, or a default port httpx drops
+    return SimpleURL(scheme, host, port, target)
 
 
 def url_problem(url: str) -> str | None:

@@ -50,7 +50,12 @@ def configure_logging(level: int, tag: str | None = None) -> None:
 
 def log_poll(url: str, result: PollResult, summary: PollSummary, now: datetime) -> None:
     """The operator's line for one poll: INFO when it brought items, WARNING when it failed
-    (with the back-off and the next time), DEBUG otherwise (nothing new, 304)."""
+    (with the back-off and the next time), DEBUG otherwise (nothing new, 304). Nothing is
+    formatted for a line the level drops (most 304s)."""
+    level = (logging.WARNING if result.error else
+             logging.INFO if summary.new_items or summary.revisions else logging.DEBUG)  # fmt: skip
+    if not polls.isEnabledFor(level):
+        return
     at = result.next_check.strftime("%H:%M:%S" if result.next_check.date() == now.date()
                                     else "%Y-%m-%d %H:%M:%S")  # fmt: skip
     when = f"next poll {until(result.next_check, now)} ({at}Z)"

@@ -37,6 +37,7 @@ from storage.records import (
     Article,
     ArticleResult,
     Capture,
+    Entry,
     FeedConfig,
     FeedState,
     PendingArticle,
@@ -185,22 +186,18 @@ def _decide(
 ) -> PollResult:
     """Turn a 200 or a 304 into the result to write: entries, validators, next poll."""
     entries = () if parsed is None else parsed.entries
-    observed = replace(
-        _observed(response, ttl=parsed.ttl if parsed else None),
-        new_items=len(entries),
-        items_per_day=rate,
-    )
+    observed = _observed(response, parsed.ttl if parsed else None, len(entries), rate)
     decision = next_poll(now, feed, observed, policy, ctx.rng)
     status = STATUS_OK if parsed is not None else STATUS_NOT_MODIFIED
     # A 304 carries no body: keep the validators we sent unless the server gave new ones.
-    return replace(
-        _result(ctx, feed, now, decision, status, response),
+    return _result(
+        ctx, feed, now, decision, status, response,
         etag=response.header("etag") or (None if parsed else feed.etag),
         last_modified=response.header("last-modified") or (None if parsed else feed.last_modified),
         title=parsed.title if parsed else None,
         entries=entries,
         capture=capture_of("feed", response, now) if entries else None,
-    )
+    )  # fmt: skip
 
 
 def _result(
@@ -211,7 +208,14 @@ def _result(
     status: str,
     response: Response | None,
     error: str | None = None,
+    *,
+    etag: str | None = None,
+    last_modified: str | None = None,
+    title: str | None = None,
+    entries: tuple[Entry, ...] = (),
+    capture: Capture | None = None,
 ) -> PollResult:
+    """Built in one go: ``dataclasses.replace`` on it cost 5 us a poll, twice."""
     return PollResult(
         feed_id=feed.id,
         lease_owner=ctx.owner,
@@ -223,6 +227,11 @@ def _result(
         error_count=decision.error_count,
         http_status=response.status if response else None,
         error=error,
+        etag=etag,
+        last_modified=last_modified,
+        title=title,
+        entries=entries,
+        capture=capture,
         gone=decision.gone,
         redirect_url=decision.redirect_url,
         redirect_count=decision.redirect_count,
@@ -241,11 +250,8 @@ def _failed(
 ) -> PollResult:
     """A failed poll is recorded like any other: error, back-off, and the validators kept."""
     decision = next_poll(now, feed, replace(observation, error=True), policy, ctx.rng)
-    return replace(
-        _result(ctx, feed, now, decision, STATUS_ERROR, response, error),
-        etag=feed.etag,
-        last_modified=feed.last_modified,
-    )
+    return _result(ctx, feed, now, decision, STATUS_ERROR, response, error, etag=feed.etag,
+                   last_modified=feed.last_modified)  # fmt: skip
 
 
 async def _apply(
@@ -270,11 +276,14 @@ async def _apply(
     return PollOutcome(feed, result, summary)
 
 
-def _observed(response: Response, ttl: float | None = None) -> Observation:
+def _observed(response: Response, ttl: float | None = None, new_items: int = 0,
+              rate: float | None = None) -> Observation:  # fmt: skip
     redirect = response.permanent_redirect if response.status < 300 else None
     return Observation(
         http_status=response.status,
         error=response.status >= 400,
+        new_items=new_items,
+        items_per_day=rate,
         ttl=ttl,
         headers=dict(response.headers),
         permanent_redirect_to=redirect,

@@ -161,6 +161,8 @@ class Worker:
         self.on_done: Callable[[], None] = lambda: None  # a job finished
         self.on_room: Callable[[], None] = lambda: None  # a poll now waits only for its write
         ctx.writer.on_queued = lambda: self.on_room()
+        self.polls = 0  # polls running, those waiting for their write included
+        ctx.writer.expecting = lambda: self.polls > self.ctx.writer.pending  # some still fetch
         ctx.writer.on_batch = lambda size: self.recorder.batch(size)
 
     @property
@@ -187,11 +189,14 @@ class Worker:
 
     async def _poll(self, feed: FeedState) -> None:
         started = time.monotonic()
+        self.polls += 1
         try:
             outcome = await poll_feed(self.ctx, feed, self.config_for(feed))
         except asyncio.CancelledError:
             await asyncio.shield(asyncio.to_thread(self.ctx.store.release, feed.id, self.ctx.owner))
             raise
+        finally:
+            self.polls -= 1
         self.totals.add(outcome)
         result = outcome.result
         self.recorder.poll(result.status, result.http_status, outcome.summary.new_items,

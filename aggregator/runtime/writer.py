@@ -22,6 +22,10 @@ from storage.seam import StorageType
 # Results per transaction: large enough that a burst of polls costs a few transactions, small
 # enough that one transaction never holds SQLite's write lock for long.
 MAX_BATCH = 64
+# While polls are still fetching, a batch waits this long (or until it is full) for their
+# results: a transaction costs about 1 ms of CPU besides its rows, and a commit an fsync. On a
+# pass of 1,000 unchanged feeds: 20 transactions instead of 50, 0.03 s less CPU (issue 14).
+LINGER = 0.01
 
 
 class PollWriter:
@@ -42,6 +46,9 @@ class PollWriter:
         # start another fetch while this one waits for its transaction.
         self.on_queued: Callable[[], None] = lambda: None
         self.on_batch: Callable[[int], None] = lambda size: None  # a batch committed (metrics)
+        # Whether more results are on their way (polls still fetching): then a batch lingers.
+        self.expecting: Callable[[], bool] = lambda: False
+        self._full = asyncio.Event()  # max_batch results are queued: no need to linger
 
     @property
     def pending(self) -> int:
@@ -57,6 +64,8 @@ class PollWriter:
         future: asyncio.Future[PollSummary] = asyncio.get_running_loop().create_future()
         entry = (result, future)
         self._queue.append(entry)
+        if len(self._queue) >= self.max_batch:
+            self._full.set()
         if self._task is None or self._task.done():
             self._task = asyncio.create_task(self._drain(), name="poll writer")
         self.on_queued()
@@ -71,6 +80,10 @@ class PollWriter:
 
     async def _drain(self) -> None:
         while self._queue:
+            if len(self._queue) < self.max_batch and self.expecting():
+                await self._linger()
+                if not self._queue:  # every result queued was cancelled meanwhile
+                    break
             batch = self._queue[: self.max_batch]
             del self._queue[: self.max_batch]
             self._writing = len(batch)
@@ -85,6 +98,13 @@ class PollWriter:
                 self._writing = 0
             _settle(batch, outcomes)
             self.on_batch(len(batch))
+
+    async def _linger(self) -> None:
+        """Wait up to LINGER for the batch to fill (results cancelled meanwhile drop out)."""
+        self._full.clear()
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(LINGER):
+                await self._full.wait()
 
     async def _apply(self, results: list[PollResult]) -> list[PollSummary | StorageError]:
         turn = self.store.write_turn
