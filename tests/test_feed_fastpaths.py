@@ -6,13 +6,16 @@ on hand-picked traps and on Hypothesis text built from the characters that matte
 
 from __future__ import annotations
 
+import email.utils
 import re
+from datetime import UTC, datetime
+from urllib.parse import urljoin, urlsplit
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from aggregator.feeds import xmltext
+from aggregator.feeds import feedmodel, xmltext
 from aggregator.feeds.xmltext import (
     bound_people,
     code_point,
@@ -126,3 +129,94 @@ def test_bound_people_with_a_small_limit(text: str) -> None:
     finally:
         xmltext._ANY_PERSON = guard
     assert bound_people(text, limit=3) == slow
+
+
+# ------------------------------------------------------------ feedmodel: text, links, dates
+
+_OLD_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ufffe\uffff]")
+_OLD_SPACE = re.compile(r"\s+")
+BASE = "https://example.org/feeds/a.xml"
+
+
+def old_clean_text(value: object, limit: int | None = None) -> str | None:
+    if not isinstance(value, str):
+        return None
+    text = _OLD_CONTROL.sub("", value)
+    if limit is not None:
+        text = _OLD_SPACE.sub(" ", text).strip()[:limit]
+        if len(text) * 4 > limit and len(encoded := text.encode("utf-8", "surrogatepass")) > limit:
+            text = encoded[:limit].decode("utf-8", "ignore")
+    return text if text.strip() else None
+
+
+def old_clean_link(value: object, base: str) -> str | None:
+    text = old_clean_text(value, feedmodel.MAX_SHORT)
+    if text is None:
+        return None
+    try:
+        link = urljoin(base, text.strip())
+        scheme = urlsplit(link).scheme
+    except ValueError:
+        return None
+    return link if scheme in ("http", "https") else None
+
+
+def old_from_text(text: str) -> datetime | None:
+    text = text.strip()
+    value: datetime | None = None
+    try:
+        value = email.utils.parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError, OverflowError):
+        try:
+            value = datetime.fromisoformat(text.replace("z", "Z"))
+        except ValueError:
+            return None
+    if value.tzinfo is None or value.utcoffset() is None:
+        value = value.replace(tzinfo=UTC)
+    return value
+
+
+_SPACES = ["", " ", "  ", "\t", "\n", "\r\n", "\x0b", "\x1c", "\x85", "\xa0", "\u2028", "\u3000"]
+_TEXT_BITS = [*_SPACES, "a", "word", "é", "\x00", "\x7f", "\x9f", "\ufffe", "\ud800", "x" * 30]
+spaced = st.lists(st.sampled_from(_TEXT_BITS) | st.text(max_size=4), max_size=30).map("".join)
+
+
+@given(spaced, st.sampled_from([None, 1, 5, 40, 2000]))
+@settings(max_examples=500, deadline=None)
+def test_clean_text_is_the_old_one(text: str, limit: int | None) -> None:
+    assert feedmodel.clean_text(text, limit) == old_clean_text(text, limit)
+
+
+url_like = st.from_regex(feedmodel._PLAIN_LINK, fullmatch=True)
+links = st.lists(
+    st.sampled_from(["http://", "https://", "HTTP://", "ftp://", "//", "a", ".", "/", "?", "#",
+                     ";", ":", "@", "[", "]", "%20", " ", "\t", "é", "..", "80", "x=1&y=2"]),
+    max_size=12,
+).map("".join)  # fmt: skip
+
+
+@given(url_like | links, st.sampled_from([BASE, "http://h/", "", "https://a.b/c?d#e"]))
+@settings(max_examples=1000, deadline=None)
+def test_clean_link_is_the_old_one(link: str, base: str) -> None:
+    assert feedmodel.clean_link(link, base) == old_clean_link(link, base)
+
+
+def _pick(*values: str) -> st.SearchStrategy[str]:
+    return st.sampled_from(values)
+
+
+rfc822_like = st.tuples(
+    _pick("", "Mon, ", "Sun, ", "Xyz, ", "mon, "),
+    _pick("1", "07", "31", "00", "32", "9"),
+    _pick("Jan", "Feb", "Dec", "dec", "Foo"),
+    _pick("2026", "1999", "1000", "0099", "9999"),
+    _pick("00:00:00", "10:43:01", "23:59:60", "24:00:00", "12:60:00", "1:02:03", "10:43"),
+    _pick("GMT", "UT", "UTC", "Z", "+0000", "-0000", "+0530", "-0930", "+0099", "+2359",
+          "+2400", "-2400", "EST", "gmt", "+05"),
+).map(lambda p: f"{p[0]}{p[1]} {p[2]} {p[3]} {p[4]} {p[5]}")  # fmt: skip
+
+
+@given(rfc822_like)
+@settings(max_examples=1000, deadline=None)
+def test_dates_read_as_email_utils_reads_them(text: str) -> None:
+    assert repr(feedmodel._from_text(text)) == repr(old_from_text(text))

@@ -12,7 +12,7 @@ import re
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from urllib.parse import urljoin, urlsplit
 
 from storage.identity import document_keys, has_substance
@@ -26,7 +26,21 @@ MAX_INT64 = 2**63 - 1  # what both databases store in a BIGINT
 FUTURE_SLACK = timedelta(days=1)  # clocks and time zones disagree; beyond this a date is wrong
 # C0 controls except tab, newline and carriage return; DEL; C1 controls; non-characters.
 _CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ufffe\uffff]")
-_SPACE = re.compile(r"\s+")
+_ASCII_CONTROL = bytes(range(0x09)) + b"\x0b\x0c" + bytes(range(0x0E, 0x20)) + b"\x7f"
+# An absolute http(s) URL that urljoin and urlsplit give back unchanged: lower-case scheme, a
+# plain host, no params, no empty query or fragment (tests/test_feed_fastpaths.py checks it).
+_PLAIN_LINK = re.compile(
+    r"https?://[A-Za-z0-9.-]+(?::[0-9]+)?(?:/[\w.~!$&'()*+,=:@%/-]*)?"
+    r"(?:\?[\w.~!$&'()*+,=:@%/?-]+)?(?:#[\w.~!$&'()*+,=:@%/?#-]+)?",
+    re.ASCII,
+)
+# The usual RSS date, which email.utils.parsedate_to_datetime reads through a general tokenizer.
+_MONTH_NAMES = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+_MONTHS = {name: number for number, name in enumerate(_MONTH_NAMES, 1)}
+_RFC822 = re.compile(
+    rf"(?:(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun), )?([0-9]{{1,2}}) ({'|'.join(_MONTH_NAMES)}) "
+    r"([1-9][0-9]{3}) ([0-9]{2}):([0-9]{2}):([0-9]{2}) (?:GMT|UTC?|Z|([+-])([0-9]{2})([0-9]{2}))"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,12 +67,21 @@ def clean_text(value: object, limit: int | None = None) -> str | None:
     failed every poll of the feed."""
     if not isinstance(value, str):
         return None
-    text = _CONTROL.sub("", value)
+    text = value if _no_controls(value) else _CONTROL.sub("", value)
     if limit is not None:
-        text = _SPACE.sub(" ", text).strip()[:limit]
+        text = " ".join(text.split())[:limit]  # runs of whitespace as one space, none at the ends
         if len(text) * 4 > limit and len(encoded := text.encode("utf-8", "surrogatepass")) > limit:
             text = encoded[:limit].decode("utf-8", "ignore")
-    return text if text.strip() else None
+    return text if text and not text.isspace() else None
+
+
+def _no_controls(text: str) -> bool:
+    """True when ``_CONTROL`` cannot match: ASCII shown free of controls by a C-speed delete
+    (a quarter of the regex scan's cost on a summary, issue 14)."""
+    if not text.isascii():
+        return False
+    data = text.encode("ascii")
+    return len(data.translate(None, _ASCII_CONTROL)) == len(data)
 
 
 def clean_link(value: object, base: str) -> str | None:
@@ -66,6 +89,8 @@ def clean_link(value: object, base: str) -> str | None:
     text = clean_text(value, MAX_SHORT)
     if text is None:
         return None
+    if _PLAIN_LINK.fullmatch(text):
+        return text  # what the lines below give back for it, in a tenth of the time (issue 14)
     try:
         link = urljoin(base, text.strip())
         scheme = urlsplit(link).scheme
@@ -89,7 +114,9 @@ def parse_date(raw: RawDate, now: datetime | None) -> datetime | None:
 
 def _from_text(text: str) -> datetime | None:
     text = text.strip()
-    value: datetime | None = None
+    value = _rfc822(text)
+    if value is not None:
+        return value
     try:
         value = email.utils.parsedate_to_datetime(text)  # RFC 822/1123, as in RSS
     except (TypeError, ValueError, IndexError, OverflowError):
@@ -100,6 +127,22 @@ def _from_text(text: str) -> datetime | None:
     if value.tzinfo is None or value.utcoffset() is None:
         value = value.replace(tzinfo=UTC)  # no offset given: UTC is the feed convention
     return value
+
+
+def _rfc822(text: str) -> datetime | None:
+    """The usual RSS date read as ``email.utils.parsedate_to_datetime`` reads it, with an
+    unknown offset ("-0000") as UTC, in a third of its time (issue 14); else None."""
+    match = _RFC822.fullmatch(text)
+    if match is None:
+        return None
+    day, month, year, hour, minute, second, sign, hours, minutes = match.groups()
+    offset = 0 if sign is None else int(hours) * 3600 + int(minutes) * 60
+    try:
+        zone = timezone(timedelta(seconds=-offset if sign == "-" else offset))
+        return datetime(int(year), _MONTHS[month], int(day), int(hour), int(minute), int(second),
+                        tzinfo=zone)  # fmt: skip
+    except ValueError:  # the slow path then decides, as before
+        return None
 
 
 def authors_of(names: Iterable[object]) -> tuple[str, ...]:
