@@ -15,7 +15,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from aggregator.feeds import feedmodel, xmltext
+from aggregator.feeds import feedmodel, xmlsafety, xmltext
 from aggregator.feeds.xmltext import (
     bound_people,
     code_point,
@@ -220,3 +220,28 @@ rfc822_like = st.tuples(
 @settings(max_examples=1000, deadline=None)
 def test_dates_read_as_email_utils_reads_them(text: str) -> None:
     assert repr(feedmodel._from_text(text)) == repr(old_from_text(text))
+
+
+# ------------------------------------------------------------ xmlsafety: the entry cap
+
+_XML_BITS = [
+    "<rss>", "</rss>", "<channel>", "</channel>", "<item>", "</item>", "<a:entry>", "</a:entry>",
+    "<entry/>", "<x>", "</x>", "<t>text</t>", "&amp;", "&bad;", "<", ">", "<!-- c -->",
+    "<![CDATA[<item>]]>", "<?pi x?>", "é", "\x00",
+]  # fmt: skip
+xml_docs = st.lists(st.sampled_from(_XML_BITS), max_size=30).map(lambda bits: "".join(bits))
+
+
+@given(xml_docs, st.integers(min_value=0, max_value=6))
+@settings(max_examples=1000, deadline=None)
+def test_check_only_is_the_handler_scan(doc: str, max_entries: int) -> None:
+    """Where cap_entries takes the shortcut (no more "<" than either limit), it gives what the
+    element-by-element scan gives."""
+    data = b'<?xml version="1.0" encoding="utf-8"?>\n' + doc.encode("utf-8")
+    if data.count(b"<") <= min(xmlsafety.MAX_DEPTH, max_entries):
+        assert xmlsafety._check_only(data, max_entries) == xmlsafety._cap_scan(data, max_entries)
+    try:
+        scanned = xmlsafety._cap_scan(data, max_entries)
+    except xmlsafety.UnsafeXml:
+        return
+    assert xmlsafety.cap_entries(data, max_entries) == scanned

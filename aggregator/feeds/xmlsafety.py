@@ -247,6 +247,13 @@ class _Stop(Exception):
 
 def cap_entries(data: bytes, max_entries: int) -> tuple[bytes, bool, str | None]:
     """Keep the first ``max_entries`` entries; refuse absurd nesting. Returns (data, ok, note)."""
+    if data.count(b"<") <= min(MAX_DEPTH, max_entries):
+        return _check_only(data, max_entries)
+    return _cap_scan(data, max_entries)
+
+
+def _cap_scan(data: bytes, max_entries: int) -> tuple[bytes, bool, str | None]:
+    """``cap_entries`` element by element: depth and entries counted by expat handlers."""
     stack: list[str] = []
     parser = xml.parsers.expat.ParserCreate()
     count = 0
@@ -268,6 +275,17 @@ def cap_entries(data: bytes, max_entries: int) -> tuple[bytes, bool, str | None]
     except _Stop as stop:
         closing = "".join(f"</{tag}>" for tag in reversed(stop.open_tags)).encode("utf-8")
         return data[: stop.offset] + closing, True, _cap_note(max_entries)
+    except xml.parsers.expat.ExpatError:
+        return _cap_loose(data, max_entries)
+    return data, True, None
+
+
+def _check_only(data: bytes, max_entries: int) -> tuple[bytes, bool, str | None]:
+    """``cap_entries`` for a document with fewer start tags (each opens with "<") than either
+    limit: none can be passed, so expat only checks that the XML is well formed, with no Python
+    handler called per element (a third of the cost, issue 14)."""
+    try:
+        xml.parsers.expat.ParserCreate().Parse(data, True)
     except xml.parsers.expat.ExpatError:
         return _cap_loose(data, max_entries)
     return data, True, None
