@@ -14,6 +14,7 @@ from urllib.parse import urljoin, urlsplit
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from lxml import etree
 
 from aggregator.feeds import feedmodel, xmlsafety, xmltext
 from aggregator.feeds.xmltext import (
@@ -245,3 +246,29 @@ def test_check_only_is_the_handler_scan(doc: str, max_entries: int) -> None:
     except xmlsafety.UnsafeXml:
         return
     assert xmlsafety.cap_entries(data, max_entries) == scanned
+
+
+# ------------------------------------------------------------ fastfeed: namespaces below the root
+
+_NS_BITS = [
+    "<a>", "</a>", '<b xmlns:p="urn:p">', "</b>", '<c xmlns="urn:c">', "</c>", "xmlns", "t",
+    '<d x="xmlns">', "</d>", "<p:e>", "</p:e>", '<f xmlns:q="urn:q" xmlns:r="urn:r">', "</f>",
+]  # fmt: skip
+_ROOTS = [
+    "<rss>", '<rss xmlns:p="urn:p">', '<rss xmlns="urn:d" xmlns:p="urn:p">',
+    '<rss xmlns:p="urn:p" title="xmlns">', '<rss xmlns:xml="http://www.w3.org/XML/1998/namespace">',
+]  # fmt: skip
+
+
+@given(st.sampled_from(_ROOTS), st.lists(st.sampled_from(_NS_BITS), max_size=12))
+@settings(max_examples=1000, deadline=None)
+def test_xmlns_count_proves_no_declaration_below_the_root(root: str, bits: list[str]) -> None:
+    """read_fast skips the per-element namespace check when the bytes hold no more "xmlns" than
+    the root declares: then no element below the root may declare one."""
+    data = f"{root}{''.join(bits)}</rss>".encode()
+    try:
+        tree = etree.fromstring(data, xmlsafety.hardened_parser())
+    except etree.XMLSyntaxError:
+        return
+    if data.count(b"xmlns") <= len(tree.nsmap):
+        assert all(el.nsmap == tree.nsmap for el in tree.iter())

@@ -135,10 +135,11 @@ def leaf_text(el: etree._Element, allowed: frozenset[str] | None = LANG) -> str 
     if len(el):
         raise Decline
     attrs = attributes(el)
-    if allowed is not None and not allowed.issuperset(attrs):
-        raise Decline
-    if allowed is TYPED and attrs.get("type", "text") not in _TEXT_TYPES:
-        raise Decline  # xhtml is re-serialized by feedparser, other types may be base64
+    if attrs and allowed is not None:
+        if not allowed.issuperset(attrs):
+            raise Decline
+        if allowed is TYPED and attrs.get("type", "text") not in _TEXT_TYPES:
+            raise Decline  # xhtml is re-serialized by feedparser, other types may be base64
     text: str | None = el.text
     return text
 
@@ -169,10 +170,10 @@ class ElementNames:
         self.cache: dict[str, str] = {}
 
     def __call__(self, tag: object) -> str:
-        if not isinstance(tag, str):
-            raise Decline
-        name = self.cache.get(tag)
+        name: str | None = self.cache.get(tag)  # type: ignore[call-overload]  # non-str: None
         if name is None:
+            if not isinstance(tag, str):
+                raise Decline
             name = self.cache[tag] = self._name(tag)
         return name
 

@@ -39,7 +39,7 @@ _XMLNS_VALUE = re.compile(r"""xmlns(?::[\w.-]+)?\s*=\s*(["'])(.*?)\1""", re.DOTA
 # Atom person's parts: in a malformed document its loose parser joins them into one such field.
 # CDATA sections and comments are skipped whole: an <author> in a CDATA-wrapped HTML body is text.
 _PERSON_NAMES = ("author", "creator", "publisher", "contributor", "managingeditor", "webmaster",
-                 "name", "email", "uri")
+                 "name", "email", "uri")  # fmt: skip
 _PERSON_START = re.compile(
     r"<!\[CDATA\[.*?(?:\]\]>|\Z)|<!--.*?(?:-->|\Z)"
     rf"|<((?:[\w.-]+:)?(?:{'|'.join(_PERSON_NAMES)}))"
