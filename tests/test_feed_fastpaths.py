@@ -6,6 +6,7 @@ on hand-picked traps and on Hypothesis text built from the characters that matte
 
 from __future__ import annotations
 
+import dataclasses
 import email.utils
 import re
 from datetime import UTC, datetime
@@ -24,6 +25,7 @@ from aggregator.feeds.xmltext import (
     squeeze_namespaces,
     without_illegal_chars,
 )
+from storage.records import Entry
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -272,3 +274,10 @@ def test_xmlns_count_proves_no_declaration_below_the_root(root: str, bits: list[
         return
     if data.count(b"xmlns") <= len(tree.nsmap):
         assert all(el.nsmap == tree.nsmap for el in tree.iter())
+
+
+def test_keyed_is_replace() -> None:
+    """Every field but the key is copied, whatever Entry's fields become."""
+    values = {f.name: f"value of {f.name}" for f in dataclasses.fields(Entry)}
+    entry = Entry(**values)  # type: ignore[arg-type]  # any distinct values will do
+    assert feedmodel.keyed(entry, "new") == dataclasses.replace(entry, key="new")
