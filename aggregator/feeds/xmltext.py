@@ -25,9 +25,9 @@ _REPLACEMENT = "&#xFFFD;"
 # Characters XML 1.0 forbids (expat would reject the document and hand it to the loose parser).
 # Lone surrogates come from decoders such as UTF-7's and cannot even be encoded as UTF-8.
 _ILLEGAL_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
-# The same in UTF-8 ("surrogatepass"): C0 bytes; sequences that only they (or U+D000-U+D7FF,
-# for the lead byte 0xED) start with.
-_ILLEGAL_C0 = bytes(range(0x09)) + b"\x0b\x0c" + bytes(range(0x0E, 0x20))
+# Each of them, or (beyond ASCII, in UTF-8 with "surrogatepass") what it starts with: a lead
+# byte 0xED is also that of U+D000-U+D7FF. ``in`` finds one character with memchr.
+_ILLEGAL_C0 = tuple(chr(c) for c in range(0x20) if chr(c) not in "\t\n\r")
 _ILLEGAL_WIDE = (b"\xed", b"\xef\xbf\xbe", b"\xef\xbf\xbf")
 # xml.sax joins namespace and local name with a space and splits with str.split(), so
 # whitespace inside a namespace URI (written as such or as a reference, ``&#x85;`` included)
@@ -131,15 +131,16 @@ def _join_pair(code: int | None, match: re.Match[str]) -> str | None:
 def without_illegal_chars(text: str) -> str:
     """The text without the characters XML 1.0 forbids.
 
-    Almost no feed holds one, and a C-speed look at the UTF-8 bytes proves it in a fifth of the
-    time of the regex scan (issue 14), which then runs only when it may find something.
+    Almost no feed holds one, and memchr proves it in a tenth of the time of the regex scan
+    (issue 14), which then runs only when it may find something.
     """
-    data = text.encode("utf-8", "surrogatepass")
-    if len(data.translate(None, _ILLEGAL_C0)) == len(data) and (
-        text.isascii() or not any(seq in data for seq in _ILLEGAL_WIDE)
-    ):
-        return text
-    return _ILLEGAL_XML.sub("", text)
+    if any(c in text for c in _ILLEGAL_C0):
+        return _ILLEGAL_XML.sub("", text)
+    if not text.isascii():
+        data = text.encode("utf-8", "surrogatepass")
+        if any(seq in data for seq in _ILLEGAL_WIDE):
+            return _ILLEGAL_XML.sub("", text)
+    return text
 
 
 def squeeze_namespaces(text: str) -> str:
