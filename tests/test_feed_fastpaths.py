@@ -281,3 +281,16 @@ def test_keyed_is_replace() -> None:
     values = {f.name: f"value of {f.name}" for f in dataclasses.fields(Entry)}
     entry = Entry(**values)  # type: ignore[arg-type]  # any distinct values will do
     assert feedmodel.keyed(entry, "new") == dataclasses.replace(entry, key="new")
+
+
+@given(rfc822_like | spaced, st.sampled_from([None, datetime(2026, 1, 1, tzinfo=UTC)]))
+@settings(max_examples=300, deadline=None)
+def test_date_from_text_is_parse_date(text: str, now: datetime | None) -> None:
+    expected = feedmodel.parse_date(feedmodel.RawDate(text), now)
+    assert repr(feedmodel.date_from_text(text, now)) == repr(expected)
+
+
+def test_no_enclosures_whatever_the_duration() -> None:
+    """entry_of skips enclosures_of when an entry has none: a duration alone makes none."""
+    for duration in (None, "3600", "1:02:03", 12):
+        assert feedmodel.enclosures_of([], BASE, duration) == ()

@@ -30,6 +30,7 @@ from aggregator.feeds.feedmodel import (
     authors_of,
     clean_link,
     clean_text,
+    date_from_text,
     enclosures_of,
     parse_date,
 )
@@ -225,7 +226,7 @@ def _date(text: str | None, now: datetime | None) -> datetime | None:
     """``parse_date`` with feedparser's reading as the fallback, computed only when needed."""
     if text is None:
         return None
-    value = parse_date(RawDate(text), now)
+    value = date_from_text(text, now)
     if value is None and text:
         value = parse_date(RawDate(text, _parse_date(text)), now)
     return value
@@ -277,7 +278,9 @@ def entry_of(item: Item, url: str, now: datetime | None) -> Entry:
         authors=authors_of(names),
         published=_date(item.published, now),
         updated=_date(item.updated, now),
-        enclosures=enclosures_of(item.enclosures + item.media, url, item.duration),
+        enclosures=enclosures_of(item.enclosures + item.media, url, item.duration)
+        if item.enclosures or item.media
+        else (),
     )
 
 

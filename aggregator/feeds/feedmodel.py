@@ -109,6 +109,15 @@ def parse_date(raw: RawDate, now: datetime | None) -> datetime | None:
             value = datetime(*raw.parsed[:6], tzinfo=UTC)
         except (ValueError, OverflowError, TypeError):
             value = None
+    return _not_future(value, now)
+
+
+def date_from_text(text: str | None, now: datetime | None) -> datetime | None:
+    """``parse_date(RawDate(text), now)``, without building the RawDate (issue 14)."""
+    return _not_future(_from_text(text) if text else None, now)
+
+
+def _not_future(value: datetime | None, now: datetime | None) -> datetime | None:
     if value is not None and now is not None and value > now + FUTURE_SLACK:
         return None
     return value
