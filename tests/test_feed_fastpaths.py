@@ -219,8 +219,15 @@ rfc822_like = st.tuples(
 ).map(lambda p: f"{p[0]}{p[1]} {p[2]} {p[3]} {p[4]} {p[5]}")  # fmt: skip
 
 
-@given(rfc822_like)
-@settings(max_examples=1000, deadline=None)
+_DATE_BITS = [
+    "2026", "-12", "-07", "T", "t", "10:43:01", ".5", "Z", "z", "+02:00", "-0000", ",", "Mon",
+    "Dec", "07", "GMT", " ", "\t", "\xa0", "\u3000", "\x1c", "\n", "x",
+]  # fmt: skip
+date_words = st.lists(st.sampled_from(_DATE_BITS), max_size=10).map("".join)
+
+
+@given(rfc822_like | date_words)
+@settings(max_examples=1500, deadline=None)
 def test_dates_read_as_email_utils_reads_them(text: str) -> None:
     assert repr(feedmodel._from_text(text)) == repr(old_from_text(text))
 
@@ -294,3 +301,13 @@ def test_no_enclosures_whatever_the_duration() -> None:
     """entry_of skips enclosures_of when an entry has none: a duration alone makes none."""
     for duration in (None, "3600", "1:02:03", 12):
         assert feedmodel.enclosures_of([], BASE, duration) == ()
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["2026-12-07T10:43:01Z", "2026-12-07T10:43:01.5+02:00", "2026-12-07t10:43:01z", "2026-12-07",
+     "2026-12-07 10:43:01", "2026-12-07\t10:43:01", "2026-12-07\xa010:43:01", "20261207T104301",
+     "Mon,07Dec2026", "07-Dec-26 10:43:01 GMT", "Monday, 07-Dec-26 10:43:01 GMT", " 2026-12-07 "],
+)  # fmt: skip
+def test_atom_and_odd_dates_read_as_before(text: str) -> None:
+    assert repr(feedmodel._from_text(text)) == repr(old_from_text(text))

@@ -125,12 +125,8 @@ def _not_future(value: datetime | None, now: datetime | None) -> datetime | None
 
 def _from_text(text: str) -> datetime | None:
     text = text.strip()
-    value = _rfc822(text)
-    if value is not None:
-        return value
-    try:
-        value = email.utils.parsedate_to_datetime(text)  # RFC 822/1123, as in RSS
-    except (TypeError, ValueError, IndexError, OverflowError):
+    value = _rfc822(text) or _rfc822_general(text)
+    if value is None:
         try:
             value = datetime.fromisoformat(text.replace("z", "Z"))  # RFC 3339, as in Atom/JSON
         except ValueError:
@@ -138,6 +134,17 @@ def _from_text(text: str) -> datetime | None:
     if value.tzinfo is None or value.utcoffset() is None:
         value = value.replace(tzinfo=UTC)  # no offset given: UTC is the feed convention
     return value
+
+
+def _rfc822_general(text: str) -> datetime | None:
+    """RFC 822/1123, as in RSS, by email.utils. It reads no date out of one word (with no
+    whitespace), so an ISO 8601 date skips it: a quarter of an Atom date's cost (issue 14)."""
+    if " " not in text and text.isprintable():
+        return None
+    try:
+        return email.utils.parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
 
 
 def _rfc822(text: str) -> datetime | None:
