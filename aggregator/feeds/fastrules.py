@@ -30,6 +30,7 @@ from aggregator.feeds.feedmodel import (
     authors_of,
     clean_link,
     clean_text,
+    date_from_text,
     enclosures_of,
     parse_date,
 )
@@ -135,10 +136,11 @@ def leaf_text(el: etree._Element, allowed: frozenset[str] | None = LANG) -> str 
     if len(el):
         raise Decline
     attrs = attributes(el)
-    if allowed is not None and not allowed.issuperset(attrs):
-        raise Decline
-    if allowed is TYPED and attrs.get("type", "text") not in _TEXT_TYPES:
-        raise Decline  # xhtml is re-serialized by feedparser, other types may be base64
+    if attrs and allowed is not None:
+        if not allowed.issuperset(attrs):
+            raise Decline
+        if allowed is TYPED and attrs.get("type", "text") not in _TEXT_TYPES:
+            raise Decline  # xhtml is re-serialized by feedparser, other types may be base64
     text: str | None = el.text
     return text
 
@@ -169,10 +171,10 @@ class ElementNames:
         self.cache: dict[str, str] = {}
 
     def __call__(self, tag: object) -> str:
-        if not isinstance(tag, str):
-            raise Decline
-        name = self.cache.get(tag)
+        name: str | None = self.cache.get(tag)  # type: ignore[call-overload]  # non-str: None
         if name is None:
+            if not isinstance(tag, str):
+                raise Decline
             name = self.cache[tag] = self._name(tag)
         return name
 
@@ -224,13 +226,13 @@ def _date(text: str | None, now: datetime | None) -> datetime | None:
     """``parse_date`` with feedparser's reading as the fallback, computed only when needed."""
     if text is None:
         return None
-    value = parse_date(RawDate(text), now)
+    value = date_from_text(text, now)
     if value is None and text:
         value = parse_date(RawDate(text, _parse_date(text)), now)
     return value
 
 
-@dataclass
+@dataclass(slots=True)
 class Item:
     """What feedparser holds for one entry, in the fields ``feeds`` reads."""
 
@@ -276,7 +278,9 @@ def entry_of(item: Item, url: str, now: datetime | None) -> Entry:
         authors=authors_of(names),
         published=_date(item.published, now),
         updated=_date(item.updated, now),
-        enclosures=enclosures_of(item.enclosures + item.media, url, item.duration),
+        enclosures=enclosures_of(item.enclosures + item.media, url, item.duration)
+        if item.enclosures or item.media
+        else (),
     )
 
 
