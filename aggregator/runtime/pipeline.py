@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 from aggregator.errors import ExtractError, FetchError, LeaseLost, ParseError, StorageError
 from aggregator.extract.lazy import LazyRules
+from aggregator.feeds.lazy import parse_feed, parse_safely
 from aggregator.fetch import BasicAuth, HostLimiter, HttpClient, Response, RobotsCache, url_problem
 from aggregator.runtime.writer import PollWriter
 from aggregator.schedule import (
@@ -65,23 +66,6 @@ KEPT_HEADERS = frozenset(
 # (The cap lives in storage: an interrupted fetch counts towards it when the page is re-claimed.)
 ARTICLE_RETRY_BASE = 900.0
 ARTICLE_RETRY_CAP = 86400.0
-
-
-def parse_feed(body: bytes, url: str, headers: dict[str, str], now: datetime) -> ParsedFeed:
-    """``aggregator.feeds.parse_feed``, loaded with lxml and feedparser when the first body is
-    parsed: a pass of 304s never needs them (40-60 ms of CPU at every start, issue 14)."""
-    from aggregator.feeds import parse_feed as parse
-
-    return parse(body, url, headers, now)
-
-
-def _parse_safely(parse: Callable[[bytes, str, dict[str, str], datetime], ParsedFeed],
-                  body: bytes, url: str, headers: dict[str, str], now: datetime) -> ParsedFeed:
-    """``aggregator.feeds.parse_safely``, loaded in the executor's thread (or process), not on
-    the event loop; a module function, so that a process pool can pickle it."""
-    from aggregator.feeds import parse_safely
-
-    return parse_safely(parse, body, url, headers, now)
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,7 +140,7 @@ async def _poll(
 async def _parse(ctx: Context, response: Response, now: datetime) -> ParsedFeed:
     headers = dict(response.headers)
     return await asyncio.get_running_loop().run_in_executor(  # HTML sanitized there too
-        ctx.parse_pool, _parse_safely, ctx.parse, response.body, response.final_url, headers, now
+        ctx.parse_pool, parse_safely, ctx.parse, response.body, response.final_url, headers, now
     )
 
 
