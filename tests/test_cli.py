@@ -192,3 +192,25 @@ def test_reextract_records_a_revision_only_where_the_result_changed(
     assert "2 pages: 0 changed" in run("--config", cfg, "reextract")[1]
     assert revisions() == after
     assert run("--config", cfg, "export", "--since", mark)[1] == ""
+
+
+def test_the_collector_pauses_for_start_up_and_resumes_even_on_error() -> None:
+    """``poll`` loads with the cyclic collector off (issue 14); it must come back on, with what
+    start-up made frozen, whatever happens, and stay off where a caller had turned it off."""
+    import gc
+
+    from aggregator.cli.app import collector_paused
+
+    try:
+        assert gc.isenabled()
+        with pytest.raises(RuntimeError), collector_paused():
+            assert not gc.isenabled()
+            raise RuntimeError("boom")
+        assert gc.isenabled() and gc.get_freeze_count() > 0
+        gc.disable()
+        with collector_paused():
+            pass
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
+        gc.unfreeze()

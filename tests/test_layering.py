@@ -206,3 +206,14 @@ def test_the_command_line_loads_no_http_client_until_a_command_fetches() -> None
     after = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
                            check=True, cwd=ROOT)
     assert after.stdout.strip() == "True"
+
+
+def test_the_one_shot_poll_loads_the_feed_parser_only_when_it_parses() -> None:
+    """A pass of 304s parses nothing: lxml and feedparser load with the first body, and
+    multiprocessing only for helper processes or parse workers (issue 14)."""
+    probe = ("import sys, aggregator.cli, aggregator.runtime.oneshot; "
+             "print(sorted(m for m in ('lxml', 'feedparser', 'aggregator.feeds.parse', "
+             "'multiprocessing') if m in sys.modules))")
+    loaded = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                            check=True, cwd=ROOT)
+    assert loaded.stdout.strip() == "[]"

@@ -26,6 +26,7 @@ from aggregator.cli.app import (
     EXIT_OK,
     EXIT_PARTIAL,
     App,
+    collector_paused,
     command_options,
     fail,
     failures_listed_afterwards,
@@ -124,15 +125,13 @@ def poll(app: App, once: bool, allow_removal: bool) -> None:
     1 when some failed (each is named, one line each, after the summary).
     """
     import asyncio
-    import gc
-
-    from aggregator.runtime import OneShot
 
     try:
-        settings = app.require_feeds()
-        # What is loaded by now lives as long as the process: the collector need not walk it
-        # again at every full collection while the poll makes its many objects (issue 14).
-        gc.freeze()
+        with collector_paused():  # what start-up loads lives as long as the process
+            from aggregator.runtime import OneShot
+            from storage.store import Store  # noqa: F401  (app.store's, loaded in the pause)
+
+            settings = app.require_feeds()
         with app.store() as store, failures_listed_afterwards(app.verbose == 0):
             started = datetime.now(UTC)
             app.sync_feeds(store, settings, allow_removal)

@@ -12,13 +12,15 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aggregator.config import Settings
-from aggregator.runtime.processes import Crew, next_hand
 from aggregator.runtime.worker import Totals, Worker, open_context
 from storage.records import FeedState, PendingArticle
 from storage.seam import StorageType
+
+if TYPE_CHECKING:  # helper processes (multiprocessing) load only when a phase deals to them
+    from aggregator.runtime.processes import Crew
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +58,8 @@ class Dealer:
         if self.crew is not None and not self.crew.intact():
             self.close()
         if self.crew is None:
+            from aggregator.runtime.processes import Crew
+
             self.crew = Crew(self.settings, self.owner, self.settings.service.processes - 1,
                              play_hands)
             self.crew.start()
@@ -151,6 +155,8 @@ async def play_hands(settings: Settings, store: StorageType, jobs: Any, owner: s
                      done: Callable[[Totals], None]) -> None:  # fmt: skip
     """What a helper process of ``poll --once`` runs (``processes.Crew``): play the hands dealt
     until told to stop, reporting what each job added to the totals."""
+    from aggregator.runtime.processes import next_hand
+
     totals = Totals()
     async with open_context(settings, store, owner=owner) as ctx:
         worker = Worker(ctx, settings, totals)

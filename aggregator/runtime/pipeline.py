@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 from aggregator.errors import ExtractError, FetchError, LeaseLost, ParseError, StorageError
 from aggregator.extract.lazy import LazyRules
-from aggregator.feeds import ParsedFeed, parse_feed, parse_safely
+from aggregator.feeds.lazy import parse_feed, parse_safely
 from aggregator.fetch import BasicAuth, HostLimiter, HttpClient, Response, RobotsCache, url_problem
 from aggregator.runtime.writer import PollWriter
 from aggregator.schedule import (
@@ -48,6 +48,7 @@ from storage.seam import StorageType
 
 if TYPE_CHECKING:
     from aggregator.extract.rules import SiteRules
+    from aggregator.feeds import ParsedFeed
 
 log = logging.getLogger(__name__)
 

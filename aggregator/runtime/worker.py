@@ -9,12 +9,11 @@ import asyncio
 import contextlib
 import copy
 import logging
-import multiprocessing
 import random
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Coroutine
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Executor
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from typing import Any
@@ -124,9 +123,7 @@ async def open_context(
     robots = (RobotsCache(http, settings.http.user_agent, limiter=limiter)
               if settings.http.respect_robots else None)
     workers = settings.service.parse_workers
-    # "spawn": the service has threads already, and forking a threaded process is unsafe.
-    pool = (ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
-            if workers else None)
+    pool = _parse_pool(workers) if workers else None
     try:
         async with poll_writer(store, alone=settings.service.processes == 1) as writer:
             yield Context(
@@ -145,6 +142,15 @@ async def open_context(
         await http.aclose()
         if pool is not None:
             pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _parse_pool(workers: int) -> Executor:
+    """Processes that parse feeds; multiprocessing loads only for them. "spawn": the service
+    has threads already, and forking a threaded process is unsafe."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    return ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
 
 
 class Worker:
