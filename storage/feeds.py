@@ -115,6 +115,8 @@ def sync(conn: Connection, configs: Sequence[FeedConfig], now: datetime,
     kept: set[int] = set()
     for cfg in {cfg.url: cfg for cfg in configs}.values():
         values = config_values(cfg) | {"config_url": cfg.url}
+        if cfg.title is None:  # the title the feed gave stays (a poll fills it in)
+            del values["title"]
         fid = by_config.get(cfg.url, by_url.get(cfg.url))
         if fid is not None and fid not in kept:
             others = holders_of.get(cfg.url, set()) - {fid}

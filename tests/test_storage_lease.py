@@ -8,6 +8,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from sqlalchemy import event
 
 from storage.errors import LeaseLost
 from storage.records import ExportFilter, FeedConfig
@@ -86,6 +87,28 @@ def test_sync_writes_what_changed_and_revives_a_feed_back_in_the_config(store: S
     feeds = {f.url: f for f in store.list_feeds()}
     assert feeds[URLS[0]].active and feeds[URLS[0]].title == "One"
     assert (feeds[URLS[1]].title, list(feeds[URLS[1]].tags)) == ("Two", ["b"])
+
+
+def test_sync_keeps_the_title_the_feed_gave_unless_the_config_names_one(store: Store) -> None:
+    """A feed's own title, stored by a poll, survives a restart's sync that names no title
+    (it was cleared, then every such start rewrote every feed row: 0.45 s for 1,000 feeds);
+    a configured title still wins."""
+    store.sync_feeds([FeedConfig(URLS[0])], T0)
+    [feed] = store.claim_due(T0, 5, "a", 600)
+    store.apply_poll(poll_result(feed, T0, [entry(1)], lease_owner="a", title="Its own"))
+    updates: list[str] = []
+
+    def seen(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
+        if statement.lstrip().upper().startswith("UPDATE"):
+            updates.append(statement)
+
+    event.listen(store.db.engine, "before_cursor_execute", seen)
+    store.sync_feeds([FeedConfig(URLS[0])], T0)
+    event.remove(store.db.engine, "before_cursor_execute", seen)
+    assert updates == []
+    assert [f.title for f in store.list_feeds()] == ["Its own"]
+    store.sync_feeds([FeedConfig(URLS[0], title="Configured")], T0)
+    assert [f.title for f in store.list_feeds()] == ["Configured"]
 
 
 @pytest.mark.postgres
