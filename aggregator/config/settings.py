@@ -211,12 +211,6 @@ class ServiceSettings(_Strict):
         return self
 
 
-def split_listen(value: str) -> tuple[str, int]:
-    """``HOST:PORT`` (``[::1]:8321`` for IPv6; port 0: any free one, as logged) → (host, port)."""
-    where = parse_listen(value)
-    return where.host, where.port
-
-
 class DatabaseTimeouts(_Strict):
     """How long to wait for PostgreSQL (``storage.dburl.Timeouts``); SQLite ignores them."""
 

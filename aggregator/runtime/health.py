@@ -24,7 +24,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
-from aggregator.config.settings import split_listen
+from aggregator.config.listen import parse_listen
 from aggregator.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -138,7 +138,8 @@ def build_app(health: Health, metrics: Callable[[], Awaitable[bytes]], token: st
 
 def bind(listen: str) -> socket.socket:
     """The listening socket, bound before anything else starts: a taken port is a clear error."""
-    host, port = split_listen(listen)
+    where = parse_listen(listen)
+    host, port = where.host, where.port
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     try:
         return socket.create_server((host, port), family=family)
