@@ -7,13 +7,11 @@ fresh subprocess at each checkpoint, and reports every figure the issue asks for
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+from tests.benchrun import run_benchmark
 
 
 @pytest.mark.slow
@@ -22,9 +20,7 @@ def test_archive_benchmark_runs_at_tiny_scale(tmp_path: Path) -> None:
     out = tmp_path / "figures.json"
     argv = ["--items", "2000", "--checkpoints", "1000", "--feeds", "20", "--per-poll", "50",
             "--workdir", str(tmp_path / "work"), "--json", str(out)]  # fmt: skip
-    proc = subprocess.run([sys.executable, "-m", "benchmarks.archive", *argv], cwd=ROOT,
-                          capture_output=True, text=True, timeout=170, check=False)  # fmt: skip
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    proc = run_benchmark("archive", argv, timeout=170)
     assert "items/s" in proc.stdout and "peak RSS" in proc.stdout and "ratio" in proc.stdout
     figures = json.loads(out.read_text())
     stats = figures["stats"]

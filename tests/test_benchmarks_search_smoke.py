@@ -7,13 +7,11 @@ query of its set, sizes the index and times the write with and without it.
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+from tests.benchrun import run_benchmark
 
 
 @pytest.mark.slow
@@ -22,9 +20,7 @@ def test_search_benchmark_runs_at_tiny_scale(tmp_path: Path) -> None:
     out = tmp_path / "figures.json"
     argv = ["--items", "2000", "--write-items", "400", "--repeat", "2", "--feeds", "10",
             "--workdir", str(tmp_path / "work"), "--json", str(out)]  # fmt: skip
-    proc = subprocess.run([sys.executable, "-m", "benchmarks.search", *argv], cwd=ROOT,
-                          capture_output=True, text=True, timeout=170, check=False)  # fmt: skip
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    proc = run_benchmark("search", argv, timeout=170)
     assert "p95" in proc.stdout and "items/s with the index" in proc.stdout
     figures = json.loads(out.read_text())
     assert figures["items"] == 2000 and figures["articles"] == 40

@@ -6,8 +6,6 @@ The benchmark itself measures nothing here; this only proves that it starts, pol
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -15,8 +13,7 @@ import httpx
 import pytest
 
 from benchmarks.feedserver import Catalog, FeedServer, ServerSpec, feed_modes
-
-ROOT = Path(__file__).resolve().parent.parent
+from tests.benchrun import run_benchmark
 
 
 def test_feed_server_spreads_hosts_gzips_and_answers_304() -> None:
@@ -83,31 +80,12 @@ def test_poll_benchmark_runs_at_tiny_scale(tmp_path: Path) -> None:
         "--json",
         str(out),
     ]
-    proc = subprocess.run(
-        [sys.executable, "-m", "benchmarks.poll", *argv],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stderr[-2000:]
+    proc = run_benchmark("poll", argv, timeout=60)
     assert "ours (SQLite)" in proc.stdout and "items/s" in proc.stdout
     first, second = json.loads(out.read_text())["runs"][0]["passes"]
     assert (first["new_items"], first["server"]) == (30, {"200": 10})
     assert (second["new_items"], second["server"]) == (0, {"304": 10})
     assert first["wall"] > 0 and first["peak_rss_mib"] > 0
-
-
-def _run_poll_benchmark(argv: list[str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "benchmarks.poll", *argv],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
 
 
 def _reader_or_skip() -> None:
@@ -123,8 +101,7 @@ def test_poll_benchmark_reader_half_runs_whole_processes(tmp_path: Path) -> None
     out = tmp_path / "figures.json"
     argv = ["--feeds", "4", "--entries", "2", "--hosts", "4", "--latency", "0",
             "--systems", "ours,reader", "--json", str(out)]  # fmt: skip
-    proc = _run_poll_benchmark(argv)
-    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    proc = run_benchmark("poll", argv)
     assert "against reader, whole processes" in proc.stdout
     runs = {run["name"]: run["passes"] for run in json.loads(out.read_text())["runs"]}
     first, second = runs["reader"]
@@ -139,8 +116,7 @@ def test_poll_benchmark_in_process_mode_runs(tmp_path: Path) -> None:
     out = tmp_path / "figures.json"
     argv = ["--in-process", "--feeds", "4", "--entries", "2", "--hosts", "2", "--latency", "0",
             "--systems", "ours", "--json", str(out)]  # fmt: skip
-    proc = _run_poll_benchmark(argv)
-    assert proc.returncode == 0, proc.stderr[-2000:]
+    run_benchmark("poll", argv)
     first, second = json.loads(out.read_text())["runs"][0]["passes"]
     assert (first["new_items"], first["server"]) == (8, {"200": 4})
     assert (second["new_items"], second["server"]) == (0, {"304": 4})

@@ -7,8 +7,6 @@ every mode, records each one, exits 0 on SIGTERM, and that the report's arithmet
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -16,8 +14,8 @@ import pytest
 
 from benchmarks.soak import gaps, schedule_report, slope_per_hour
 from benchmarks.soakserver import MISBEHAVING, soak_modes
+from tests.benchrun import run_benchmark
 
-ROOT = Path(__file__).resolve().parent.parent
 ERRORS = {"error", "throttle", "bomb", "slowloris", "hang", "chunked", "lying", "html", "loop"}
 
 
@@ -46,9 +44,7 @@ def test_soak_runs_tiny_and_every_mode_is_recorded(tmp_path: Path) -> None:
             "--min-interval", "5", "--timeout", "2", "--slow-delay", "1", "--retry-after", "30",
             "--host-delay", "0", "--articles", "0.02", "--sample", "2", "--quiet",
             "--json", str(out)]
-    done = subprocess.run([sys.executable, "-m", "benchmarks.soak", *argv], cwd=ROOT,
-                          capture_output=True, text=True, timeout=170, check=False)
-    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    done = run_benchmark("soak", argv, timeout=170)
     result: dict[str, Any] = json.loads(out.read_text())
     assert result["exit_code"] == 0
     assert result["polls"] >= 200 and result["memory"]["samples"] >= 3

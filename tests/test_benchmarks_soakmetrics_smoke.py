@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from benchmarks.soakmetrics import compare
-
-ROOT = Path(__file__).resolve().parent.parent
+from tests.benchrun import run_benchmark
 
 
 def test_compare_takes_medians_per_side() -> None:
@@ -29,10 +26,8 @@ def test_compare_takes_medians_per_side() -> None:
 @pytest.mark.timeout(200)
 def test_one_tiny_round_scrapes_the_running_service(tmp_path: Path) -> None:
     out = tmp_path / "result.json"
-    done = subprocess.run([sys.executable, "-m", "benchmarks.soakmetrics", "--minutes", "0.4",
-                           "--rounds", "1", "--feeds", "40", "--json", str(out)], cwd=ROOT,
-                          capture_output=True, text=True, timeout=190, check=False)
-    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    run_benchmark("soakmetrics", ["--minutes", "0.4", "--rounds", "1", "--feeds", "40",
+                                  "--json", str(out)], timeout=190)
     result = json.loads(out.read_text())
     off, on = result["runs"]
     assert off["exit_code"] == on["exit_code"] == 0
