@@ -233,7 +233,7 @@ class IntArray(UserDefinedType[list[int]]):
         return "BIGINT[]"
 
     def bind_processor(self, dialect: Dialect) -> Callable[[list[int] | None], str | None]:
-        return _int_array
+        return int_array
 
 
 def _text_array(value: list[str] | None) -> str | None:
@@ -247,7 +247,7 @@ def _quote(value: str) -> str:
     return value.replace("\\", "\\\\").replace('"', '\\"').replace("\x00", "")
 
 
-def _int_array(value: list[int] | None) -> str | None:
+def int_array(value: list[int] | None) -> str | None:
     return None if value is None else "{" + ",".join(map(str, value)) + "}"
 
 

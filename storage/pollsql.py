@@ -16,7 +16,7 @@ from sqlalchemy import Connection, Row, bindparam, or_, select, update
 
 from storage import captures, searchindex
 from storage.bulk import insert_rows
-from storage.dialect import CHUNK, by_dialect, is_postgres, select_in
+from storage.dialect import CHUNK, by_dialect, int_array, is_postgres, select_in
 from storage.errors import StorageError
 from storage.feeds import RATE_WINDOW_DAYS, item_rate, log_polls, rate_of, write_states
 from storage.records import Entry
@@ -37,16 +37,8 @@ LOCK_FEEDS = by_dialect(
         .with_for_update(key_share=True)
     )
 )
-# this feed's sightings that an entry of the document may be: by key, or by link (a relink)
-FEED_SIGHTINGS = by_dialect(
-    lambda in_: (
-        select(sightings)
-        .where(sightings.c.feed_id == bindparam("feed_id"))
-        .where(or_(in_(sightings.c.key, "keys"), in_(sightings.c.link, "links")))
-        .order_by(sightings.c.id)
-    )
-)
-# several feeds' (``feeds_sightings``): a superset, each feed's own picked out in Python
+# the sightings that an entry of the document may be: by key, or by link (a relink), of
+# several feeds (``feeds_sightings``): a superset, each feed's own picked out in Python
 FEEDS_SIGHTINGS = by_dialect(
     lambda in_: (
         select(sightings)
@@ -151,7 +143,7 @@ def item_rates(conn: Connection, asked: Sequence[tuple[int, datetime]]) -> list[
         return [item_rate(conn, feed_id, now, RATE_WINDOW_DAYS) for feed_id, now in asked]
     window = timedelta(days=RATE_WINDOW_DAYS)
     sinces = [now - window for _, now in asked]
-    params = {"ids": "{" + ",".join(str(int(feed_id)) for feed_id, _ in asked) + "}",
+    params = {"ids": int_array([int(feed_id) for feed_id, _ in asked]),
               "sinces": _times(sinces), "nows": _times([now for _, now in asked])}  # fmt: skip
     out: list[float | None] = []
     rows = conn.exec_driver_sql(RATES, params).all()
@@ -180,14 +172,7 @@ def feed_sightings(conn: Connection, feed_id: int, keys: Sequence[str],
                    entries: Sequence[Entry]) -> list[Row[Any]]:  # fmt: skip
     """This feed's sightings with one of ``keys`` or a link of ``entries`` (``keys[i]`` is
     ``entries[i]``'s), by id."""
-    found: dict[int, Row[Any]] = {}
-    for start in range(0, len(keys), CHUNK // 2):
-        part = range(start, min(start + CHUNK // 2, len(keys)))
-        params = {"feed_id": feed_id, "keys": sorted({keys[i] for i in part}),
-                  "links": sorted({e.url for e in map(entries.__getitem__, part) if e.url})}
-        rows = conn.execute(FEED_SIGHTINGS.of(conn), params)
-        found.update((int(row.id), row) for row in rows)
-    return [found[i] for i in sorted(found)]
+    return feeds_sightings(conn, {feed_id: (keys, entries)})[feed_id]
 
 
 def feeds_sightings(conn: Connection, wanted: Mapping[int, tuple[Sequence[str], Sequence[Entry]]]
