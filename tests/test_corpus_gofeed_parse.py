@@ -94,8 +94,7 @@ pieces = st.one_of(
 def test_mutated_documents_parse_or_fail_in_one_line(data: st.DataObject) -> None:
     """What fuzzing found (feedparser crashes, lxml recovery's unbound prefixes, an Atom person
     read as a text author) stays found: no internal error, whatever is inserted where."""
-    if not DOCUMENTS:
-        pytest.skip("gofeed corpus absent")
+    require("gofeed")  # a skip on a user's clone, a failure in CI
     body = data.draw(st.sampled_from([p for p in DOCUMENTS if p.suffix == ".xml"])).read_bytes()
     for _ in range(data.draw(st.integers(1, 4))):
         at = data.draw(st.integers(0, len(body)))
