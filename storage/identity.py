@@ -67,8 +67,13 @@ MAX_KEY_URL = 2_000
 
 # The identity functions are pure and each entry's keys are computed twice: once by
 # ``Store.prepare_polls`` ahead of the write transaction, then inside it (see that method). The
-# caches are bounded: a write batch is at most a few thousand entries.
-@functools.lru_cache(maxsize=8192)
+# caches hold one write batch (64 polls of up to 32 entries): whatever they hold outlives its
+# write, the entries' texts included. At 8,192 and 4,096 entries they held ~7 MB of a first
+# pass's peak RSS, and only carried keys from prepare_polls to apply_polls (issue 14).
+BATCH_ENTRIES = 2048
+
+
+@functools.lru_cache(maxsize=BATCH_ENTRIES)
 def normalize_url(url: str | None, *, drop_tracking: bool = True) -> str | None:
     """The canonical form of an http(s) URL, or None when it is not one (``tag:``, garbage).
 
@@ -160,7 +165,7 @@ def plain_text(value: str | None) -> str:
     return " ".join(html.unescape(value).split()).casefold()
 
 
-@functools.lru_cache(maxsize=4096)
+@functools.lru_cache(maxsize=BATCH_ENTRIES)
 def content_fingerprint(title: str | None, body: str | None) -> str | None:
     """A hash that exact copies of a story share (same title and body across outlets), or None.
 
@@ -172,7 +177,7 @@ def content_fingerprint(title: str | None, body: str | None) -> str | None:
     return sha256_text(plain_text(title) + "\n" + text)
 
 
-@functools.lru_cache(maxsize=4096)
+@functools.lru_cache(maxsize=BATCH_ENTRIES)
 def content_hash(
     title: str | None,
     summary: str | None,
