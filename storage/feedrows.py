@@ -1,19 +1,21 @@
-"""A batch's feed-row writes (each poll's new state, its history row) below SQLAlchemy's
-per-row parameter processing, as ``storage.bulk`` writes items: values cleaned in Python as the
-column types would clean them (``storage.tables``), then one driver call per batch.
+"""The feed rows a poll reads and writes in bulk, below SQLAlchemy's per-row processing, as
+``storage.bulk`` writes items: the claimed feeds' states read, each poll's new state and history
+row written, values converted in Python as the column types would convert them
+(``storage.tables``), one driver call per batch.
 
 SQLite: the driver's executemany of tuples. PostgreSQL: the states in one
 ``UPDATE ... FROM unnest(arrays)`` (one statement to parse and plan, not one per feed), the
-history rows by ``COPY``. An unchanged pass writes a thousand of each: through Core, their
-parameter processing was the bulk of the writer's CPU.
+history rows by ``COPY``. An unchanged pass reads and writes a thousand of each: through Core,
+their parameter and result processing was the bulk of the writer's CPU.
 """
 
 from __future__ import annotations
 
 import functools
+import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Connection, DateTime, String
@@ -21,7 +23,8 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
 
 from storage.bulk import insert_rows
-from storage.dialect import is_postgres
+from storage.dialect import int_array, is_postgres
+from storage.records import FeedState
 from storage.tables import clean_text, feeds, polls, utc_naive
 
 # What a poll sets on its feed row, every column every time.
@@ -46,6 +49,57 @@ def write_states(conn: Connection, states: Sequence[Mapping[str, Any]]) -> None:
     columns = zip(*((s["feed_id"], *plan.values(s)) for s in last.values()), strict=True)
     params = {f"c{i}": plan.arrays[i](values) for i, values in enumerate(columns)}
     conn.exec_driver_sql(plan.sql, params)
+
+
+def read_states(conn: Connection, ids: Sequence[int]) -> list[FeedState]:
+    """The feeds of ``ids`` (claimed: they exist), in that order, as ``feeds.to_state`` makes
+    them of Core's rows: times aware UTC, booleans, tags a tuple."""
+    if not ids:
+        return []
+    postgres = is_postgres(conn)
+    if postgres:
+        found = conn.exec_driver_sql(_READ_PG, {"ids": int_array(list(ids))})
+    else:
+        found = conn.exec_driver_sql(_READ_SQLITE, (json.dumps(list(ids)),))
+    when: Callable[[Any], datetime] = _pg_when if postgres else _sqlite_when
+
+    def maybe(value: Any) -> datetime | None:
+        return None if value is None else when(value)
+
+    states = {}
+    for (fid, url, title, tags, interval, next_check, next_reason, error_count, etag, modified,
+         polled, status, http_status, error, new_items, unconditional, gone, redirect_url,
+         redirects, link_keys, active, config_url, rate) in found:  # fmt: skip
+        if isinstance(tags, str):  # SQLite's JSON is text; psycopg parses it
+            tags = json.loads(tags)
+        states[fid] = FeedState(
+            id=fid, url=url, title=title, tags=tuple(tags or ()), interval=interval,
+            next_check=when(next_check), next_reason=next_reason, error_count=error_count,
+            etag=etag, last_modified=modified, last_polled=maybe(polled), last_status=status,
+            last_http_status=http_status, last_error=error, last_new_items=new_items,
+            last_unconditional=maybe(unconditional), gone=bool(gone), redirect_url=redirect_url,
+            redirect_count=redirects, link_keys=bool(link_keys), active=bool(active),
+            config_url=config_url, items_per_day=rate,
+        )  # fmt: skip
+    return [states[fid] for fid in ids]
+
+
+_READ = ", ".join(f'"{name}"' for name in (
+    "id", "url", "title", "tags", "interval", "next_check", "next_reason", "error_count", "etag",
+    "last_modified", "last_polled", "last_status", "last_http_status", "last_error",
+    "last_new_items", "last_unconditional", "gone", "redirect_url", "redirect_count",
+    "link_keys", "active", "config_url", "items_per_day"))  # fmt: skip
+_READ_SQLITE = f"SELECT {_READ} FROM feeds WHERE id IN (SELECT value FROM json_each(?))"
+_READ_PG = f"SELECT {_READ} FROM feeds WHERE id = ANY(CAST(%(ids)s AS BIGINT[]))"
+
+
+def _sqlite_when(value: str) -> datetime:
+    """What ``UTCDateTime`` makes of SQLite's text (SQLAlchemy reads it with fromisoformat)."""
+    return datetime.fromisoformat(value).replace(tzinfo=UTC)
+
+
+def _pg_when(value: datetime) -> datetime:
+    return value.replace(tzinfo=UTC)
 
 
 def log_polls(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:

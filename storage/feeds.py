@@ -19,6 +19,7 @@ from storage.dialect import for_update_skip_locked, insert, lock_feed_sync
 from storage.errors import RemovalRefused
 from storage.feedrows import STATE_COLUMNS as STATE_COLUMNS  # the poll's writes, below Core
 from storage.feedrows import log_polls as log_polls
+from storage.feedrows import read_states
 from storage.feedrows import write_states as write_states
 from storage.records import (
     STATUS_NOT_MODIFIED,
@@ -203,9 +204,7 @@ def claim(
     conn.execute(
         update(feeds).where(feeds.c.id.in_(ids)).values(lease_owner=owner, lease_until=until)
     )
-    rows = conn.execute(select(feeds).where(feeds.c.id.in_(ids))).all()
-    order = {fid: i for i, fid in enumerate(ids)}
-    return sorted((to_state(r) for r in rows), key=lambda s: order[s.id]), taken
+    return read_states(conn, ids), taken
 
 
 def free_dead(conn: Connection, now: datetime) -> dict[str, int]:

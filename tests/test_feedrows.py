@@ -4,13 +4,15 @@ and the word NULL kept, None as NULL, times as naive UTC to the microsecond, dou
 
 from __future__ import annotations
 
+from dataclasses import fields
 from datetime import timedelta, timezone
 from typing import Any
 
 import pytest
-from sqlalchemy import Connection, bindparam, update
+from sqlalchemy import Connection, bindparam, select, update
 
-from storage.feedrows import STATE_COLUMNS, log_polls, write_states
+from storage.feedrows import STATE_COLUMNS, log_polls, read_states, write_states
+from storage.feeds import to_state
 from storage.records import FeedConfig
 from storage.store import Store
 from storage.tables import feeds, polls
@@ -89,3 +91,27 @@ def test_poll_history_rows_are_stored_as_the_core_insert_stores_them(store: Stor
         conn.execute(polls.insert(), [row])
         first, second = rows(conn, "polls")
     assert first == second
+
+
+def kinds(record: Any) -> list[type]:
+    return [type(getattr(record, f.name)) for f in fields(record)]
+
+
+def test_feed_states_are_read_as_core_rows_make_them(store: Store) -> None:
+    """``read_states`` (what a claim returns) equals ``to_state`` over Core's rows: tags,
+    times to the microsecond, NULLs, booleans, in the order asked for."""
+    urls = [f"https://f{i}.example/feed" for i in range(len(ODD))]
+    configs = [FeedConfig(u, tags=("a", 'b"c') if i % 2 else (), title=None if i % 3 else "T")
+               for i, u in enumerate(urls)]  # fmt: skip
+    store.sync_feeds(configs, T0)
+    ids = {f.url: f.id for f in store.list_feeds()}
+    with store.db.write() as conn:
+        write_states(conn, [state(ids[u], ODD[i], i, u) for i, u in enumerate(urls)])
+        conn.execute(update(feeds).where(feeds.c.id == ids[urls[1]]).values(active=False))
+    order = sorted(ids.values(), key=lambda fid: (fid * 7) % 11)
+    with store.db.write() as conn:
+        core = {r.id: to_state(r) for r in conn.execute(select(feeds))}
+        ours = read_states(conn, order)
+        assert ours == [core[fid] for fid in order]
+        assert [kinds(s) for s in ours] == [kinds(core[fid]) for fid in order]  # 1 is not True
+        assert read_states(conn, []) == []
