@@ -222,11 +222,12 @@ def test_httpx_loads_with_the_first_url_not_in_canonical_form() -> None:
 
 
 def test_the_one_shot_poll_loads_the_feed_parser_only_when_it_parses() -> None:
-    """A pass of 304s parses nothing: lxml and feedparser load with the first body, and
-    multiprocessing only for helper processes or parse workers (issue 14)."""
+    """A pass of 304s parses nothing: lxml and feedparser load with the first body, protego
+    with the first robots.txt, and multiprocessing only for helper processes or parse workers
+    (issue 14)."""
     probe = ("import sys, aggregator.cli, aggregator.runtime.oneshot; "
              "print(sorted(m for m in ('lxml', 'feedparser', 'aggregator.feeds.parse', "
-             "'multiprocessing') if m in sys.modules))")
+             "'multiprocessing', 'protego') if m in sys.modules))")
     loaded = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
                             check=True, cwd=ROOT)
     assert loaded.stdout.strip() == "[]"
