@@ -17,6 +17,10 @@ from sqlalchemy import Connection, Row, bindparam, func, or_, select, update
 from storage import holders
 from storage.dialect import for_update_skip_locked, insert, lock_feed_sync
 from storage.errors import RemovalRefused
+from storage.feedrows import STATE_COLUMNS as STATE_COLUMNS  # the poll's writes, below Core
+from storage.feedrows import log_polls as log_polls
+from storage.feedrows import read_states
+from storage.feedrows import write_states as write_states
 from storage.records import (
     STATUS_NOT_MODIFIED,
     STATUS_OK,
@@ -32,18 +36,6 @@ MIN_RATE_HISTORY = timedelta(days=1)  # a rate over a shorter span is noise
 RATE_WINDOW_DAYS = 14.0  # the publishing rate behind the adaptive interval
 RATE_REFRESH = timedelta(hours=1)  # a poll that brings nothing recounts it once per such slot
 
-# What a poll sets on its feed row, every column every time (one executemany for a batch).
-STATE_COLUMNS = (
-    "last_polled", "last_status", "last_http_status", "last_error", "error_count", "interval",
-    "next_check", "next_reason", "lease_owner", "lease_until", "gone", "redirect_url",
-    "redirect_count", "link_keys", "last_new_items", "etag", "last_modified",
-    "last_document_at", "last_unconditional", "title", "url", "items_per_day",
-)  # fmt: skip
-WRITE_STATE = (
-    update(feeds)
-    .where(feeds.c.id == bindparam("feed_id"))
-    .values({name: bindparam(f"v_{name}") for name in STATE_COLUMNS})
-)
 _FIRST_SEEN = select(func.min(sightings.c.first_seen)).where(
     sightings.c.feed_id == bindparam("feed_id")
 )
@@ -212,9 +204,7 @@ def claim(
     conn.execute(
         update(feeds).where(feeds.c.id.in_(ids)).values(lease_owner=owner, lease_until=until)
     )
-    rows = conn.execute(select(feeds).where(feeds.c.id.in_(ids))).all()
-    order = {fid: i for i, fid in enumerate(ids)}
-    return sorted((to_state(r) for r in rows), key=lambda s: order[s.id]), taken
+    return read_states(conn, ids), taken
 
 
 def free_dead(conn: Connection, now: datetime) -> dict[str, int]:
@@ -303,19 +293,6 @@ def rate_of(start: datetime | None, n: int, since: datetime, now: datetime) -> f
     if now - window_start < MIN_RATE_HISTORY:
         return None
     return n / ((now - window_start).total_seconds() / 86400.0)
-
-
-def write_states(conn: Connection, states: list[dict[str, Any]]) -> None:
-    """Set feed rows' poll state: dicts of ``feed_id`` and every name in ``STATE_COLUMNS``."""
-    if states:
-        rows = [{"feed_id": s["feed_id"]} | {f"v_{n}": s[n] for n in STATE_COLUMNS} for s in states]
-        conn.execute(WRITE_STATE, rows)
-
-
-def log_polls(conn: Connection, rows: list[dict[str, Any]]) -> None:
-    """Append to feeds' poll history (housekeeping prunes it: maintenance.prune_polls)."""
-    if rows:
-        conn.execute(polls.insert(), rows)
 
 
 FEED_BY_URL = select(feeds.c.id).where(feeds.c.url == bindparam("url"))

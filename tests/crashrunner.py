@@ -74,8 +74,9 @@ class CrashAt:
             self.hit("insert-item")
         elif statement.startswith("UPDATE feeds SET lease_owner") and "feeds.id IN" in statement:
             conn.info["wrote"] = "claim"  # a claim; a release or a sweep has another WHERE
-        if statement.startswith("INSERT INTO polls "):
-            conn.info["polls"] = True
+        if statement.startswith(("INSERT INTO polls ", "UPDATE feeds SET last_polled")):
+            conn.info["polls"] = True  # a poll's history row or its feed's new state (one
+            # statement for a batch: PostgreSQL copies the history rows, unseen here)
         elif statement.startswith("INSERT INTO article_leases "):
             conn.info["wrote"] = "article-claim"
 

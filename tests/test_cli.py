@@ -214,3 +214,17 @@ def test_the_collector_pauses_for_start_up_and_resumes_even_on_error() -> None:
     finally:
         gc.enable()
         gc.unfreeze()
+
+
+def test_young_collections_are_spaced_while_polling_and_restored_even_on_error() -> None:
+    """``poll`` spaces the collector's young collections (issue 14); the threshold a caller had
+    comes back afterwards, whatever happens."""
+    import gc
+
+    from aggregator.cli.app import POLL_YOUNG_COLLECTION, young_collections_spaced
+
+    before = gc.get_threshold()
+    with pytest.raises(RuntimeError), young_collections_spaced():
+        assert gc.get_threshold() == (POLL_YOUNG_COLLECTION, *before[1:])
+        raise RuntimeError("boom")
+    assert gc.get_threshold() == before

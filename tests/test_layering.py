@@ -202,18 +202,32 @@ def test_the_command_line_loads_no_http_client_until_a_command_fetches() -> None
     before = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
                             check=True, cwd=ROOT)
     assert before.stdout.strip() == "[]"
-    probe = "import sys; from aggregator.fetch import HttpClient; print('httpx' in sys.modules)"
+    probe = ("import sys; from aggregator.fetch import HttpClient; "
+             "print(sorted(m for m in ('httpx', 'httpcore') if m in sys.modules))")
     after = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
                            check=True, cwd=ROOT)
-    assert after.stdout.strip() == "True"
+    assert after.stdout.strip() == "['httpcore']"
+
+
+def test_httpx_loads_with_the_first_url_not_in_canonical_form() -> None:
+    """The client speaks through httpcore and its own pool: httpx parses only the URLs the
+    canonical split cannot take (an IDN host here), and loads then (issue 14)."""
+    probe = ("import sys; from aggregator.fetch.http import _checked; "
+             "_checked('http://example.org/feed', 'x'); print('httpx' in sys.modules); "
+             "print(_checked('http://bücher.example/feed', 'x').text); "
+             "print('httpx' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                         check=True, cwd=ROOT)
+    assert out.stdout.split() == ["False", "http://xn--bcher-kva.example/feed", "True"]
 
 
 def test_the_one_shot_poll_loads_the_feed_parser_only_when_it_parses() -> None:
-    """A pass of 304s parses nothing: lxml and feedparser load with the first body, and
-    multiprocessing only for helper processes or parse workers (issue 14)."""
+    """A pass of 304s parses nothing: lxml and feedparser load with the first body, protego
+    with the first robots.txt, and multiprocessing only for helper processes or parse workers
+    (issue 14)."""
     probe = ("import sys, aggregator.cli, aggregator.runtime.oneshot; "
              "print(sorted(m for m in ('lxml', 'feedparser', 'aggregator.feeds.parse', "
-             "'multiprocessing') if m in sys.modules))")
+             "'multiprocessing', 'protego') if m in sys.modules))")
     loaded = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
                             check=True, cwd=ROOT)
     assert loaded.stdout.strip() == "[]"

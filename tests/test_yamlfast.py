@@ -158,3 +158,16 @@ def test_bounds_send_the_file_to_the_careful_reader() -> None:
     bomb = "a: &a [1, 1, 1]\nb: &b [*a, *a, *a]\nc: [*b, *b, *b]\n"
     assert yamlfast.load(bomb, 1000, 64, 5) is yamlfast.UNSURE
     assert yamlfast.load(bomb, 1000, 64, 100) is not yamlfast.UNSURE
+
+
+
+ODD = "\t\x0b\x00\x7f\x85\xa0\u2028\u2029\ufeff\ufffe\ud800ab: \n\r"
+
+
+@given(st.text(alphabet=st.characters() | st.sampled_from(ODD)))
+@settings(max_examples=2000, deadline=None)
+def test_the_ascii_check_of_unusual_characters_is_the_whole_class(text: str) -> None:
+    """An ASCII text is checked against the ASCII part of the class only (issue 14): the same
+    verdict as the whole class's, for ASCII text and any other."""
+    for case in (text, text.encode("ascii", "ignore").decode()):
+        assert yamlfast.unusual(case) == (re.search(yamlfast._UNUSUAL, case) is not None)

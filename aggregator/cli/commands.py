@@ -35,6 +35,7 @@ from aggregator.cli.app import (
     removal_option,
     require_feed,
     unexpected_line,
+    young_collections_spaced,
 )
 from aggregator.cli.dbcommands import db
 from aggregator.cli.opml import opml
@@ -132,7 +133,8 @@ def poll(app: App, once: bool, allow_removal: bool) -> None:
             from storage.store import Store  # noqa: F401  (app.store's, loaded in the pause)
 
             settings = app.require_feeds()
-        with app.store() as store, failures_listed_afterwards(app.verbose == 0):
+        with (app.store() as store, failures_listed_afterwards(app.verbose == 0),
+              young_collections_spaced()):
             started = datetime.now(UTC)
             app.sync_feeds(store, settings, allow_removal)
             oneshot = OneShot(settings, store)

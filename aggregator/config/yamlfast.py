@@ -38,9 +38,12 @@ except ImportError:  # PyYAML without libyaml (or none): the careful reader does
 UNSURE: Final = object()
 
 # Characters that both parsers may not treat alike: what ruamel's reader refuses, the YAML 1.1
-# line breaks (lines would be counted apart) and U+FEFF.
-_UNUSUAL = re.compile("[^\n\r\x20-\x7e\xa0-\u2027\u202a-\ud7ff\ue000-\ufefe\uff00-\ufffd"
-                      "\U00010000-\U0010ffff]")  # fmt: skip
+# line breaks (lines would be counted apart) and U+FEFF. Of ASCII, that leaves the controls
+# but line feed and carriage return: an ASCII text (most files) is checked for those alone, and
+# the whole class, 5 ms to compile at every start, is compiled for the first text beyond ASCII.
+_UNUSUAL = ("[^\n\r\x20-\x7e\xa0-\u2027\u202a-\ud7ff\ue000-\ufefe\uff00-\ufffd"
+            "\U00010000-\U0010ffff]")  # fmt: skip
+_UNUSUAL_ASCII = re.compile("[^\n\r\x20-\x7e]")
 
 # ruamel's YAML 1.2 implicit resolvers (ruamel/yaml/resolver.py), by first character, in its
 # order; a plain scalar matching none is a string.
@@ -96,7 +99,7 @@ class _Node:
 
 def load(text: str, max_nodes: int, max_depth: int, max_alias_weight: int) -> Any:
     """What ``yamlpure.load`` would return for ``text``, or ``UNSURE``."""
-    if not HAVE_LIBYAML or _UNUSUAL.search(text):
+    if not HAVE_LIBYAML or unusual(text):
         return UNSURE
     composer = _Composer(text, max_nodes, max_depth)
     try:
@@ -107,6 +110,13 @@ def load(text: str, max_nodes: int, max_depth: int, max_alias_weight: int) -> An
         return Builder(_construct, budget, max_depth).build(root, 0, None)
     except (_Unsure, Refused, YAMLError, ValueError, RecursionError):
         return UNSURE
+
+
+def unusual(text: str) -> bool:
+    """Whether ``text`` holds a character both parsers may not treat alike (``_UNUSUAL``)."""
+    if text.isascii():
+        return _UNUSUAL_ASCII.search(text) is not None
+    return re.search(_UNUSUAL, text) is not None  # compiled once, in re's cache
 
 
 def resolve(value: str) -> str:

@@ -9,7 +9,8 @@ because read timeouts never fire on a server that sends one byte every half seco
 Requests skip httpx's client (auth, cookie and redirect machinery we do not use) and go to
 httpcore's connections through :mod:`.httppool` (one pool per origin, HTTP/1.1 kept alive).
 httpx still parses URLs (cached per URL string) and joins redirect targets. With a configured
-proxy, httpcore's proxy pool is used as httpx would build it.
+proxy, httpcore's proxy pool is used as httpx would build it. httpx itself loads at its first
+use: a URL already in canonical form, what almost every feed has, never needs it.
 
 Non-2xx answers are returned, not raised: the polling policy reads their status and headers.
 :class:`FetchError` means there is no usable response at all.
@@ -28,9 +29,9 @@ import ssl
 import time
 from collections.abc import AsyncIterable, Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import httpcore
-import httpx
 
 from aggregator.errors import FetchError
 from aggregator.fetch.hop import Cap, Hop, read_hop
@@ -49,6 +50,9 @@ from aggregator.fetch.response import (
     request_headers,
 )
 from aggregator.fetch.urlcheck import simple_url, url_problem
+
+if TYPE_CHECKING:
+    import httpx
 
 __all__ = ["MAX_REDIRECTS", "BasicAuth", "HttpClient", "HttpSettingsLike", "Response"]
 
@@ -79,6 +83,8 @@ class _Target:
     @property
     def url(self) -> httpx.URL:
         """httpx's form, for what only it knows (IDNA host, joining a redirect's Location)."""
+        import httpx  # loaded by the first URL that needs it (see _url_errors)
+
         return self.parsed if self.parsed is not None else httpx.URL(self.text)
 
 
@@ -262,6 +268,8 @@ def _tls_context(given: ssl.SSLContext | None) -> Callable[[], ssl.SSLContext]:
 
     @functools.cache
     def context() -> ssl.SSLContext:
+        import httpx
+
         made = given or httpx.create_ssl_context(trust_env=False)  # no SSL_CERT_* env
         made.set_alpn_protocols(["http/1.1"])  # as httpcore sets it (no HTTP/2 here)
         return made
@@ -271,6 +279,8 @@ def _tls_context(given: ssl.SSLContext | None) -> Callable[[], ssl.SSLContext]:
 
 def _proxy_pool(proxy_url: str, context: ssl.SSLContext) -> _ProxyPool:
     """What httpx's transport builds for a configured proxy (the proxy connects, not us)."""
+    import httpx
+
     proxy = httpx.Proxy(proxy_url)
     url = httpcore.URL(
         scheme=proxy.url.raw_scheme,
@@ -297,11 +307,20 @@ def _proxy_pool(proxy_url: str, context: ssl.SSLContext) -> _ProxyPool:
     )
 
 
+def _url_errors() -> tuple[type[Exception], ...]:
+    """What parsing a URL may raise. httpx loads where it is first needed, here only once
+    something was raised: with the modules it brings (http.cookiejar, urllib.request) it was
+    20 ms of CPU at every start, unused by a poll of canonical http URLs (issue 14)."""
+    import httpx
+
+    return (httpx.InvalidURL, TypeError, ValueError)
+
+
 def _checked(raw: str, url: str) -> _Target:
     """Parse a URL and refuse anything but http(s) with a host."""
     try:
         parsed = _parse(raw)
-    except (httpx.InvalidURL, TypeError, ValueError) as exc:
+    except _url_errors() as exc:
         raise FetchError(f"invalid URL ({exc}) for {url}") from None
     scheme = parsed.scheme
     if scheme not in _SCHEMES:
@@ -337,6 +356,8 @@ def _simple_target(raw: str) -> _Target | None:
 
 
 def _general_target(raw: str) -> _Target:
+    import httpx
+
     url = httpx.URL(raw)
     core = httpcore.URL(
         scheme=url.raw_scheme, host=url.raw_host, port=url.port, target=url.raw_path
@@ -355,14 +376,14 @@ def _origin_of(url: str) -> httpcore.Origin | None:
     """The origin credentials belong to (None for a URL that cannot be parsed: sent nowhere)."""
     try:
         return _parse(url).core.origin
-    except (httpx.InvalidURL, TypeError, ValueError):
+    except _url_errors():
         return None
 
 
 def _next_url(current: _Target, location: str, url: str) -> _Target:
     try:
         target = current.url.join(location.strip())
-    except (httpx.InvalidURL, TypeError, ValueError) as exc:
+    except _url_errors() as exc:
         raise FetchError(f"invalid redirect Location {location!r} ({exc}) for {url}") from None
     return _checked(str(target), url)
 

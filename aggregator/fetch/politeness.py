@@ -13,15 +13,18 @@ import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 import idna
-from protego import Protego
 
 from aggregator.errors import FetchError
 from aggregator.fetch.http import HttpClient, Response
 from aggregator.fetch.netguard import BlockedFetch
 from aggregator.fetch.urlcheck import simple_url
+
+if TYPE_CHECKING:
+    from protego import Protego
 
 __all__ = ["ROBOTS_MAX_BYTES", "HostLimiter", "RobotsCache", "host_key"]
 
@@ -255,6 +258,8 @@ class RobotsCache:
             return self._unreachable(previous, _unprefixed(exc))
         now = self._clock()
         if 200 <= response.status < 300:
+            from protego import Protego  # loaded by the first robots.txt: feeds need none
+
             text = response.body.decode("utf-8", errors="replace")
             return _Rules(now + self._ttl, parser=Protego.parse(text), reason="parsed")
         if 400 <= response.status < 500 and response.status != 429:
