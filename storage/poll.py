@@ -72,7 +72,7 @@ class _Poll:
     link_keys: bool
     identities: list[Identity]  # one per entry of the result
     writes: Writes
-    preread: list[Row[Any]] | None = None  # pollsql.feed_sightings, read for the whole batch
+    preread: _Read | None = None  # read ahead for the whole batch
     keys: list[str] = field(default_factory=list)  # each entry's key as stored
     doc: DocumentKeys = field(init=False)  # the document's keys (guids trusted)
     doc_keys: set[str] = field(default_factory=set)
@@ -135,7 +135,7 @@ def apply_batch(conn: Connection, results: Sequence[PollResult]) -> list[PollSum
     locked = pollsql.lock_feeds(conn, (r.feed_id for r in results))
     found = [identities(r) for r in results]
     lock_keys(conn, [k for idents in found for i in idents for k in i.keys])
-    known = _preread(conn, results, locked)
+    known = _preread(conn, results, found, locked)
     writes = Writes()
     out: list[PollSummary | LeaseLost] = []
     for result, idents in zip(results, found, strict=True):
@@ -151,18 +151,41 @@ def apply_batch(conn: Connection, results: Sequence[PollResult]) -> list[PollSum
     return out
 
 
-def _preread(conn: Connection, results: Sequence[PollResult],
-             locked: dict[int, Row[Any]]) -> dict[int, list[Row[Any]]]:  # fmt: skip
-    """The sightings each feed's first poll of the batch will look for, in one query for all:
-    a feed's sightings are written by its own polls only, and a feed met again in the batch
-    reads them again, after the first poll's writes."""
+@dataclass(frozen=True, slots=True)
+class _Read:
+    """What the batch read ahead for a feed's first poll of the batch."""
+
+    sightings: list[Row[Any]]  # as pollsql.feed_sightings reads them
+    folds: list[Any]  # as pollsql.fold_candidates would read them for its unknown entries
+    asked: frozenset[str]  # the identities and uids those were read by
+
+
+def _preread(conn: Connection, results: Sequence[PollResult], found: Sequence[list[Identity]],
+             locked: dict[int, Row[Any]]) -> dict[int, _Read]:  # fmt: skip
+    """The sightings each feed's first poll of the batch will look for, in one query for all,
+    then the fold candidates of the entries they do not know, in one query for all: a feed's
+    sightings are written by its own polls only, and a feed met again in the batch reads them
+    again, after the first poll's writes. Items the batch creates are not among the candidates
+    read here: a poll that asks for one of theirs reads its own (``Writes.made``)."""
     wanted: dict[int, tuple[list[str], Sequence[Entry]]] = {}
-    for result in results:
+    idents: dict[int, list[Identity]] = {}
+    for result, ident in zip(results, found, strict=True):
         feed = locked.get(result.feed_id)
         if result.entries and feed is not None and result.feed_id not in wanted:
             keys = _entry_keys(result.entries, _link_keys(feed, result))[1]
             wanted[result.feed_id] = (keys, result.entries)
-    return pollsql.feeds_sightings(conn, wanted)
+            idents[result.feed_id] = ident
+    sightings = pollsql.feeds_sightings(conn, wanted)
+    asked: dict[int, tuple[set[str], set[str]]] = {}
+    for feed_id, (keys, _) in wanted.items():
+        seen = {row.key for row in sightings[feed_id]}
+        unknown = [i for i, key in enumerate(keys) if key not in seen]
+        url = locked[feed_id].url
+        asked[feed_id] = ({k for i in unknown for k in idents[feed_id][i].keys},
+                          {item_uid(url, keys[i]) for i in unknown})  # fmt: skip
+    folds = pollsql.fold_candidates_of(conn, asked)
+    return {feed_id: _Read(sightings[feed_id], folds[feed_id], frozenset().union(*asked[feed_id]))
+            for feed_id in wanted}  # fmt: skip
 
 
 def apply(
@@ -171,10 +194,10 @@ def apply(
     feed: Row[Any],
     idents: list[Identity],
     writes: Writes,
-    preread: list[Row[Any]] | None = None,
+    preread: _Read | None = None,
 ) -> PollSummary:
     """One poll, its feed row locked and the advisory keys of ``idents`` taken by the caller
-    (``preread``: its sightings, as ``pollsql.feed_sightings`` reads them, if the caller did)."""
+    (``preread``: its sightings and fold candidates, if the caller read them)."""
     if feed.last_polled == result.polled_at and feed.lease_owner != result.lease_owner:
         return PollSummary()  # this very result was applied already: idempotent replay
     if feed.lease_owner != result.lease_owner:
@@ -239,9 +262,11 @@ def _place_all(poll: _Poll) -> None:
 
 def _preload(poll: _Poll) -> None:
     """Read in a few statements what placing the document's entries needs to know."""
-    rows, result = poll.preread, poll.result
-    if rows is None:
+    result = poll.result
+    if poll.preread is None:
         rows = pollsql.feed_sightings(poll.conn, result.feed_id, poll.keys, result.entries)
+    else:
+        rows = poll.preread.sightings
     poll.by_key = {row.key: row for row in rows if row.key in poll.doc_keys}
     poll.owned = {row.item_id for row in poll.by_key.values()}
     unknown = [i for i, key in enumerate(poll.keys) if key not in poll.by_key]
@@ -263,7 +288,11 @@ def _fold_candidates(poll: _Poll, unknown: list[int]) -> None:
     asked = [({k for i in part for k in poll.identities[i].keys},
               {poll.uid_of(poll.keys[i]) for i in part}) for part in parts]  # fmt: skip
     idents: set[str] = set().union(*(wanted for wanted, _ in asked))
-    ordered = pollsql.fold_candidates(poll.conn, asked)
+    read = poll.preread
+    if read is not None and read.asked.isdisjoint(poll.writes.made):
+        ordered = read.folds  # read for these entries, and no item made since answers to them
+    else:
+        ordered = pollsql.fold_candidates(poll.conn, asked)
     poll.candidates = {row.id: row for row in ordered}
     by_canonical = [row for row in ordered if row.canonical_url in idents]
     by_print = [row for row in ordered if row.fingerprint in idents]
@@ -356,6 +385,8 @@ def _create_items(poll: _Poll) -> None:
     ids = items.create_many(poll.conn, rows)
     poll.writes.revisions += items.first_revisions(ids, rows)
     poll.writes.index(poll.conn, searchindex.new_docs(ids, rows))
+    for row in rows:
+        poll.writes.made.update(row[c] for c in ("uid", "canonical_url", "fingerprint") if row[c])
     for item_id, (key, (entry, _)) in zip(ids, poll.new_rows.items(), strict=True):
         poll.owned.add(item_id)
         poll.sighting_rows.append(_sighting_row(poll, item_id, key, entry))

@@ -97,6 +97,9 @@ class Writes:
     polls: list[dict[str, Any]] = field(default_factory=list)
     captures: list[captures.Owned] = field(default_factory=list)
     search: list[searchindex.Doc] = field(default_factory=list)  # new items' index rows
+    # the uids, canonical URLs and fingerprints of the items the batch created: fold
+    # candidates read ahead of them (``storage.poll``) do not include them
+    made: set[str] = field(default_factory=set)
 
     def index(self, conn: Connection, docs: list[searchindex.Doc]) -> None:
         """New items' index rows, written a few hundred at a time: FTS5 does more work for many
@@ -211,6 +214,22 @@ def fold_candidates(conn: Connection, asked: Iterable[tuple[set[str], set[str]]]
         found = conn.execute(FOLD_CANDIDATES.of(conn), params)
         rows.update((int(row.id), row) for row in found)
     return [rows[i] for i in sorted(rows)]
+
+
+def fold_candidates_of(conn: Connection, asked: Mapping[int, tuple[set[str], set[str]]]
+                       ) -> dict[int, list[Any]]:  # fmt: skip
+    """``fold_candidates`` of several feeds (feed id -> its identities and uids) at once: the
+    same rows for each, by id, in one query per CHUNK identities and uids of them all."""
+    values = sorted({(kind, v) for wanted, uids in asked.values()
+                     for kind, found in ((0, wanted), (1, uids)) for v in found})  # fmt: skip
+    parts = [values[start : start + CHUNK] for start in range(0, len(values), CHUNK)]
+    rows = fold_candidates(conn, [({v for k, v in part if k == 0}, {v for k, v in part if k == 1})
+                                  for part in parts])  # fmt: skip
+    out: dict[int, list[Any]] = {}
+    for feed_id, (wanted, uids) in asked.items():
+        out[feed_id] = [row for row in rows if row.canonical_url in wanted
+                        or row.fingerprint in wanted or row.uid in uids]  # fmt: skip
+    return out
 
 
 def rekey_sighting(conn: Connection, sighting_id: int, key: str) -> None:

@@ -371,3 +371,59 @@ def test_a_batch_reads_each_feeds_sightings_as_the_feed_alone_would(store: Store
         together = pollsql.feeds_sightings(conn, wanted)
     assert together == alone
     assert [len(rows) for rows in alone.values()] == [4, 4, 4]
+
+
+def test_a_batch_reads_each_feeds_fold_candidates_as_the_feed_alone_would(store: Store) -> None:
+    """``pollsql.fold_candidates_of`` (one query for a batch's feeds, CHUNK values at a time)
+    gives each feed the rows ``fold_candidates`` gives it: by canonical URL, fingerprint or uid,
+    never an item only another feed asked for."""
+    from storage import pollsql
+
+    store.sync_feeds([FeedConfig(u) for u in URLS[:2]], T0)
+    feeds = claim_all(store, T0)
+    store.apply_polls([poll_result(feeds[URLS[0]], T0, [entry(i) for i in range(700)])])
+    with store.db.write() as conn:
+        made = [(r.canonical_url, r.fingerprint, r.uid) for r in conn.execute(
+            items_t.select().order_by(items_t.c.id))]  # fmt: skip
+    asked = {  # 1 by canonical URLs and uids, 2 by fingerprints (more than CHUNK values)
+        1: ({c for c, _, _ in made[:300]} | {"https://nowhere.example/"},
+            {u for _, _, u in made[250:400]}),
+        2: ({p for _, p, _ in made[100:700]}, {"no-such-uid"}),
+        3: ({"https://nowhere.example/"}, set()),
+    }
+    with store.db.write() as conn:
+        alone = {f: pollsql.fold_candidates(conn, [asked[f]]) for f in asked}
+        together = pollsql.fold_candidates_of(conn, asked)
+    assert together == alone
+    assert [len(rows) for rows in alone.values()] == [400, 600, 0]
+
+
+def test_a_batch_reads_its_fold_candidates_in_one_query_and_sees_its_own_new_items(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The fold candidates of a batch's new entries are read once for all its feeds; a later
+    poll that asks for an item an earlier poll of the batch created reads its own, and folds."""
+    from storage import pollsql
+
+    reads: list[int] = []
+    real = pollsql.fold_candidates
+
+    def counted(conn: Any, asked: Any) -> list[Any]:
+        asked = list(asked)
+        reads.append(len(asked))
+        return real(conn, asked)
+
+    monkeypatch.setattr(pollsql, "fold_candidates", counted)
+    store.sync_feeds([FeedConfig(u) for u in URLS[:4]], T0)
+    feeds = claim_all(store, T0)
+    shared = "https://news.example/story/shared"
+    got = store.apply_polls([
+        poll_result(feeds[URLS[0]], T0, [entry(i) for i in range(5)]),
+        poll_result(feeds[URLS[1]], T0, [entry(10 + i) for i in range(5)]),
+        poll_result(feeds[URLS[2]], T0, [entry("a", url=shared, title="Shared")]),
+        poll_result(feeds[URLS[3]], T0, [entry("b", url=shared, title="Shared, again")]),
+    ])  # fmt: skip
+    assert [s.new_items for s in got if isinstance(s, PollSummary)] == [5, 5, 1, 0]
+    assert reads == [1, 1]  # the batch's read, then the last poll's own (its story is new)
+    [story] = [i for i in store.iter_items(ExportFilter()) if i["url"] == shared]
+    assert len(story["sightings"]) == 2
