@@ -12,11 +12,14 @@ the feed itself says they are two stories. A link that several entries share (a 
 every episode linking the show's home page) is no identity: nothing is folded by it, and its
 page is not fetched as the entries' article.
 
-A batch of polls (group commit, issue 2) runs each poll's matching and item writes in turn, so
-a later poll sees the items an earlier one created. The rows that matching does not read (new
-sightings, first revisions and search index rows, feed state, poll history, feed captures) wait
-in ``Writes`` and go in one statement per table (index rows a few hundred at a time): at the
-end of the batch, or before anything reads them or writes over them.
+A batch of polls (group commit, issue 2) runs each poll's matching in turn, so a later poll
+sees the items an earlier one created. What the batch's first polls of its feeds will look for
+(their sightings, the fold candidates of their unknown entries) is read once for all of them.
+The rows that matching does not read (new sightings, first revisions and search index rows,
+feed state, poll history, feed captures; on PostgreSQL the new items too, with ids reserved
+for the batch) wait in ``Writes`` and go in one statement per table (new items and index rows
+a few hundred at a time): at the end of the batch, or before anything reads them or writes
+over them.
 """
 
 from __future__ import annotations
@@ -137,6 +140,7 @@ def apply_batch(conn: Connection, results: Sequence[PollResult]) -> list[PollSum
     lock_keys(conn, [k for idents in found for i in idents for k in i.keys])
     known = _preread(conn, results, found, locked)
     writes = Writes()
+    writes.reserve(conn, sum(len(read.unknown) for read in known.values()))
     out: list[PollSummary | LeaseLost] = []
     for result, idents in zip(results, found, strict=True):
         feed = locked.pop(result.feed_id, None)
@@ -158,6 +162,7 @@ class _Read:
     sightings: list[Row[Any]]  # as pollsql.feed_sightings reads them
     folds: list[Any]  # as pollsql.fold_candidates would read them for its unknown entries
     asked: frozenset[str]  # the identities and uids those were read by
+    unknown: list[int]  # the entries (indexes) no sighting knows: new items, most of them
 
 
 def _preread(conn: Connection, results: Sequence[PollResult], found: Sequence[list[Identity]],
@@ -177,14 +182,16 @@ def _preread(conn: Connection, results: Sequence[PollResult], found: Sequence[li
             idents[result.feed_id] = ident
     sightings = pollsql.feeds_sightings(conn, wanted)
     asked: dict[int, tuple[set[str], set[str]]] = {}
+    unknown: dict[int, list[int]] = {}
     for feed_id, (keys, _) in wanted.items():
         seen = {row.key for row in sightings[feed_id]}
-        unknown = [i for i, key in enumerate(keys) if key not in seen]
+        new = unknown[feed_id] = [i for i, key in enumerate(keys) if key not in seen]
         url = locked[feed_id].url
-        asked[feed_id] = ({k for i in unknown for k in idents[feed_id][i].keys},
-                          {item_uid(url, keys[i]) for i in unknown})  # fmt: skip
+        asked[feed_id] = ({k for i in new for k in idents[feed_id][i].keys},
+                          {item_uid(url, keys[i]) for i in new})  # fmt: skip
     folds = pollsql.fold_candidates_of(conn, asked)
-    return {feed_id: _Read(sightings[feed_id], folds[feed_id], frozenset().union(*asked[feed_id]))
+    return {feed_id: _Read(sightings[feed_id], folds[feed_id],
+                           frozenset().union(*asked[feed_id]), unknown[feed_id])
             for feed_id in wanted}  # fmt: skip
 
 
@@ -292,6 +299,7 @@ def _fold_candidates(poll: _Poll, unknown: list[int]) -> None:
     if read is not None and read.asked.isdisjoint(poll.writes.made):
         ordered = read.folds  # read for these entries, and no item made since answers to them
     else:
+        poll.writes.flush_items(poll.conn)
         ordered = pollsql.fold_candidates(poll.conn, asked)
     poll.candidates = {row.id: row for row in ordered}
     by_canonical = [row for row in ordered if row.canonical_url in idents]
@@ -382,7 +390,7 @@ def _looks_same(row: Any, entry: Entry) -> bool:
 
 def _create_items(poll: _Poll) -> None:
     rows = [row for _, row in poll.new_rows.values()]
-    ids = items.create_many(poll.conn, rows)
+    ids = poll.writes.new_items(poll.conn, rows)
     poll.writes.revisions += items.first_revisions(ids, rows)
     poll.writes.index(poll.conn, searchindex.new_docs(ids, rows))
     for row in rows:

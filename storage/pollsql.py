@@ -14,8 +14,8 @@ from typing import Any
 
 from sqlalchemy import Connection, Row, bindparam, or_, select, update
 
-from storage import captures, searchindex
-from storage.bulk import insert_rows
+from storage import captures, items, searchindex
+from storage.bulk import insert_rows, reserve_ids
 from storage.dialect import CHUNK, by_dialect, int_array, is_postgres, select_in
 from storage.errors import StorageError
 from storage.feeds import RATE_WINDOW_DAYS, item_rate, log_polls, rate_of, write_states
@@ -100,18 +100,50 @@ class Writes:
     # the uids, canonical URLs and fingerprints of the items the batch created: fold
     # candidates read ahead of them (``storage.poll``) do not include them
     made: set[str] = field(default_factory=set)
+    # PostgreSQL: new items, their ids reserved for the batch (``reserve``), inserted with the
+    # rows above rather than in a statement and a round trip per poll
+    items: list[dict[str, Any]] = field(default_factory=list)
+    free_ids: list[int] = field(default_factory=list)  # reserved, not given out yet
+
+    def reserve(self, conn: Connection, count: int) -> None:
+        """Ids for about ``count`` new items (PostgreSQL): those the batch does not use are
+        skipped, as a rolled-back insert's are."""
+        if is_postgres(conn):
+            self.free_ids += reserve_ids(conn, items_t, count)
+
+    def new_items(self, conn: Connection, rows: list[dict[str, Any]]) -> list[int]:
+        """Create items (``rows`` of ``items.new_row``); their ids, in order. PostgreSQL: each
+        row takes a reserved id and waits for ``flush_items``. SQLite: inserted now."""
+        if not is_postgres(conn):
+            return items.create_many(conn, rows)
+        if len(self.free_ids) < len(rows):
+            self.free_ids += reserve_ids(conn, items_t, len(rows) - len(self.free_ids))
+        ids, self.free_ids = self.free_ids[: len(rows)], self.free_ids[len(rows) :]
+        for row, item_id in zip(rows, ids, strict=True):
+            row["id"] = item_id
+        self.items += rows
+        if len(self.items) >= INDEX_ROWS:
+            self.flush_items(conn)
+        return ids
+
+    def flush_items(self, conn: Connection) -> None:
+        """Before anything reads items or writes a row that refers to a new one."""
+        insert_rows(conn, items_t, self.items, keyed=True)
+        self.items = []
 
     def index(self, conn: Connection, docs: list[searchindex.Doc]) -> None:
         """New items' index rows, written a few hundred at a time: FTS5 does more work for many
         small statements than for one, and a whole batch's would hold their texts meanwhile."""
         self.search += docs
         if len(self.search) >= INDEX_ROWS:
+            self.flush_items(conn)
             searchindex.write(conn, self.search)
             self.search = []
 
     def flush_rows(self, conn: Connection) -> None:
         """Also before another write of the index (an item created earlier in the batch may be
         refreshed: its newer row must come last)."""
+        self.flush_items(conn)
         insert_rows(conn, revisions_t, self.revisions)
         insert_rows(conn, sightings, self.sightings)
         searchindex.write(conn, self.search)
