@@ -161,7 +161,7 @@ class _Read:
 
     sightings: list[Row[Any]]  # as pollsql.feed_sightings reads them
     folds: list[Any]  # as pollsql.fold_candidates would read them for its unknown entries
-    asked: frozenset[str]  # the identities and uids those were read by
+    asked: tuple[set[str], set[str]]  # the identities and uids those were read by
     unknown: list[int]  # the entries (indexes) no sighting knows: new items, most of them
 
 
@@ -190,9 +190,10 @@ def _preread(conn: Connection, results: Sequence[PollResult], found: Sequence[li
         asked[feed_id] = ({k for i in new for k in idents[feed_id][i].keys},
                           {item_uid(url, keys[i]) for i in new})  # fmt: skip
     folds = pollsql.fold_candidates_of(conn, asked)
-    return {feed_id: _Read(sightings[feed_id], folds[feed_id],
-                           frozenset().union(*asked[feed_id]), unknown[feed_id])
-            for feed_id in wanted}  # fmt: skip
+    return {
+        feed_id: _Read(sightings[feed_id], folds[feed_id], asked[feed_id], unknown[feed_id])
+        for feed_id in wanted
+    }
 
 
 def apply(
@@ -296,7 +297,8 @@ def _fold_candidates(poll: _Poll, unknown: list[int]) -> None:
               {poll.uid_of(poll.keys[i]) for i in part}) for part in parts]  # fmt: skip
     idents: set[str] = set().union(*(wanted for wanted, _ in asked))
     read = poll.preread
-    if read is not None and read.asked.isdisjoint(poll.writes.made):
+    made = poll.writes.made
+    if read is not None and all(made.isdisjoint(values) for values in read.asked):
         ordered = read.folds  # read for these entries, and no item made since answers to them
     else:
         poll.writes.flush_items(poll.conn)

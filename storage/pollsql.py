@@ -251,17 +251,15 @@ def fold_candidates(conn: Connection, asked: Iterable[tuple[set[str], set[str]]]
 def fold_candidates_of(conn: Connection, asked: Mapping[int, tuple[set[str], set[str]]]
                        ) -> dict[int, list[Any]]:  # fmt: skip
     """``fold_candidates`` of several feeds (feed id -> its identities and uids) at once: the
-    same rows for each, by id, in one query per CHUNK identities and uids of them all."""
-    values = sorted({(kind, v) for wanted, uids in asked.values()
-                     for kind, found in ((0, wanted), (1, uids)) for v in found})  # fmt: skip
-    parts = [values[start : start + CHUNK] for start in range(0, len(values), CHUNK)]
-    rows = fold_candidates(conn, [({v for k, v in part if k == 0}, {v for k, v in part if k == 1})
-                                  for part in parts])  # fmt: skip
-    out: dict[int, list[Any]] = {}
-    for feed_id, (wanted, uids) in asked.items():
-        out[feed_id] = [row for row in rows if row.canonical_url in wanted
-                        or row.fingerprint in wanted or row.uid in uids]  # fmt: skip
-    return out
+    same rows for each, by id, in one query per CHUNK identities and CHUNK uids of them all."""
+    wanted = sorted(set().union(*(idents for idents, _ in asked.values())))
+    uids = sorted(set().union(*(u for _, u in asked.values())))
+    parts = [(set(wanted[start : start + CHUNK]), set(uids[start : start + CHUNK]))
+             for start in range(0, max(len(wanted), len(uids)), CHUNK)]  # fmt: skip
+    rows = fold_candidates(conn, parts)
+    return {feed_id: [row for row in rows if row.canonical_url in idents
+                      or row.fingerprint in idents or row.uid in u]
+            for feed_id, (idents, u) in asked.items()}  # fmt: skip
 
 
 def rekey_sighting(conn: Connection, sighting_id: int, key: str) -> None:
