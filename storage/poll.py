@@ -31,7 +31,7 @@ from typing import Any
 from sqlalchemy import Connection, Row
 
 from storage import items, pollsql, searchindex
-from storage.dialect import CHUNK, lock_keys
+from storage.dialect import CHUNK, is_postgres, lock_keys
 from storage.errors import LeaseLost
 from storage.feeds import history_row, poll_state, rate_due
 from storage.identity import (
@@ -160,9 +160,16 @@ class _Read:
     """What the batch read ahead for a feed's first poll of the batch."""
 
     sightings: list[Row[Any]]  # as pollsql.feed_sightings reads them
-    folds: list[Any]  # as pollsql.fold_candidates would read them for its unknown entries
+    folds: list[Any] | None  # as pollsql.fold_candidates would read them for its unknown entries
     asked: tuple[set[str], set[str]]  # the identities and uids those were read by
     unknown: list[int]  # the entries (indexes) no sighting knows: new items, most of them
+
+    def fold_candidates(self, made: set[int]) -> list[Any] | None:
+        """The fold candidates read, unless an item the batch made since (``Writes.made``) may
+        answer to what they were read by: then the poll reads its own."""
+        if self.folds is None or any(hash(v) in made for values in self.asked for v in values):
+            return None
+        return self.folds
 
 
 def _preread(conn: Connection, results: Sequence[PollResult], found: Sequence[list[Identity]],
@@ -181,6 +188,8 @@ def _preread(conn: Connection, results: Sequence[PollResult], found: Sequence[li
             wanted[result.feed_id] = (keys, result.entries)
             idents[result.feed_id] = ident
     sightings = pollsql.feeds_sightings(conn, wanted)
+    if not is_postgres(conn):  # no round trips to save: each poll reads its own, holding less
+        return {feed_id: _Read(sightings[feed_id], None, (set(), set()), []) for feed_id in wanted}
     asked: dict[int, tuple[set[str], set[str]]] = {}
     unknown: dict[int, list[int]] = {}
     for feed_id, (keys, _) in wanted.items():
@@ -296,11 +305,8 @@ def _fold_candidates(poll: _Poll, unknown: list[int]) -> None:
     asked = [({k for i in part for k in poll.identities[i].keys},
               {poll.uid_of(poll.keys[i]) for i in part}) for part in parts]  # fmt: skip
     idents: set[str] = set().union(*(wanted for wanted, _ in asked))
-    read = poll.preread
-    made = poll.writes.made
-    if read is not None and all(made.isdisjoint(values) for values in read.asked):
-        ordered = read.folds  # read for these entries, and no item made since answers to them
-    else:
+    ordered = None if poll.preread is None else poll.preread.fold_candidates(poll.writes.made)
+    if ordered is None:
         poll.writes.flush_items(poll.conn)
         ordered = pollsql.fold_candidates(poll.conn, asked)
     poll.candidates = {row.id: row for row in ordered}
@@ -395,8 +401,6 @@ def _create_items(poll: _Poll) -> None:
     ids = poll.writes.new_items(poll.conn, rows)
     poll.writes.revisions += items.first_revisions(ids, rows)
     poll.writes.index(poll.conn, searchindex.new_docs(ids, rows))
-    for row in rows:
-        poll.writes.made.update(row[c] for c in ("uid", "canonical_url", "fingerprint") if row[c])
     for item_id, (key, (entry, _)) in zip(ids, poll.new_rows.items(), strict=True):
         poll.owned.add(item_id)
         poll.sighting_rows.append(_sighting_row(poll, item_id, key, entry))

@@ -78,6 +78,7 @@ FOLD_INTO = by_dialect(
 )
 
 
+_IDENTITY = ("uid", "canonical_url", "fingerprint")  # what a fold candidate is read by
 INDEX_ROWS = 256  # new items' index rows a write waits for (``Writes.index``)
 
 
@@ -97,9 +98,10 @@ class Writes:
     polls: list[dict[str, Any]] = field(default_factory=list)
     captures: list[captures.Owned] = field(default_factory=list)
     search: list[searchindex.Doc] = field(default_factory=list)  # new items' index rows
-    # the uids, canonical URLs and fingerprints of the items the batch created: fold
-    # candidates read ahead of them (``storage.poll``) do not include them
-    made: set[str] = field(default_factory=set)
+    # PostgreSQL: the hashes of the uids, canonical URLs and fingerprints of the items the
+    # batch created, which fold candidates read ahead of them (``storage.poll``) do not include
+    # (a hash, not the text: a collision costs only a read; the texts would be held to the end)
+    made: set[int] = field(default_factory=set)
     # PostgreSQL: new items, their ids reserved for the batch (``reserve``), inserted with the
     # rows above rather than in a statement and a round trip per poll
     items: list[dict[str, Any]] = field(default_factory=list)
@@ -121,6 +123,7 @@ class Writes:
         ids, self.free_ids = self.free_ids[: len(rows)], self.free_ids[len(rows) :]
         for row, item_id in zip(rows, ids, strict=True):
             row["id"] = item_id
+            self.made.update(hash(row[c]) for c in _IDENTITY if row[c])
         self.items += rows
         if len(self.items) >= INDEX_ROWS:
             self.flush_items(conn)
