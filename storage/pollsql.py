@@ -125,8 +125,8 @@ class Writes:
             row["id"] = item_id
             self.made.update(hash(row[c]) for c in _IDENTITY if row[c])
         self.items += rows
-        if len(self.items) >= INDEX_ROWS:
-            self.flush_items(conn)
+        if len(self.items) >= INDEX_ROWS:  # with the rows that wait for them: less held
+            self.flush_rows(conn)
         return ids
 
     def flush_items(self, conn: Connection) -> None:
