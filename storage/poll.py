@@ -14,12 +14,12 @@ page is not fetched as the entries' article.
 
 A batch of polls (group commit, issue 2) runs each poll's matching in turn, so a later poll
 sees the items an earlier one created. What the batch's first polls of its feeds will look for
-(their sightings, the fold candidates of their unknown entries) is read once for all of them.
-The rows that matching does not read (new sightings, first revisions and search index rows,
-feed state, poll history, feed captures; on PostgreSQL the new items too, with ids reserved
-for the batch) wait in ``Writes`` and go in one statement per table (new items and index rows
-a few hundred at a time): at the end of the batch, or before anything reads them or writes
-over them.
+is read once for all of them: their sightings, and on PostgreSQL (where each read is a round
+trip) the fold candidates of their unknown entries. The rows that matching does not read (new
+sightings, first revisions and search index rows, feed state, poll history, feed captures; on
+PostgreSQL the new items too, with ids reserved for the batch) wait in ``Writes`` and go in one
+statement per table (on PostgreSQL a few dozen rows at a time, index rows a few hundred on
+SQLite): at the end of the batch, or before anything reads them or writes over them.
 """
 
 from __future__ import annotations
