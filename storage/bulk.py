@@ -23,9 +23,11 @@ from storage.dialect import by_dialect, is_postgres, select_in
 from storage.tables import strip_nul, utc_naive
 
 
-def insert_rows(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]]) -> None:
+def insert_rows(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]], *,
+                keyed: bool = False) -> None:  # fmt: skip
     """Insert many rows of a poll's hot path (items, revisions, sightings): every column but the
-    key, cleaned as the column types would clean them (``storage.tables``).
+    key (``keyed``: the key too, given by ``reserve_ids``), cleaned as the column types would
+    clean them (``storage.tables``).
 
     PostgreSQL: ``COPY`` (half the CPU of psycopg's executemany). SQLite: the driver's
     executemany of tuples (SQLAlchemy's per-row parameter processing was a quarter of the CPU
@@ -33,7 +35,7 @@ def insert_rows(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]
     """
     if not rows:
         return
-    bulk = _bulk_plan(table, conn.dialect)
+    bulk = _bulk_plan(table, conn.dialect, keyed)
     values = bulk.values(rows)
     if not is_postgres(conn):
         conn.exec_driver_sql(f"INSERT INTO {bulk.into} VALUES ({bulk.marks})", values)
@@ -85,9 +87,9 @@ class _Bulk:
 
 
 @functools.cache
-def _bulk_plan(table: Table, dialect: Dialect) -> _Bulk:
+def _bulk_plan(table: Table, dialect: Dialect, keyed: bool = False) -> _Bulk:
     quote = dialect.identifier_preparer.quote
-    columns = [c for c in table.c if not c.primary_key]
+    columns = [c for c in table.c if keyed or not c.primary_key]
     kinds = [c.type.impl if isinstance(c.type, TypeDecorator) else c.type for c in columns]
     into = f"{quote(table.name)} ({', '.join(quote(c.name) for c in columns)})"
     arrays = ", ".join(f"CAST(%(c{i})s AS {c.type.compile(dialect=dialect)}[])"
@@ -131,6 +133,15 @@ def insert_ids(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]]
         sql = f"{bulk.unnest} RETURNING {quote('id')}, {quote(key)}"
         found = conn.exec_driver_sql(sql, params).all()
     return {row[1]: int(row[0]) for row in found}
+
+
+def reserve_ids(conn: Connection, table: Table, count: int) -> list[int]:
+    """``count`` new ids of ``table`` (its ``id`` column's sequence; PostgreSQL), ascending: rows
+    inserted later with them (``insert_rows(keyed=True)``) need no read of their ids."""
+    if count <= 0:
+        return []
+    sql = "SELECT nextval(pg_get_serial_sequence(%(t)s, 'id')) FROM generate_series(1, %(n)s)"
+    return sorted(int(i) for (i,) in conn.exec_driver_sql(sql, {"t": table.name, "n": count}))
 
 
 @functools.cache

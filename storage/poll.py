@@ -12,11 +12,14 @@ the feed itself says they are two stories. A link that several entries share (a 
 every episode linking the show's home page) is no identity: nothing is folded by it, and its
 page is not fetched as the entries' article.
 
-A batch of polls (group commit, issue 2) runs each poll's matching and item writes in turn, so
-a later poll sees the items an earlier one created. The rows that matching does not read (new
-sightings, first revisions and search index rows, feed state, poll history, feed captures) wait
-in ``Writes`` and go in one statement per table (index rows a few hundred at a time): at the
-end of the batch, or before anything reads them or writes over them.
+A batch of polls (group commit, issue 2) runs each poll's matching in turn, so a later poll
+sees the items an earlier one created. What the batch's first polls of its feeds will look for
+is read once for all of them: their sightings, and on PostgreSQL (where each read is a round
+trip) the fold candidates of their unknown entries. The rows that matching does not read (new
+sightings, first revisions and search index rows, feed state, poll history, feed captures; on
+PostgreSQL the new items too, with ids reserved for the batch) wait in ``Writes`` and go in one
+statement per table (on PostgreSQL a few dozen rows at a time, index rows a few hundred on
+SQLite): at the end of the batch, or before anything reads them or writes over them.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ from typing import Any
 from sqlalchemy import Connection, Row
 
 from storage import items, pollsql, searchindex
-from storage.dialect import CHUNK, lock_keys
+from storage.dialect import CHUNK, is_postgres, lock_keys
 from storage.errors import LeaseLost
 from storage.feeds import history_row, poll_state, rate_due
 from storage.identity import (
@@ -72,7 +75,7 @@ class _Poll:
     link_keys: bool
     identities: list[Identity]  # one per entry of the result
     writes: Writes
-    preread: list[Row[Any]] | None = None  # pollsql.feed_sightings, read for the whole batch
+    preread: _Read | None = None  # read ahead for the whole batch
     keys: list[str] = field(default_factory=list)  # each entry's key as stored
     doc: DocumentKeys = field(init=False)  # the document's keys (guids trusted)
     doc_keys: set[str] = field(default_factory=set)
@@ -135,8 +138,9 @@ def apply_batch(conn: Connection, results: Sequence[PollResult]) -> list[PollSum
     locked = pollsql.lock_feeds(conn, (r.feed_id for r in results))
     found = [identities(r) for r in results]
     lock_keys(conn, [k for idents in found for i in idents for k in i.keys])
-    known = _preread(conn, results, locked)
+    known = _preread(conn, results, found, locked)
     writes = Writes()
+    writes.reserve(conn, sum(len(read.unknown) for read in known.values()))
     out: list[PollSummary | LeaseLost] = []
     for result, idents in zip(results, found, strict=True):
         feed = locked.pop(result.feed_id, None)
@@ -151,18 +155,54 @@ def apply_batch(conn: Connection, results: Sequence[PollResult]) -> list[PollSum
     return out
 
 
-def _preread(conn: Connection, results: Sequence[PollResult],
-             locked: dict[int, Row[Any]]) -> dict[int, list[Row[Any]]]:  # fmt: skip
-    """The sightings each feed's first poll of the batch will look for, in one query for all:
-    a feed's sightings are written by its own polls only, and a feed met again in the batch
-    reads them again, after the first poll's writes."""
+@dataclass(frozen=True, slots=True)
+class _Read:
+    """What the batch read ahead for a feed's first poll of the batch."""
+
+    sightings: list[Row[Any]]  # as pollsql.feed_sightings reads them
+    folds: list[Any] | None  # as pollsql.fold_candidates would read them for its unknown entries
+    asked: tuple[set[str], set[str]]  # the identities and uids those were read by
+    unknown: list[int]  # the entries (indexes) no sighting knows: new items, most of them
+
+    def fold_candidates(self, made: set[int]) -> list[Any] | None:
+        """The fold candidates read, unless an item the batch made since (``Writes.made``) may
+        answer to what they were read by: then the poll reads its own."""
+        if self.folds is None or any(hash(v) in made for values in self.asked for v in values):
+            return None
+        return self.folds
+
+
+def _preread(conn: Connection, results: Sequence[PollResult], found: Sequence[list[Identity]],
+             locked: dict[int, Row[Any]]) -> dict[int, _Read]:  # fmt: skip
+    """The sightings each feed's first poll of the batch will look for, in one query for all,
+    then the fold candidates of the entries they do not know, in one query for all: a feed's
+    sightings are written by its own polls only, and a feed met again in the batch reads them
+    again, after the first poll's writes. Items the batch creates are not among the candidates
+    read here: a poll that asks for one of theirs reads its own (``Writes.made``)."""
     wanted: dict[int, tuple[list[str], Sequence[Entry]]] = {}
-    for result in results:
+    idents: dict[int, list[Identity]] = {}
+    for result, ident in zip(results, found, strict=True):
         feed = locked.get(result.feed_id)
         if result.entries and feed is not None and result.feed_id not in wanted:
             keys = _entry_keys(result.entries, _link_keys(feed, result))[1]
             wanted[result.feed_id] = (keys, result.entries)
-    return pollsql.feeds_sightings(conn, wanted)
+            idents[result.feed_id] = ident
+    sightings = pollsql.feeds_sightings(conn, wanted)
+    if not is_postgres(conn):  # no round trips to save: each poll reads its own, holding less
+        return {feed_id: _Read(sightings[feed_id], None, (set(), set()), []) for feed_id in wanted}
+    asked: dict[int, tuple[set[str], set[str]]] = {}
+    unknown: dict[int, list[int]] = {}
+    for feed_id, (keys, _) in wanted.items():
+        seen = {row.key for row in sightings[feed_id]}
+        new = unknown[feed_id] = [i for i, key in enumerate(keys) if key not in seen]
+        url = locked[feed_id].url
+        asked[feed_id] = ({k for i in new for k in idents[feed_id][i].keys},
+                          {item_uid(url, keys[i]) for i in new})  # fmt: skip
+    folds = pollsql.fold_candidates_of(conn, asked)
+    return {
+        feed_id: _Read(sightings[feed_id], folds[feed_id], asked[feed_id], unknown[feed_id])
+        for feed_id in wanted
+    }
 
 
 def apply(
@@ -171,10 +211,10 @@ def apply(
     feed: Row[Any],
     idents: list[Identity],
     writes: Writes,
-    preread: list[Row[Any]] | None = None,
+    preread: _Read | None = None,
 ) -> PollSummary:
     """One poll, its feed row locked and the advisory keys of ``idents`` taken by the caller
-    (``preread``: its sightings, as ``pollsql.feed_sightings`` reads them, if the caller did)."""
+    (``preread``: its sightings and fold candidates, if the caller read them)."""
     if feed.last_polled == result.polled_at and feed.lease_owner != result.lease_owner:
         return PollSummary()  # this very result was applied already: idempotent replay
     if feed.lease_owner != result.lease_owner:
@@ -239,9 +279,11 @@ def _place_all(poll: _Poll) -> None:
 
 def _preload(poll: _Poll) -> None:
     """Read in a few statements what placing the document's entries needs to know."""
-    rows, result = poll.preread, poll.result
-    if rows is None:
+    result = poll.result
+    if poll.preread is None:
         rows = pollsql.feed_sightings(poll.conn, result.feed_id, poll.keys, result.entries)
+    else:
+        rows = poll.preread.sightings
     poll.by_key = {row.key: row for row in rows if row.key in poll.doc_keys}
     poll.owned = {row.item_id for row in poll.by_key.values()}
     unknown = [i for i, key in enumerate(poll.keys) if key not in poll.by_key]
@@ -263,7 +305,10 @@ def _fold_candidates(poll: _Poll, unknown: list[int]) -> None:
     asked = [({k for i in part for k in poll.identities[i].keys},
               {poll.uid_of(poll.keys[i]) for i in part}) for part in parts]  # fmt: skip
     idents: set[str] = set().union(*(wanted for wanted, _ in asked))
-    ordered = pollsql.fold_candidates(poll.conn, asked)
+    ordered = None if poll.preread is None else poll.preread.fold_candidates(poll.writes.made)
+    if ordered is None:
+        poll.writes.flush_items(poll.conn)
+        ordered = pollsql.fold_candidates(poll.conn, asked)
     poll.candidates = {row.id: row for row in ordered}
     by_canonical = [row for row in ordered if row.canonical_url in idents]
     by_print = [row for row in ordered if row.fingerprint in idents]
@@ -353,7 +398,7 @@ def _looks_same(row: Any, entry: Entry) -> bool:
 
 def _create_items(poll: _Poll) -> None:
     rows = [row for _, row in poll.new_rows.values()]
-    ids = items.create_many(poll.conn, rows)
+    ids = poll.writes.new_items(poll.conn, rows)
     poll.writes.revisions += items.first_revisions(ids, rows)
     poll.writes.index(poll.conn, searchindex.new_docs(ids, rows))
     for item_id, (key, (entry, _)) in zip(ids, poll.new_rows.items(), strict=True):

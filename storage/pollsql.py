@@ -14,8 +14,8 @@ from typing import Any
 
 from sqlalchemy import Connection, Row, bindparam, or_, select, update
 
-from storage import captures, searchindex
-from storage.bulk import insert_rows
+from storage import captures, items, searchindex
+from storage.bulk import insert_rows, reserve_ids
 from storage.dialect import CHUNK, by_dialect, int_array, is_postgres, select_in
 from storage.errors import StorageError
 from storage.feeds import RATE_WINDOW_DAYS, item_rate, log_polls, rate_of, write_states
@@ -78,7 +78,12 @@ FOLD_INTO = by_dialect(
 )
 
 
+_IDENTITY = ("uid", "canonical_url", "fingerprint")  # what a fold candidate is read by
 INDEX_ROWS = 256  # new items' index rows a write waits for (``Writes.index``)
+# PostgreSQL: new items and the rows that refer to them that a write waits for: the index rows
+# held were most of a batch's memory (first pass, peak RSS: 112.9-114.5 MB at 256, 111.3-111.9
+# MB at 64, two batches in flight), and the statements cost per row there, not per statement
+PG_ROWS = 64
 
 
 @dataclass
@@ -97,18 +102,56 @@ class Writes:
     polls: list[dict[str, Any]] = field(default_factory=list)
     captures: list[captures.Owned] = field(default_factory=list)
     search: list[searchindex.Doc] = field(default_factory=list)  # new items' index rows
+    # PostgreSQL: the hashes of the uids, canonical URLs and fingerprints of the items the
+    # batch created, which fold candidates read ahead of them (``storage.poll``) do not include
+    # (a hash, not the text: a collision costs only a read; the texts would be held to the end)
+    made: set[int] = field(default_factory=set)
+    # PostgreSQL: new items, their ids reserved for the batch (``reserve``), inserted with the
+    # rows above rather than in a statement and a round trip per poll
+    items: list[dict[str, Any]] = field(default_factory=list)
+    free_ids: list[int] = field(default_factory=list)  # reserved, not given out yet
+
+    def reserve(self, conn: Connection, count: int) -> None:
+        """Ids for about ``count`` new items (PostgreSQL): those the batch does not use are
+        skipped, as a rolled-back insert's are."""
+        if is_postgres(conn):
+            self.free_ids += reserve_ids(conn, items_t, count)
+
+    def new_items(self, conn: Connection, rows: list[dict[str, Any]]) -> list[int]:
+        """Create items (``rows`` of ``items.new_row``); their ids, in order. PostgreSQL: each
+        row takes a reserved id and waits for ``flush_items``. SQLite: inserted now."""
+        if not is_postgres(conn):
+            return items.create_many(conn, rows)
+        if len(self.free_ids) < len(rows):
+            self.free_ids += reserve_ids(conn, items_t, len(rows) - len(self.free_ids))
+        ids, self.free_ids = self.free_ids[: len(rows)], self.free_ids[len(rows) :]
+        for row, item_id in zip(rows, ids, strict=True):
+            row["id"] = item_id
+            self.made.update(hash(row[c]) for c in _IDENTITY if row[c])
+        self.items += rows
+        if len(self.items) >= PG_ROWS:  # with the rows that wait for them: less held
+            self.flush_rows(conn)
+        return ids
+
+    def flush_items(self, conn: Connection) -> None:
+        """Before anything reads items or writes a row that refers to a new one."""
+        insert_rows(conn, items_t, self.items, keyed=True)
+        self.items = []
 
     def index(self, conn: Connection, docs: list[searchindex.Doc]) -> None:
-        """New items' index rows, written a few hundred at a time: FTS5 does more work for many
-        small statements than for one, and a whole batch's would hold their texts meanwhile."""
+        """New items' index rows, written a few hundred at a time (PostgreSQL: PG_ROWS): FTS5
+        does more work for many small statements than for one, and a whole batch's would hold
+        their texts meanwhile."""
         self.search += docs
-        if len(self.search) >= INDEX_ROWS:
+        if len(self.search) >= (PG_ROWS if is_postgres(conn) else INDEX_ROWS):
+            self.flush_items(conn)
             searchindex.write(conn, self.search)
             self.search = []
 
     def flush_rows(self, conn: Connection) -> None:
         """Also before another write of the index (an item created earlier in the batch may be
         refreshed: its newer row must come last)."""
+        self.flush_items(conn)
         insert_rows(conn, revisions_t, self.revisions)
         insert_rows(conn, sightings, self.sightings)
         searchindex.write(conn, self.search)
@@ -211,6 +254,20 @@ def fold_candidates(conn: Connection, asked: Iterable[tuple[set[str], set[str]]]
         found = conn.execute(FOLD_CANDIDATES.of(conn), params)
         rows.update((int(row.id), row) for row in found)
     return [rows[i] for i in sorted(rows)]
+
+
+def fold_candidates_of(conn: Connection, asked: Mapping[int, tuple[set[str], set[str]]]
+                       ) -> dict[int, list[Any]]:  # fmt: skip
+    """``fold_candidates`` of several feeds (feed id -> its identities and uids) at once: the
+    same rows for each, by id, in one query per CHUNK identities and CHUNK uids of them all."""
+    wanted = sorted(set().union(*(idents for idents, _ in asked.values())))
+    uids = sorted(set().union(*(u for _, u in asked.values())))
+    parts = [(set(wanted[start : start + CHUNK]), set(uids[start : start + CHUNK]))
+             for start in range(0, max(len(wanted), len(uids)), CHUNK)]  # fmt: skip
+    rows = fold_candidates(conn, parts)
+    return {feed_id: [row for row in rows if row.canonical_url in idents
+                      or row.fingerprint in idents or row.uid in u]
+            for feed_id, (idents, u) in asked.items()}  # fmt: skip
 
 
 def rekey_sighting(conn: Connection, sighting_id: int, key: str) -> None:

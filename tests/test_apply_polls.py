@@ -371,3 +371,110 @@ def test_a_batch_reads_each_feeds_sightings_as_the_feed_alone_would(store: Store
         together = pollsql.feeds_sightings(conn, wanted)
     assert together == alone
     assert [len(rows) for rows in alone.values()] == [4, 4, 4]
+
+
+def test_a_batch_reads_each_feeds_fold_candidates_as_the_feed_alone_would(store: Store) -> None:
+    """``pollsql.fold_candidates_of`` (one query for a batch's feeds, CHUNK values at a time)
+    gives each feed the rows ``fold_candidates`` gives it: by canonical URL, fingerprint or uid,
+    never an item only another feed asked for."""
+    from storage import pollsql
+
+    store.sync_feeds([FeedConfig(u) for u in URLS[:2]], T0)
+    feeds = claim_all(store, T0)
+    store.apply_polls([poll_result(feeds[URLS[0]], T0, [entry(i) for i in range(700)])])
+    with store.db.write() as conn:
+        made = [(r.canonical_url, r.fingerprint, r.uid) for r in conn.execute(
+            items_t.select().order_by(items_t.c.id))]  # fmt: skip
+    asked = {  # 1 by canonical URLs and uids, 2 by fingerprints (more than CHUNK values)
+        1: ({c for c, _, _ in made[:300]} | {"https://nowhere.example/"},
+            {u for _, _, u in made[250:400]}),
+        2: ({p for _, p, _ in made[100:700]}, {"no-such-uid"}),
+        3: ({"https://nowhere.example/"}, set()),
+    }  # fmt: skip
+    with store.db.write() as conn:
+        alone = {f: pollsql.fold_candidates(conn, [asked[f]]) for f in asked}
+        together = pollsql.fold_candidates_of(conn, asked)
+    assert together == alone
+    assert [len(rows) for rows in alone.values()] == [400, 600, 0]
+
+
+def test_a_batch_reads_its_fold_candidates_in_one_query_and_sees_its_own_new_items(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """PostgreSQL: the fold candidates of a batch's new entries are read once for all its feeds
+    (SQLite, with no round trip to save: poll by poll); a later poll that asks for an item an
+    earlier poll of the batch created reads its own, and folds."""
+    from storage import pollsql
+
+    reads: list[int] = []
+    real = pollsql.fold_candidates
+
+    def counted(conn: Any, asked: Any) -> list[Any]:
+        asked = list(asked)
+        reads.append(len(asked))
+        return real(conn, asked)
+
+    monkeypatch.setattr(pollsql, "fold_candidates", counted)
+    store.sync_feeds([FeedConfig(u) for u in URLS[:4]], T0)
+    feeds = claim_all(store, T0)
+    shared = "https://news.example/story/shared"
+    got = store.apply_polls([
+        poll_result(feeds[URLS[0]], T0, [entry(i) for i in range(5)]),
+        poll_result(feeds[URLS[1]], T0, [entry(10 + i) for i in range(5)]),
+        poll_result(feeds[URLS[2]], T0, [entry("a", url=shared, title="Shared")]),
+        poll_result(feeds[URLS[3]], T0, [entry("b", url=shared, title="Shared, again")]),
+    ])  # fmt: skip
+    assert [s.new_items for s in got if isinstance(s, PollSummary)] == [5, 5, 1, 0]
+    # the batch's read, then the last poll's own (its story is new)
+    assert reads == ([1, 1] if backend(store) == "postgres" else [1, 1, 1, 1])
+    [story] = [i for i in store.iter_items(ExportFilter()) if i["url"] == shared]
+    assert len(story["sightings"]) == 2
+
+
+def test_new_items_of_a_batch_are_numbered_in_poll_order_and_indexed(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """PostgreSQL reserves ids for a batch's unknown entries and inserts its new items with its
+    other rows, not one insert per poll (SQLite: one per poll); either way ids ascend in poll and
+    entry order, and each item has its sighting, its first revision and its search index row."""
+    inserts: list[int] = []
+    real = item_rows.create_many
+
+    def counted(conn: Any, rows: list[dict[str, Any]]) -> list[int]:
+        inserts.append(len(rows))
+        return real(conn, rows)
+
+    monkeypatch.setattr(item_rows, "create_many", counted)
+    store.sync_feeds([FeedConfig(u) for u in URLS[:3]], T0)
+    feeds = claim_all(store, T0)
+    got = store.apply_polls([
+        poll_result(feeds[URLS[0]], T0, [entry(f"a{i}") for i in range(3)]),
+        poll_result(feeds[URLS[1]], T0, [entry("b0"), entry("b1")]),
+        poll_result(feeds[URLS[2]], T0, [entry(f"c{i}") for i in range(300)]),
+    ])  # fmt: skip
+    assert [s.new_items for s in got if isinstance(s, PollSummary)] == [3, 2, 300]
+    assert inserts == ([] if backend(store) == "postgres" else [3, 2, 300])
+    with store.db.write() as conn:
+        order = [r.title for r in conn.execute(items_t.select().order_by(items_t.c.id))]
+    assert order == [f"Story {k}" for k in ("a0", "a1", "a2", "b0", "b1",
+                                            *(f"c{i}" for i in range(300)))]  # fmt: skip
+    made = list(store.iter_items(ExportFilter()))
+    assert all(len(i["sightings"]) == 1 and len(i["revisions"]) == 1 for i in made)
+    assert len(store.search("story", limit=1000).hits) == 305
+
+
+def test_new_items_beyond_the_reserved_ids_take_more(store: Store) -> None:
+    """A poll the batch reserved too few ids for (a feed met again) reserves its own."""
+    from storage.pollsql import Writes
+
+    store.sync_feeds([FeedConfig(URLS[0])], T0)
+    feed = claim_all(store, T0)[URLS[0]]
+    with store.db.write() as conn:
+        writes = Writes()
+        writes.reserve(conn, 1)
+        rows = [item_rows.new_row(feed.id, f"uid-{i}", entry(i), T0, "off") for i in range(3)]
+        ids = writes.new_items(conn, rows)
+        writes.flush(conn)
+        stored = conn.execute(items_t.select().order_by(items_t.c.id)).all()
+    assert ids == sorted(ids) and len(set(ids)) == 3
+    assert [(r.id, r.uid) for r in stored] == [(i, f"uid-{n}") for n, i in enumerate(ids)]

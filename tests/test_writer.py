@@ -173,3 +173,55 @@ def test_a_result_cancelled_while_its_batch_waits_writes_nothing(
     asyncio.run(main())
     assert counting.batches == []  # no transaction at all, not even an empty one
     assert store.list_feeds()[0].last_polled is None
+
+
+class HeldStore:
+    """A store where the database arbitrates writers (``write_turn`` None, as PostgreSQL): each
+    batch is held until released, and how many are written at once is recorded."""
+
+    write_turn = None
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.release = threading.Semaphore(0)
+        self.batches: list[int] = []
+        self.now = self.most = 0
+
+    def prepare_polls(self, results: Sequence[PollResult]) -> None:
+        pass
+
+    def apply_polls(self, results: Sequence[PollResult]) -> list[PollSummary | StorageError]:
+        with self.lock:
+            self.batches.append(len(results))
+            self.now += 1
+            self.most = max(self.most, self.now)
+        self.release.acquire(timeout=10)
+        with self.lock:
+            self.now -= 1
+        return [PollSummary(new_items=1) for _ in results]
+
+
+def test_a_full_batch_is_written_beside_a_batch_in_flight_where_the_database_arbitrates(
+    store: Store,
+) -> None:
+    """PostgreSQL: while one transaction is in flight, a full batch starts a second (the server
+    runs one while this process builds the other); a partial batch waits for a free lane."""
+    feeds = claimed(store, 10)
+    held = HeldStore()
+
+    async def main() -> list[PollSummary]:
+        writer = PollWriter(held, max_batch=4)  # type: ignore[arg-type]
+        results = [poll_result(f, T0, [entry(f.id)]) for f in feeds]
+        tasks = [asyncio.create_task(writer.write(r)) for r in results[:4]]
+        await asyncio.sleep(0.1)  # the first batch is in flight
+        tasks += [asyncio.create_task(writer.write(r)) for r in results[4:]]
+        await asyncio.sleep(0.1)
+        assert held.batches == [4, 4]  # the second full batch did not wait; the rest does
+        for _ in range(3):
+            await asyncio.to_thread(held.release.release)
+        summaries = await asyncio.gather(*tasks)
+        await writer.aclose()
+        return summaries
+
+    assert [s.new_items for s in asyncio.run(main())] == [1] * 10
+    assert held.batches == [4, 4, 2] and held.most == 2

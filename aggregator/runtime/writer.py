@@ -19,6 +19,9 @@ from storage.errors import StorageError
 from storage.records import PollResult, PollSummary
 from storage.seam import StorageType
 
+# Transactions in flight at once where the database arbitrates writers (PostgreSQL): while the
+# server runs one batch's statements, this process builds the next one's rows (issue 14).
+LANES = 2
 # Results per transaction: large enough that a burst of polls costs a few transactions, small
 # enough that one transaction never holds SQLite's write lock for long.
 MAX_BATCH = 64
@@ -39,8 +42,12 @@ class PollWriter:
         # (an fsync per transaction at synchronous=FULL); nobody waits for the turn meanwhile.
         self.alone = alone
         self.max_batch = max_batch
+        # SQLite has one writer at a time whatever we do: a second transaction would only wait
+        self.lanes = LANES if store.write_turn is None else 1
         self._queue: list[tuple[PollResult, asyncio.Future[PollSummary]]] = []
-        self._task: asyncio.Task[None] | None = None
+        self._task: asyncio.Task[None] | None = None  # drains every result queued
+        self._extra: list[asyncio.Task[None]] = []  # other lanes: full batches only
+        self._busy = 0  # lanes writing a batch
         self._writing = 0
         # Called when a result is queued: its poll has finished fetching, so the caller may
         # start another fetch while this one waits for its transaction.
@@ -66,8 +73,7 @@ class PollWriter:
         self._queue.append(entry)
         if len(self._queue) >= self.max_batch:
             self._full.set()
-        if self._task is None or self._task.done():
-            self._task = asyncio.create_task(self._drain(), name="poll writer")
+        self._start()
         self.on_queued()
         try:
             return await asyncio.shield(future)
@@ -78,15 +84,28 @@ class PollWriter:
             future.add_done_callback(lambda f: f.cancelled() or f.exception())
             raise
 
-    async def _drain(self) -> None:
-        while self._queue:
+    def _start(self) -> None:
+        """A lane for the queue if none drains it; another while every lane is writing and a
+        full batch waits (never for a partial one: that would only cost a transaction more)."""
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._drain(), name="poll writer")
+            return
+        self._extra = [task for task in self._extra if not task.done()]
+        lanes = 1 + len(self._extra)
+        if len(self._queue) >= self.max_batch and self._busy == lanes < self.lanes:
+            self._extra.append(asyncio.create_task(self._drain(full=True), name="poll writer"))
+
+    async def _drain(self, full: bool = False) -> None:
+        """Write batches while results are queued (``full``: while a full batch is)."""
+        while self._queue and (not full or len(self._queue) >= self.max_batch):
             if len(self._queue) < self.max_batch and self.expecting():
                 await self._linger()
                 if not self._queue:  # every result queued was cancelled meanwhile
                     break
             batch = self._queue[: self.max_batch]
             del self._queue[: self.max_batch]
-            self._writing = len(batch)
+            self._writing += len(batch)
+            self._busy += 1
             try:
                 outcomes = await self._apply([r for r, _ in batch])
             except Exception as exc:  # not expected: apply_polls reports per result
@@ -95,7 +114,8 @@ class PollWriter:
                 _settle(batch, [StorageError("poll writer stopped")] * len(batch))
                 raise
             finally:
-                self._writing = 0
+                self._writing -= len(batch)
+                self._busy -= 1
             _settle(batch, outcomes)
             self.on_batch(len(batch))
 
@@ -126,8 +146,8 @@ class PollWriter:
 
     async def aclose(self) -> None:
         """Wait until every queued result is written."""
-        if self._task is not None:
-            await asyncio.wait([self._task])
+        while lanes := [t for t in (self._task, *self._extra) if t is not None and not t.done()]:
+            await asyncio.wait(lanes)
 
 
 def _settle(
