@@ -20,7 +20,7 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
 
 from storage.dialect import by_dialect, is_postgres, select_in
-from storage.tables import strip_nul, utc_naive
+from storage.tables import sqlite_time, strip_nul, utc_naive
 
 
 def insert_rows(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]], *,
@@ -101,15 +101,10 @@ def _bulk_plan(table: Table, dialect: Dialect, keyed: bool = False) -> _Bulk:
         texts=tuple(i for i, k in enumerate(kinds) if isinstance(k, String)),
         times=tuple(i for i, k in enumerate(kinds) if isinstance(k, DateTime)),
         jsons=tuple(i for i, k in enumerate(kinds) if isinstance(k, JSON)),
-        time=utc_naive if dialect.name == "postgresql" else _sqlite_time,
+        time=utc_naive if dialect.name == "postgresql" else sqlite_time,
         unnest=f"INSERT INTO {into} SELECT * FROM unnest({arrays})",
-        arrays=tuple(_strings if isinstance(k, String | JSON) else _others for k in kinds),
+        arrays=tuple(text_array if isinstance(k, String | JSON) else value_array for k in kinds),
     )
-
-
-def _sqlite_time(value: datetime) -> str:
-    """SQLAlchemy's storage format for a SQLite DATETIME."""
-    return utc_naive(value).isoformat(" ", "microseconds")
 
 
 def insert_ids(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]],
@@ -152,13 +147,14 @@ def _ids_by(table: Table, key: str) -> Any:
 
 # Array literals, one per column, for ``unnest``: each element quoted (a string may hold any
 # character but NUL) or NULL.
-def _strings(values: Sequence[str | None]) -> str:
+def text_array(values: Sequence[str | None]) -> str:
     return "{" + ",".join("NULL" if v is None else '"' + v.replace("\\", "\\\\").replace(
         '"', '\\"') + '"' for v in values) + "}"  # fmt: skip
 
 
-def _others(values: Sequence[Any]) -> str:
-    """Integers, booleans, naive times: their text needs no escape."""
+def value_array(values: Sequence[Any]) -> str:
+    """Integers, doubles (``str`` gives back the same one; PostgreSQL reads ``inf``), booleans,
+    naive times: their text needs no escape."""
     return "{" + ",".join("NULL" if v is None else f'"{_text(v)}"' for v in values) + "}"
 
 

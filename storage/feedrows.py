@@ -22,10 +22,10 @@ from sqlalchemy import Connection, DateTime, String
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
 
-from storage.bulk import insert_rows
+from storage.bulk import insert_rows, text_array, value_array
 from storage.dialect import int_array, is_postgres
 from storage.records import FeedState
-from storage.tables import clean_text, feeds, polls, utc_naive
+from storage.tables import clean_text, feeds, polls, sqlite_time, utc_naive
 
 # What a poll sets on its feed row, every column every time.
 STATE_COLUMNS = (
@@ -130,7 +130,7 @@ def _plan(dialect: Dialect) -> _Plan:
     columns = [feeds.c[name] for name in STATE_COLUMNS]
     kinds = [c.type.impl if isinstance(c.type, TypeDecorator) else c.type for c in columns]
     postgres = dialect.name == "postgresql"
-    timed: Callable[[datetime], Any] = utc_naive if postgres else _sqlite_time
+    timed: Callable[[datetime], Any] = utc_naive if postgres else sqlite_time
     cleaners = tuple((i, timed if isinstance(k, DateTime) else clean_text)
                      for i, k in enumerate(kinds) if isinstance(k, DateTime | String))  # fmt: skip
     if not postgres:
@@ -141,22 +141,5 @@ def _plan(dialect: Dialect) -> _Plan:
     names = ", ".join(quote(c.name) for c in columns)
     sets = ", ".join(f"{quote(c.name)} = v.{quote(c.name)}" for c in columns)
     sql = f"UPDATE feeds SET {sets} FROM unnest({arrays}) AS v(id, {names}) WHERE feeds.id = v.id"
-    literal = [_strings if isinstance(k, String) else _others for k in kinds]
-    return _Plan(sql, cleaners, (_others, *literal))
-
-
-def _sqlite_time(value: datetime) -> str:
-    """SQLAlchemy's storage format for a SQLite DATETIME."""
-    return utc_naive(value).isoformat(" ", "microseconds")
-
-
-# Array literals, one per column (PostgreSQL): each element quoted, or NULL.
-def _strings(values: Sequence[str | None]) -> str:
-    return "{" + ",".join("NULL" if v is None else '"' + v.replace("\\", "\\\\").replace(
-        '"', '\\"') + '"' for v in values) + "}"  # fmt: skip
-
-
-def _others(values: Sequence[Any]) -> str:
-    """Integers, doubles (``repr`` gives back the same one; PostgreSQL reads ``inf``), booleans
-    (``True``), naive times: their text needs no escape."""
-    return "{" + ",".join("NULL" if v is None else f'"{v}"' for v in values) + "}"
+    literal = [text_array if isinstance(k, String) else value_array for k in kinds]
+    return _Plan(sql, cleaners, (value_array, *literal))
