@@ -1,5 +1,6 @@
-"""``pollsql.item_rates``: the item rates of a batch's feeds in one statement on PostgreSQL are
-``feeds.item_rate`` of each feed, None cases included (no sightings, a history too short)."""
+"""``pollsql.item_rates``: the item rates of a batch's feeds in one statement (PostgreSQL and
+SQLite) are ``feeds.item_rate`` of each feed, None cases included (no sightings, a history too
+short, an entry a few microseconds inside the window)."""
 
 from __future__ import annotations
 
@@ -27,6 +28,7 @@ def test_rates_of_many_feeds_at_once_are_each_feeds_rate(store: Store) -> None:
         assert feed is not None
         ids.append(feed.id)
     nows = [T0 + timedelta(days=d, hours=h) for d in (0, 1, 2, 14, 30, 45) for h in (0, 7)]
+    nows += [T0 + timedelta(days=6), T0 + timedelta(days=3 + RATE_WINDOW_DAYS)]  # on the bounds
     asked = [(feed_id, now) for now in nows for feed_id in ids]
     with store.db.read() as conn:
         one_by_one = [item_rate(conn, feed_id, now, RATE_WINDOW_DAYS) for feed_id, now in asked]
