@@ -19,7 +19,7 @@ from sqlalchemy import JSON, Connection, DateTime, String, Table
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
 
-from storage.dialect import by_dialect, is_postgres, select_in
+from storage.dialect import by_dialect, is_postgres, quote_element, select_in
 from storage.tables import sqlite_time, strip_nul, utc_naive
 
 
@@ -148,8 +148,7 @@ def _ids_by(table: Table, key: str) -> Any:
 # Array literals, one per column, for ``unnest``: each element quoted (a string may hold any
 # character but NUL) or NULL.
 def text_array(values: Sequence[str | None]) -> str:
-    return "{" + ",".join("NULL" if v is None else '"' + v.replace("\\", "\\\\").replace(
-        '"', '\\"') + '"' for v in values) + "}"  # fmt: skip
+    return "{" + ",".join("NULL" if v is None else f'"{quote_element(v)}"' for v in values) + "}"
 
 
 def value_array(values: Sequence[Any]) -> str:

@@ -239,11 +239,12 @@ class IntArray(UserDefinedType[list[int]]):
 def _text_array(value: list[str] | None) -> str | None:
     if value is None:
         return None
-    quoted = (_quote(v) if '"' in v or "\\" in v or "\x00" in v else v for v in value)
+    quoted = (quote_element(v) if '"' in v or "\\" in v or "\x00" in v else v for v in value)
     return '{"' + '","'.join(quoted) + '"}' if value else "{}"
 
 
-def _quote(value: str) -> str:
+def quote_element(value: str) -> str:
+    """A string as an element of an array literal (quoted by the caller), NUL dropped."""
     return value.replace("\\", "\\\\").replace('"', '\\"').replace("\x00", "")
 
 

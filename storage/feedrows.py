@@ -25,7 +25,7 @@ from sqlalchemy.types import TypeDecorator
 from storage.bulk import insert_rows, text_array, value_array
 from storage.dialect import int_array, is_postgres
 from storage.records import FeedState
-from storage.tables import clean_text, feeds, polls, sqlite_time, utc_naive
+from storage.tables import clean_text, feeds, polls, sqlite_time, sqlite_when, utc_naive
 
 # What a poll sets on its feed row, every column every time.
 STATE_COLUMNS = (
@@ -61,7 +61,7 @@ def read_states(conn: Connection, ids: Sequence[int]) -> list[FeedState]:
         found = conn.exec_driver_sql(_READ_PG, {"ids": int_array(list(ids))})
     else:
         found = conn.exec_driver_sql(_READ_SQLITE, (json.dumps(list(ids)),))
-    when: Callable[[Any], datetime] = _pg_when if postgres else _sqlite_when
+    when: Callable[[Any], datetime] = _pg_when if postgres else sqlite_when
 
     def maybe(value: Any) -> datetime | None:
         return None if value is None else when(value)
@@ -91,11 +91,6 @@ _READ = ", ".join(f'"{name}"' for name in (
     "link_keys", "active", "config_url", "items_per_day"))  # fmt: skip
 _READ_SQLITE = f"SELECT {_READ} FROM feeds WHERE id IN (SELECT value FROM json_each(?))"
 _READ_PG = f"SELECT {_READ} FROM feeds WHERE id = ANY(CAST(%(ids)s AS BIGINT[]))"
-
-
-def _sqlite_when(value: str) -> datetime:
-    """What ``UTCDateTime`` makes of SQLite's text (SQLAlchemy reads it with fromisoformat)."""
-    return datetime.fromisoformat(value).replace(tzinfo=UTC)
 
 
 def _pg_when(value: datetime) -> datetime:

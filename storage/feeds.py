@@ -17,10 +17,7 @@ from sqlalchemy import Connection, Row, bindparam, func, or_, select, update
 from storage import holders
 from storage.dialect import for_update_skip_locked, insert, lock_feed_sync
 from storage.errors import RemovalRefused
-from storage.feedrows import STATE_COLUMNS as STATE_COLUMNS  # the poll's writes, below Core
-from storage.feedrows import log_polls as log_polls
 from storage.feedrows import read_states
-from storage.feedrows import write_states as write_states
 from storage.records import (
     STATUS_NOT_MODIFIED,
     STATUS_OK,
@@ -301,7 +298,7 @@ FEED_BY_URL = select(feeds.c.id).where(feeds.c.url == bindparam("url"))
 def poll_state(
     conn: Connection, feed: Row[Any], result: PollResult, summary: PollSummary, link_keys: bool
 ) -> dict[str, Any]:
-    """The feed row after this poll: every column of ``feeds.STATE_COLUMNS``."""
+    """The feed row after this poll: every column of ``feedrows.STATE_COLUMNS``."""
     now, ok = result.polled_at, result.status == STATUS_OK
     etag, modified = feed.etag, feed.last_modified
     if ok:

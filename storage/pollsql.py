@@ -16,12 +16,21 @@ from typing import Any
 from sqlalchemy import Connection, Row, bindparam, or_, select, update
 
 from storage import captures, items, searchindex
-from storage.bulk import insert_rows, reserve_ids
+from storage.bulk import insert_rows, reserve_ids, value_array
 from storage.dialect import CHUNK, by_dialect, int_array, is_postgres, select_in
 from storage.errors import StorageError
-from storage.feeds import RATE_WINDOW_DAYS, item_rate, log_polls, rate_of, write_states
+from storage.feedrows import log_polls, write_states
+from storage.feeds import RATE_WINDOW_DAYS, item_rate, rate_of
 from storage.records import Entry
-from storage.tables import UTCDateTime, clean_text, feeds, sightings, sqlite_time, utc_naive
+from storage.tables import (
+    UTCDateTime,
+    clean_text,
+    feeds,
+    sightings,
+    sqlite_time,
+    sqlite_when,
+    utc_naive,
+)
 from storage.tables import items as items_t
 from storage.tables import revisions as revisions_t
 
@@ -202,22 +211,19 @@ def item_rates(conn: Connection, asked: Sequence[tuple[int, datetime]]) -> list[
     sinces = [now - window for _, now in asked]
     if is_postgres(conn):
         ids = int_array([int(feed_id) for feed_id, _ in asked])
-        nows = _times([now for _, now in asked])
-        rows = conn.exec_driver_sql(RATES, {"ids": ids, "sinces": _times(sinces), "nows": nows})
+        nows = value_array([utc_naive(now) for _, now in asked])
+        sinces_pg = value_array([utc_naive(since) for since in sinces])
+        rows = conn.exec_driver_sql(RATES, {"ids": ids, "sinces": sinces_pg, "nows": nows})
     else:
         triples = [[int(feed_id), sqlite_time(since), sqlite_time(now)]
                    for (feed_id, now), since in zip(asked, sinces, strict=True)]  # fmt: skip
         rows = conn.exec_driver_sql(RATES_SQLITE, (json.dumps(triples),))
     out: list[float | None] = []
     for (_, start, n), since, (_, now) in zip(rows.all(), sinces, asked, strict=True):
-        if isinstance(start, str):  # SQLite's text
-            start = datetime.fromisoformat(start)
-        out.append(rate_of(start and start.replace(tzinfo=UTC), int(n), since, now))
+        if start is not None:
+            start = sqlite_when(start) if isinstance(start, str) else start.replace(tzinfo=UTC)
+        out.append(rate_of(start, int(n), since, now))
     return out
-
-
-def _times(values: list[datetime]) -> str:
-    return "{" + ",".join(f'"{utc_naive(v)}"' for v in values) + "}"
 
 
 def lock_feeds(conn: Connection, feed_ids: Iterable[int]) -> dict[int, Row[Any]]:

@@ -58,6 +58,12 @@ def sqlite_time(value: datetime) -> str:
     return utc_naive(value).isoformat(" ", "microseconds")
 
 
+def sqlite_when(value: str) -> datetime:
+    """What ``UTCDateTime`` makes of SQLite's text (SQLAlchemy reads it with fromisoformat):
+    for reads below SQLAlchemy."""
+    return datetime.fromisoformat(value).replace(tzinfo=UTC)
+
+
 def clean_text(value: str | None) -> str | None:
     if value is None or "\x00" not in value:
         return value
