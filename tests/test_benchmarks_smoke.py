@@ -13,6 +13,7 @@ import httpx
 import pytest
 
 from benchmarks.feedserver import Catalog, FeedServer, ServerSpec, feed_modes
+from benchmarks.poll_timeline import summarize
 from tests.benchrun import run_benchmark
 
 
@@ -120,3 +121,25 @@ def test_poll_benchmark_in_process_mode_runs(tmp_path: Path) -> None:
     first, second = json.loads(out.read_text())["runs"][0]["passes"]
     assert (first["new_items"], first["server"]) == (8, {"200": 4})
     assert (second["new_items"], second["server"]) == (0, {"304": 4})
+
+
+def test_timeline_summary_counts_only_batches_that_wrote() -> None:
+    raw = {"end": 3.0, "status": 0, "responses": [0.5, 2.0, 1.0],
+           "batches": [[0.6, 1.1, 4, 0.3], [1.2, 2.2, 6, 0.5], [2.5, 2.6, 0, 0.0]]}  # fmt: skip
+    got = summarize(raw)
+    assert (got["first_response"], got["last_response"], got["batches"]) == (0.5, 2.0, 2)
+    assert (got["polls_written"], got["writer_span"], got["writer_busy"]) == (10, 1.6, 1.5)
+    assert got["writer_cpu"] == 0.8
+
+
+@pytest.mark.slow
+def test_poll_timeline_runs_at_tiny_scale(tmp_path: Path) -> None:
+    out = tmp_path / "timeline.json"
+    argv = ["--feeds", "4", "--entries", "2", "--latency", "0", "--json", str(out)]
+    proc = run_benchmark("poll_timeline", argv)
+    assert "writer span" in proc.stdout
+    first, second = json.loads(out.read_text())
+    assert (first["pass"], first["polls_written"], first["status"]) == ("first", 4, 0)
+    assert first["last_response"] >= first["first_response"] > 0
+    assert first["writer_cpu"] > 0 and first["writer_busy"] <= first["end"]
+    assert (second["pass"], second["polls_written"], second["status"]) == ("second", 4, 0)
