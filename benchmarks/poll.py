@@ -451,10 +451,7 @@ def main_whole_parent(args: argparse.Namespace) -> None:
                     hosts=args.hosts) as server, tempfile.TemporaryDirectory() as tmp:
         urls_file = Path(tmp) / "urls.json"
         urls_file.write_text(json.dumps(server.urls))
-        with contextlib.ExitStack() as stack:
-            pg = (stack.enter_context(fresh_database(args.database, Path(tmp)))
-                  if args.database else None)
-            lines, raw = main_whole(args, server, Path(tmp), urls_file, pg)
+        lines, raw = main_whole(args, server, Path(tmp), urls_file, args.database)
         server_cpu = server.stats().get("cpu", 0.0)
     after = os.getloadavg()
     print("\n".join([*lines, f"feed server CPU (its own process): {server_cpu:.2f} s; load "
@@ -483,6 +480,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--workers", type=int, default=16, help="reader: update_feeds workers")
     p.add_argument("--profile", help="directory for py-spy profiles, one per system and pass "
                    "(collapsed stacks of the thread holding the GIL; needs py-spy)")
+    p.add_argument("--repeat", type=int, default=1,
+                   help="whole processes: run both passes of every system this many rounds, "
+                   "each on fresh databases, and report each ratio's median")
     p.add_argument("--json", help="also write the figures to this file")
     # Internal: the per-system subprocess.
     p.add_argument("--run", choices=("ours", "reader"), help=argparse.SUPPRESS)

@@ -14,10 +14,12 @@ main process's peak RSS come from ``os.wait4``; helpers' peaks (``VmHWM``) are s
 from __future__ import annotations
 
 import compileall
+import contextlib
 import json
 import os
 import re
 import sqlite3
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -313,37 +315,77 @@ def table(results: dict[str, list[WholePass]]) -> list[str]:
     return rows
 
 
-def ratios(results: dict[str, list[WholePass]]) -> list[str]:
+def round_ratios(results: dict[str, list[WholePass]]) -> dict[str, list[float]]:
+    """Per system of ours: reader's wall ÷ ours (first, unchanged pass), the same of CPU
+    seconds, and ours' peak RSS ÷ reader's; empty without reader."""
     base = results.get("reader")
     if base is None:
-        return []
-    lines = []
+        return {}
+    out = {}
     for name, passes in results.items():
-        if name == "reader":
-            continue
-        wall = [o.wall / max(r.wall, 1e-9) for r, o in zip(passes, base, strict=True)]
-        cpu = [o.cpu / max(r.cpu, 1e-9) for r, o in zip(passes, base, strict=True)]
-        mem = max(r.peak_rss_mib for r in passes) / max(max(o.peak_rss_mib for o in base), 1e-9)
-        lines.append(f"{name} against reader, whole processes: first pass ×{wall[0]:.2f}, "
-                     f"unchanged pass ×{wall[1]:.2f} (reader's wall ÷ ours); CPU seconds "
-                     f"×{cpu[0]:.2f} and ×{cpu[1]:.2f} (reader's ÷ ours); peak RSS ×{mem:.2f} "
-                     "(ours ÷ reader's)")
+        if name != "reader":
+            wall = [o.wall / max(r.wall, 1e-9) for r, o in zip(passes, base, strict=True)]
+            cpu = [o.cpu / max(r.cpu, 1e-9) for r, o in zip(passes, base, strict=True)]
+            mem = (max(r.peak_rss_mib for r in passes)
+                   / max(max(o.peak_rss_mib for o in base), 1e-9))  # fmt: skip
+            out[name] = [*wall, *cpu, mem]
+    return out
+
+
+def ratios(results: dict[str, list[WholePass]]) -> list[str]:
+    return [f"{name} against reader, whole processes: first pass ×{wall1:.2f}, unchanged pass "
+            f"×{wall2:.2f} (reader's wall ÷ ours); CPU seconds ×{cpu1:.2f} and ×{cpu2:.2f} "
+            f"(reader's ÷ ours); peak RSS ×{mem:.2f} (ours ÷ reader's)"
+            for name, (wall1, wall2, cpu1, cpu2, mem) in round_ratios(results).items()]
+
+
+def medians(rounds: list[dict[str, list[WholePass]]]) -> list[str]:
+    """Each ratio's median over the rounds, with its lowest and highest: a shared machine moves
+    a pass's wall time by a tenth or more from one run to the next."""
+    per_round = [round_ratios(results) for results in rounds]
+    lines = []
+    for name in per_round[0]:
+        cells = []
+        for i, label in enumerate(("first pass", "unchanged pass", "CPU first", "CPU unchanged",
+                                   "peak RSS")):  # fmt: skip
+            values = sorted(r[name][i] for r in per_round)
+            cells.append(f"{label} ×{statistics.median(values):.2f} "
+                         f"({values[0]:.2f}–{values[-1]:.2f})")  # fmt: skip
+        lines.append(f"{name} against reader, median of {len(rounds)} rounds (lowest–highest): "
+                     + ", ".join(cells))  # fmt: skip
     return lines
 
 
 def main_whole(args: Any, server: Any, workdir: Path, urls_file: Path,
                database: str | None) -> tuple[list[str], dict[str, Any]]:  # fmt: skip
-    """Run every side's two passes as whole processes; the report's lines and raw figures."""
-    chosen = sides(args, workdir, server.urls, urls_file, database)
-    results = run_sides(chosen, server, len(server.urls))
-    lines = [*table(results), *ratios(results),
-             "durability: " + "; ".join(f"{s.name}: {durability(s)}" for s in chosen),
-             f"cores available to each side: {len(os.sched_getaffinity(0))} (of "
-             f"{os.cpu_count()}); RSS = the sum of each process's peak; start s = fork to "
-             "the first request the feed server saw"]
-    raw = {"runs": [{"name": name, "passes": [{**vars(p)} for p in passes]}
-                    for name, passes in results.items()]}
-    return lines, raw
+    """Run every side's two passes as whole processes, ``args.repeat`` rounds each on fresh
+    databases (a new PostgreSQL schema per round); the report's lines and raw figures."""
+    from benchmarks.poll import fresh_database
+
+    rounds: list[dict[str, list[WholePass]]] = []
+    lines: list[str] = []
+    for number in range(1, args.repeat + 1):
+        here = workdir / f"round-{number}"
+        here.mkdir()
+        with contextlib.ExitStack() as stack:
+            pg = stack.enter_context(fresh_database(database, here)) if database else None
+            chosen = sides(args, here, server.urls, urls_file, pg)
+            results = run_sides(chosen, server, len(server.urls))
+            described = "; ".join(f"{s.name}: {durability(s)}" for s in chosen)
+        rounds.append(results)
+        if args.repeat > 1:
+            lines.append(f"round {number} of {args.repeat}, load average "
+                         f"{os.getloadavg()[0]:.2f} after it")  # fmt: skip
+        lines += [*table(results), *ratios(results)]
+    if args.repeat > 1:
+        lines += medians(rounds)
+    lines += ["durability: " + described,
+              f"cores available to each side: {len(os.sched_getaffinity(0))} (of "
+              f"{os.cpu_count()}); RSS = the sum of each process's peak; start s = fork to "
+              "the first request the feed server saw"]
+    raw = [{"runs": [{"name": name, "passes": [{**vars(p)} for p in passes]}
+                     for name, passes in results.items()]} for results in rounds]  # fmt: skip
+    return lines, {**raw[0], "rounds": raw}
 
 
 if __name__ == "__main__":

@@ -113,6 +113,25 @@ def test_poll_benchmark_reader_half_runs_whole_processes(tmp_path: Path) -> None
 
 
 @pytest.mark.slow
+def test_poll_benchmark_repeats_rounds_on_fresh_databases(tmp_path: Path) -> None:
+    """Each round starts from empty archives (its first pass finds every item new again) and the
+    report ends with each ratio's median over the rounds."""
+    _reader_or_skip()
+    out = tmp_path / "figures.json"
+    argv = ["--feeds", "3", "--entries", "2", "--hosts", "3", "--latency", "0", "--repeat", "2",
+            "--systems", "ours,reader", "--json", str(out)]  # fmt: skip
+    proc = run_benchmark("poll", argv)
+    assert "round 2 of 2" in proc.stdout
+    assert "ours (SQLite) against reader, median of 2 rounds" in proc.stdout
+    rounds = json.loads(out.read_text())["rounds"]
+    assert len(rounds) == 2
+    for one in rounds:
+        runs = {run["name"]: run["passes"] for run in one["runs"]}
+        assert [p["new_items"] for p in runs["ours (SQLite)"]] == [6, 0]
+        assert [p["new_items"] for p in runs["reader"]] == [6, 0]
+
+
+@pytest.mark.slow
 def test_poll_benchmark_in_process_mode_runs(tmp_path: Path) -> None:
     out = tmp_path / "figures.json"
     argv = ["--in-process", "--feeds", "4", "--entries", "2", "--hosts", "2", "--latency", "0",
