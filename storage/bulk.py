@@ -1,8 +1,7 @@
 """Bulk rows of a poll's hot path (items, revisions, sightings), as each database takes them
 best, below SQLAlchemy's per-row parameter processing: cleaned in Python as the column types
 would clean them (``storage.tables``), then SQLite's executemany of tuples, or on PostgreSQL
-``COPY`` (rows whose ids nobody reads) or one ``INSERT ... SELECT FROM unnest`` (rows whose
-ids come back).
+``COPY``. New items come with ids reserved beforehand (``reserve_ids``): nothing reads them back.
 """
 
 from __future__ import annotations
@@ -19,7 +18,7 @@ from sqlalchemy import JSON, Connection, DateTime, String, Table
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
 
-from storage.dialect import by_dialect, is_postgres, quote_element, select_in
+from storage.dialect import is_postgres, quote_element
 from storage.tables import sqlite_time, strip_nul, utc_naive
 
 
@@ -58,8 +57,6 @@ class _Bulk:
     times: tuple[int, ...]
     jsons: tuple[int, ...]
     time: Callable[[datetime], Any]
-    unnest: str  # PostgreSQL: INSERT INTO table (columns) SELECT * FROM unnest(array, ...)
-    arrays: tuple[Callable[[Sequence[Any]], str], ...]  # each column's array literal
 
     def values(self, rows: Sequence[Mapping[str, Any]]) -> list[tuple[Any, ...]]:
         """Rows as lists of column values, cleaned; a poll's rows share their few times."""
@@ -92,8 +89,6 @@ def _bulk_plan(table: Table, dialect: Dialect, keyed: bool = False) -> _Bulk:
     columns = [c for c in table.c if keyed or not c.primary_key]
     kinds = [c.type.impl if isinstance(c.type, TypeDecorator) else c.type for c in columns]
     into = f"{quote(table.name)} ({', '.join(quote(c.name) for c in columns)})"
-    arrays = ", ".join(f"CAST(%(c{i})s AS {c.type.compile(dialect=dialect)}[])"
-                       for i, c in enumerate(columns))  # fmt: skip
     return _Bulk(
         into=into,
         marks=", ".join("?" for _ in columns),
@@ -102,50 +97,27 @@ def _bulk_plan(table: Table, dialect: Dialect, keyed: bool = False) -> _Bulk:
         times=tuple(i for i, k in enumerate(kinds) if isinstance(k, DateTime)),
         jsons=tuple(i for i, k in enumerate(kinds) if isinstance(k, JSON)),
         time=utc_naive if dialect.name == "postgresql" else sqlite_time,
-        unnest=f"INSERT INTO {into} SELECT * FROM unnest({arrays})",
-        arrays=tuple(text_array if isinstance(k, String | JSON) else value_array for k in kinds),
     )
 
 
-def insert_ids(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]],
-               key: str) -> dict[Any, int]:  # fmt: skip
-    """``insert_rows``, and the new rows' ids by their ``key`` (a unique column).
-
-    PostgreSQL: one ``INSERT ... SELECT FROM unnest(arrays) RETURNING``, one round trip where
-    ``COPY`` and a read of the ids by key took three (a poll's new items: a tenth of the
-    writer's waits). SQLite: the insert, then the read.
-    """
-    if not rows:
-        return {}
-    if not is_postgres(conn):
-        insert_rows(conn, table, rows)
-        found: Sequence[Any] = select_in(conn, _ids_by(table, key), [row[key] for row in rows])
-    else:
-        bulk = _bulk_plan(table, conn.dialect)
-        columns = zip(*bulk.values(rows), strict=True)
-        params = {f"c{i}": bulk.arrays[i](values) for i, values in enumerate(columns)}
-        quote = conn.dialect.identifier_preparer.quote
-        sql = f"{bulk.unnest} RETURNING {quote('id')}, {quote(key)}"
-        found = conn.exec_driver_sql(sql, params).all()
-    return {row[1]: int(row[0]) for row in found}
-
-
-def reserve_ids(conn: Connection, table: Table, count: int) -> list[int]:
-    """``count`` new ids of ``table`` (its ``id`` column's sequence; PostgreSQL), ascending: rows
-    inserted later with them (``insert_rows(keyed=True)``) need no read of their ids."""
+def reserve_ids(conn: Connection, table: Table, count: int, *, above: int = 0) -> list[int]:
+    """``count`` new ids of ``table``, ascending: rows inserted later with them
+    (``insert_rows(keyed=True)``) need no read of their ids. PostgreSQL: from the ``id``
+    column's sequence. SQLite: the next after the table's largest id and ``above`` (the ids
+    reserved earlier in the transaction), as SQLite numbers new rows itself; the write
+    transaction (``BEGIN IMMEDIATE``) keeps every other writer out until they are inserted."""
     if count <= 0:
         return []
+    if not is_postgres(conn):
+        top = conn.exec_driver_sql(f"SELECT max(id) FROM {table.name}").scalar()
+        start = max(int(top or 0), above) + 1
+        return list(range(start, start + count))
     sql = "SELECT nextval(pg_get_serial_sequence(%(t)s, 'id')) FROM generate_series(1, %(n)s)"
     return sorted(int(i) for (i,) in conn.exec_driver_sql(sql, {"t": table.name, "n": count}))
 
 
-@functools.cache
-def _ids_by(table: Table, key: str) -> Any:
-    return by_dialect(lambda in_: table.select().with_only_columns(
-        table.c.id, table.c[key]).where(in_(table.c[key], "values")))  # fmt: skip
-
-
-# Array literals, one per column, for ``unnest``: each element quoted (a string may hold any
+# Array literals, one per column, for ``unnest`` (``storage.feedrows``, item rates): each element
+# quoted (a string may hold any
 # character but NUL) or NULL.
 def text_array(values: Sequence[str | None]) -> str:
     return "{" + ",".join("NULL" if v is None else f'"{quote_element(v)}"' for v in values) + "}"

@@ -14,7 +14,6 @@ from typing import Any
 from sqlalchemy import Connection, Row, bindparam, delete, select, update
 
 from storage import captures, revisions, searchindex
-from storage.bulk import insert_ids
 from storage.dialect import lock_keys
 from storage.identity import content_fingerprint, content_hash, enclosures_from, normalize_url
 from storage.records import ARTICLE_FAILED, ARTICLE_OK, Article, ArticleResult, Enclosure, Entry
@@ -99,19 +98,6 @@ def new_row(
         "article_error": None, "article_next_try": None, "fetched_at": None, "final_url": None,
         "extractor": None,
     }  # fmt: skip
-
-
-def create_many(conn: Connection, rows: list[dict[str, Any]]) -> list[int]:
-    """Insert new items; their ids in the order given (their ``first_revisions`` and index
-    rows, ``searchindex.new_docs``, are the caller's: they wait in the batch's ``Writes``).
-
-    One bulk insert that gives the ids by uid (``bulk.insert_ids``; a multi-row INSERT ...
-    VALUES ... RETURNING would be a new query text for every row count, issue 2).
-    """
-    if not rows:
-        return []
-    by_uid = insert_ids(conn, items, rows, "uid")
-    return [by_uid[row["uid"]] for row in rows]
 
 
 def first_revisions(ids: list[int], rows: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -14,12 +14,13 @@ page is not fetched as the entries' article.
 
 A batch of polls (group commit, issue 2) runs each poll's matching in turn, so a later poll
 sees the items an earlier one created. What the batch's first polls of its feeds will look for
-is read once for all of them: their sightings, and on PostgreSQL (where each read is a round
-trip) the fold candidates of their unknown entries. The rows that matching does not read (new
-sightings, first revisions and search index rows, feed state, poll history, feed captures; on
-PostgreSQL the new items too, with ids reserved for the batch) wait in ``Writes`` and go in one
-statement per table (on PostgreSQL a few dozen rows at a time, index rows a few hundred on
-SQLite): at the end of the batch, or before anything reads them or writes over them.
+is read once for all of them: their sightings and the fold candidates of their unknown
+entries (a statement per poll cost a round trip on PostgreSQL, and on SQLite the writer's
+thread, which bounds a first pass, a wait for the GIL per row read). The rows that matching does
+not read (new items, with ids reserved for the batch; new sightings, first revisions and search
+index rows, feed state, poll history, feed captures) wait in ``Writes`` and go in one statement
+per table (a few dozen rows at a time on PostgreSQL, a few hundred on SQLite): at the end of the
+batch, or before anything reads them or writes over them.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from typing import Any
 from sqlalchemy import Connection, Row
 
 from storage import items, pollsql, searchindex
-from storage.dialect import CHUNK, is_postgres, lock_keys
+from storage.dialect import CHUNK, lock_keys
 from storage.errors import LeaseLost
 from storage.feeds import history_row, poll_state, rate_due
 from storage.identity import (
@@ -188,8 +189,6 @@ def _preread(conn: Connection, results: Sequence[PollResult], found: Sequence[li
             wanted[result.feed_id] = (keys, result.entries)
             idents[result.feed_id] = ident
     sightings = pollsql.feeds_sightings(conn, wanted)
-    if not is_postgres(conn):  # no round trips to save: each poll reads its own, holding less
-        return {feed_id: _Read(sightings[feed_id], None, (set(), set()), []) for feed_id in wanted}
     asked: dict[int, tuple[set[str], set[str]]] = {}
     unknown: dict[int, list[int]] = {}
     for feed_id, (keys, _) in wanted.items():

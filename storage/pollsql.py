@@ -15,7 +15,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Row, bindparam, or_, select, update
 
-from storage import captures, items, searchindex
+from storage import captures, searchindex
 from storage.bulk import insert_rows, reserve_ids, value_array
 from storage.dialect import CHUNK, by_dialect, int_array, is_postgres, select_in
 from storage.errors import StorageError
@@ -89,11 +89,16 @@ FOLD_INTO = by_dialect(
 
 
 _IDENTITY = ("uid", "canonical_url", "fingerprint")  # what a fold candidate is read by
-INDEX_ROWS = 256  # new items' index rows a write waits for (``Writes.index``)
-# PostgreSQL: new items and the rows that refer to them that a write waits for: the index rows
-# held were most of a batch's memory (first pass, peak RSS: 112.9-114.5 MB at 256, 111.3-111.9
-# MB at 64, two batches in flight), and the statements cost per row there, not per statement
+# New items and the rows that refer to them (revisions, sightings, index rows) that a write
+# waits for. SQLite: FTS5 does more work for many small statements than for one. PostgreSQL:
+# the index rows held were most of a batch's memory (first pass, peak RSS: 112.9-114.5 MB at
+# 256, 111.3-111.9 MB at 64, two batches in flight), and the statements cost per row there.
+INDEX_ROWS = 256
 PG_ROWS = 64
+
+
+def _held_rows(conn: Connection) -> int:
+    return PG_ROWS if is_postgres(conn) else INDEX_ROWS
 
 
 @dataclass
@@ -112,34 +117,35 @@ class Writes:
     polls: list[dict[str, Any]] = field(default_factory=list)
     captures: list[captures.Owned] = field(default_factory=list)
     search: list[searchindex.Doc] = field(default_factory=list)  # new items' index rows
-    # PostgreSQL: the hashes of the uids, canonical URLs and fingerprints of the items the
-    # batch created, which fold candidates read ahead of them (``storage.poll``) do not include
-    # (a hash, not the text: a collision costs only a read; the texts would be held to the end)
+    # The hashes of the uids, canonical URLs and fingerprints of the items the batch created,
+    # which fold candidates read ahead of them (``storage.poll``) do not include (a hash, not the
+    # text: a collision costs only a read; the texts would be held to the end)
     made: set[int] = field(default_factory=set)
-    # PostgreSQL: new items, their ids reserved for the batch (``reserve``), inserted with the
-    # rows above rather than in a statement and a round trip per poll
+    # New items, their ids reserved for the batch (``reserve``), inserted with the rows above
+    # rather than in a statement and a read of their ids per poll
     items: list[dict[str, Any]] = field(default_factory=list)
     free_ids: list[int] = field(default_factory=list)  # reserved, not given out yet
+    reserved_to: int = 0  # the largest id reserved so far (SQLite numbers from it)
 
     def reserve(self, conn: Connection, count: int) -> None:
-        """Ids for about ``count`` new items (PostgreSQL): those the batch does not use are
-        skipped, as a rolled-back insert's are."""
-        if is_postgres(conn):
-            self.free_ids += reserve_ids(conn, items_t, count)
+        """Ids for about ``count`` new items: those the batch does not use are skipped, as a
+        rolled-back insert's are."""
+        ids = reserve_ids(conn, items_t, count, above=self.reserved_to)
+        if ids:
+            self.free_ids += ids
+            self.reserved_to = max(self.reserved_to, ids[-1])
 
     def new_items(self, conn: Connection, rows: list[dict[str, Any]]) -> list[int]:
-        """Create items (``rows`` of ``items.new_row``); their ids, in order. PostgreSQL: each
-        row takes a reserved id and waits for ``flush_items``. SQLite: inserted now."""
-        if not is_postgres(conn):
-            return items.create_many(conn, rows)
+        """Create items (``rows`` of ``items.new_row``); their ids, in order. Each row takes a
+        reserved id and waits for ``flush_items``."""
         if len(self.free_ids) < len(rows):
-            self.free_ids += reserve_ids(conn, items_t, len(rows) - len(self.free_ids))
+            self.reserve(conn, len(rows) - len(self.free_ids))
         ids, self.free_ids = self.free_ids[: len(rows)], self.free_ids[len(rows) :]
         for row, item_id in zip(rows, ids, strict=True):
             row["id"] = item_id
             self.made.update(hash(row[c]) for c in _IDENTITY if row[c])
         self.items += rows
-        if len(self.items) >= PG_ROWS:  # with the rows that wait for them: less held
+        if len(self.items) >= _held_rows(conn):  # with the rows that wait for them: less held
             self.flush_rows(conn)
         return ids
 
@@ -153,7 +159,7 @@ class Writes:
         does more work for many small statements than for one, and a whole batch's would hold
         their texts meanwhile."""
         self.search += docs
-        if len(self.search) >= (PG_ROWS if is_postgres(conn) else INDEX_ROWS):
+        if len(self.search) >= _held_rows(conn):
             self.flush_items(conn)
             searchindex.write(conn, self.search)
             self.search = []

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from storage import items as item_rows
-from storage.bulk import insert_ids
+from storage.bulk import insert_rows, reserve_ids
 from storage.engine import Database
 from storage.errors import LeaseLost, StorageError
 from storage.records import (
@@ -290,8 +290,8 @@ def feed_id(store: Store) -> int:
 
 
 def test_the_bulk_insert_writes_what_the_column_types_write(store: Store) -> None:
-    """``bulk.insert_rows`` and ``insert_ids`` bypass the TypeDecorators: the stored values must
-    not differ (NUL stripped, naive UTC in SQLAlchemy's format, JSON null and lists)."""
+    """``bulk.insert_rows`` bypasses the TypeDecorators: the stored values must not differ (NUL
+    stripped, naive UTC in SQLAlchemy's format, JSON null and lists)."""
     store.sync_feeds([FeedConfig(URLS[0])], T0)
     feed = store.get_feed(URLS[0])
     assert feed is not None
@@ -299,7 +299,8 @@ def test_the_bulk_insert_writes_what_the_column_types_write(store: Store) -> Non
     e = entry("x", title="Ti\x00tle", authors=("A\x00nn", "Bo"), published=plus5)
     row = item_rows.new_row(feed.id, "uid-bulk", e, T0 + timedelta(microseconds=7), "off")
     with store.db.write() as conn:
-        item_rows.create_many(conn, [row])
+        [item_id] = reserve_ids(conn, items_t, 1)
+        insert_rows(conn, items_t, [row | {"id": item_id}], keyed=True)
         conn.execute(items_t.insert(), [row | {"uid": "uid-core"}])
         stored = [
             tuple(r)[2:]  # all but id and uid
@@ -312,8 +313,8 @@ ODD = ['a"b', "c\\d", "e,f", "{g}", "h\x00i", " NULL ", "NULL", "", "ünï", "\\
 
 
 @pytest.mark.parametrize("odd", ODD)
-def test_the_one_statement_insert_keeps_every_character(store: Store, odd: str) -> None:
-    """PostgreSQL's ``insert_ids`` sends each column as an array literal: quotes, backslashes,
+def test_the_bulk_insert_keeps_every_character(store: Store, odd: str) -> None:
+    """PostgreSQL's ``COPY`` escapes each value itself, SQLite binds it: quotes, backslashes,
     commas, braces, the word NULL, None and microseconds must arrive as a Core insert writes
     them, in text and JSON columns alike."""
     store.sync_feeds([FeedConfig(URLS[0])], T0)
@@ -323,10 +324,11 @@ def test_the_one_statement_insert_keeps_every_character(store: Store, odd: str) 
     row = item_rows.new_row(fid, "uid-odd", e, T0, "off") | {"article": {"text": odd}}
     other = item_rows.new_row(fid, "uid-2", entry(2), T0, "off")
     with store.db.write() as conn:
-        ids = insert_ids(conn, items_t, [row, other], "uid")
+        first, second = reserve_ids(conn, items_t, 2)
+        insert_rows(conn, items_t, [row | {"id": first}, other | {"id": second}], keyed=True)
         conn.execute(items_t.insert(), [row | {"uid": "uid-core"}])
         stored = [tuple(r)[2:] for r in conn.exec_driver_sql("SELECT * FROM items ORDER BY id")]
-    assert sorted(ids) == ["uid-2", "uid-odd"] and ids["uid-odd"] < ids["uid-2"]
+    assert first < second
     assert stored[0] == stored[2]
 
 
@@ -401,9 +403,8 @@ def test_a_batch_reads_each_feeds_fold_candidates_as_the_feed_alone_would(store:
 def test_a_batch_reads_its_fold_candidates_in_one_query_and_sees_its_own_new_items(
     store: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """PostgreSQL: the fold candidates of a batch's new entries are read once for all its feeds
-    (SQLite, with no round trip to save: poll by poll); a later poll that asks for an item an
-    earlier poll of the batch created reads its own, and folds."""
+    """The fold candidates of a batch's new entries are read once for all its feeds; a later
+    poll that asks for an item an earlier poll of the batch created reads its own, and folds."""
     from storage import pollsql
 
     reads: list[int] = []
@@ -426,7 +427,7 @@ def test_a_batch_reads_its_fold_candidates_in_one_query_and_sees_its_own_new_ite
     ])  # fmt: skip
     assert [s.new_items for s in got if isinstance(s, PollSummary)] == [5, 5, 1, 0]
     # the batch's read, then the last poll's own (its story is new)
-    assert reads == ([1, 1] if backend(store) == "postgres" else [1, 1, 1, 1])
+    assert reads == [1, 1]
     [story] = [i for i in store.iter_items(ExportFilter()) if i["url"] == shared]
     assert len(story["sightings"]) == 2
 
@@ -434,17 +435,20 @@ def test_a_batch_reads_its_fold_candidates_in_one_query_and_sees_its_own_new_ite
 def test_new_items_of_a_batch_are_numbered_in_poll_order_and_indexed(
     store: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """PostgreSQL reserves ids for a batch's unknown entries and inserts its new items with its
-    other rows, not one insert per poll (SQLite: one per poll); either way ids ascend in poll and
-    entry order, and each item has its sighting, its first revision and its search index row."""
+    """A batch reserves ids for its unknown entries and inserts its new items with its other
+    rows once enough are held, not one insert per poll; ids ascend in poll and entry order, and
+    each item has its sighting, its first revision and its search index row."""
+    from storage import pollsql
+
     inserts: list[int] = []
-    real = item_rows.create_many
+    real = pollsql.insert_rows
 
-    def counted(conn: Any, rows: list[dict[str, Any]]) -> list[int]:
-        inserts.append(len(rows))
-        return real(conn, rows)
+    def counted(conn: Any, table: Any, rows: Any, **kw: Any) -> None:
+        if table.name == "items" and rows:
+            inserts.append(len(rows))
+        real(conn, table, rows, **kw)
 
-    monkeypatch.setattr(item_rows, "create_many", counted)
+    monkeypatch.setattr(pollsql, "insert_rows", counted)
     store.sync_feeds([FeedConfig(u) for u in URLS[:3]], T0)
     feeds = claim_all(store, T0)
     got = store.apply_polls([
@@ -453,7 +457,7 @@ def test_new_items_of_a_batch_are_numbered_in_poll_order_and_indexed(
         poll_result(feeds[URLS[2]], T0, [entry(f"c{i}") for i in range(300)]),
     ])  # fmt: skip
     assert [s.new_items for s in got if isinstance(s, PollSummary)] == [3, 2, 300]
-    assert inserts == ([] if backend(store) == "postgres" else [3, 2, 300])
+    assert inserts == [305]  # written once the rows held passed 256 (PostgreSQL: 64)
     with store.db.write() as conn:
         order = [r.title for r in conn.execute(items_t.select().order_by(items_t.c.id))]
     assert order == [f"Story {k}" for k in ("a0", "a1", "a2", "b0", "b1",
