@@ -21,6 +21,7 @@ from storage.tables import captures as captures_t
 from storage.tables import items, sightings, strip_nul
 
 BY_ID = select(items).where(items.c.id == bindparam("id"))
+ARTICLE_OF = select(items.c.article).where(items.c.id == bindparam("id"))
 
 def offset_minutes(value: datetime | None) -> int | None:
     offset = None if value is None else value.utcoffset()
@@ -115,16 +116,18 @@ def load(conn: Connection, item_id: int) -> Row[Any]:
 
 
 def refresh(conn: Connection, row: Row[Any], entry: Entry, now: datetime) -> bool:
-    """Update an item from its own feed's newer entry; True when a revision was recorded."""
+    """Update an item from its own feed's newer entry; True when a revision was recorded.
+    ``row`` needs the columns an entry sets, not the article (read here, when it changed)."""
     new = entry_values(entry)
     changed = {k: v for k, v in new.items() if _differs(getattr(row, k), v)}
     if not changed:
         return False  # last_seen is the caller's, in one statement for the whole poll
-    text = article_text(row.article)
+    article = conn.execute(ARTICLE_OF, {"id": row.id}).scalar()  # not in the poll's rows
+    text = article_text(article)
     digest = content_hash(entry.title, entry.summary, text, entry.enclosures)
     values = changed | {"last_seen": now, "changed_at": now, "content_hash": digest}
     conn.execute(update(items).where(items.c.id == row.id).values(**values))
-    searchindex.write(conn, [searchindex.doc(row.id, new["title"], new["summary"], row.article)])
+    searchindex.write(conn, [searchindex.doc(row.id, new["title"], new["summary"], article)])
     version = revisions.Version(entry.title, entry.summary, text, digest, new["enclosures"])
     return revisions.record(conn, row.id, version, now)
 

@@ -57,7 +57,11 @@ FEEDS_SIGHTINGS = by_dialect(
         .order_by(sightings.c.id)
     )
 )
-ITEMS_BY_ID = by_dialect(lambda in_: select(items_t).where(in_(items_t.c.id, "values")))
+# An item's columns but its article (an extracted page: tens of kilobytes of JSON to read and
+# decode for every known entry of a feed that changed); ``items.refresh`` reads it when needed.
+ITEMS_BY_ID = by_dialect(lambda in_: (
+    select(*(c for c in items_t.c if c.name != "article")).where(in_(items_t.c.id, "values"))
+))
 # items an unknown entry may be: the same canonical URL or fingerprint (a fold), or the same uid
 FOLD_CANDIDATES = by_dialect(
     lambda in_: (

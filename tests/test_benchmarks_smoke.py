@@ -162,3 +162,10 @@ def test_poll_timeline_runs_at_tiny_scale(tmp_path: Path) -> None:
     assert first["last_response"] >= first["first_response"] > 0
     assert first["writer_cpu"] > 0 and first["writer_busy"] <= first["end"]
     assert (second["pass"], second["polls_written"], second["status"]) == ("second", 4, 0)
+
+
+@pytest.mark.slow
+def test_steady_write_benchmark_runs_at_tiny_scale() -> None:
+    proc = run_benchmark("steady", ["--feeds", "2", "--known", "3", "--article-kb", "1",
+                                    "--rounds", "2"])  # fmt: skip
+    assert "apply_polls of 2 changed feeds" in proc.stdout and "best" in proc.stdout

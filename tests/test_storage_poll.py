@@ -224,6 +224,23 @@ def test_article_arrival_completes_the_first_revision_then_changes_add_one(store
     assert store.pending_articles(T0 + timedelta(days=1), 10) == []
 
 
+def test_a_changed_entry_keeps_its_article_in_the_revision_and_the_index(store: Store) -> None:
+    """A poll reads a feed's known items without their articles (tens of kilobytes each, for
+    every known entry of a feed that changed); the one whose entry changed reads its own: the
+    new revision carries the article's text, and the item stays searchable by it."""
+    store.sync_feeds([FeedConfig(A)], T0)
+    poll(store, A, T0, [entry(1), entry(2)])
+    [pending] = [p for p in store.pending_articles(T0, 10) if p.url.endswith("/story/1")]
+    art = Article(title="Story 1", text="Only the article says quetzalcoatl.", html="<p>x</p>")
+    store.apply_article(pending.item_id, ArticleResult(article=art), T0)
+    later = T0 + timedelta(hours=1)
+    poll(store, A, later, [entry(1, summary="A new summary. " * 5), entry(2)])
+    [item] = [i for i in items(store) if i["title"] == "Story 1"]
+    assert [r["text"] for r in item["revisions"]] == [art.text, art.text]
+    assert item["revisions"][1]["summary"].startswith("A new summary.")
+    assert [h.item_id for h in store.search("quetzalcoatl").hits] == [pending.item_id]
+
+
 def test_a_failed_article_keeps_the_item_and_retries_later(store: Store) -> None:
     store.sync_feeds([FeedConfig(A)], T0)
     poll(store, A, T0, [entry(1)])
