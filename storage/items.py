@@ -115,20 +115,24 @@ def load(conn: Connection, item_id: int) -> Row[Any]:
     return conn.execute(BY_ID, {"id": item_id}).one()
 
 
-def refresh(conn: Connection, row: Row[Any], entry: Entry, now: datetime) -> bool:
-    """Update an item from its own feed's newer entry; True when a revision was recorded.
-    ``row`` needs the columns an entry sets, not the article (read here, when it changed)."""
-    new = entry_values(entry)
-    changed = {k: v for k, v in new.items() if _differs(getattr(row, k), v)}
-    if not changed:
-        return False  # last_seen is the caller's, in one statement for the whole poll
+def changes(row: Row[Any], entry: Entry) -> dict[str, Any]:
+    """The columns an item's own feed's newer entry would change (``refresh`` writes them)."""
+    return {k: v for k, v in entry_values(entry).items() if _differs(getattr(row, k), v)}
+
+
+def refresh(conn: Connection, row: Row[Any], entry: Entry, now: datetime,
+            changed: dict[str, Any]) -> bool:  # fmt: skip
+    """Write ``changed`` (``changes(row, entry)``, not empty) to the item and record the
+    revision; True when one was recorded. ``row`` needs the columns an entry sets, not the
+    article (read here). ``last_seen`` alone is the caller's, in one statement per poll."""
     article = conn.execute(ARTICLE_OF, {"id": row.id}).scalar()  # not in the poll's rows
     text = article_text(article)
     digest = content_hash(entry.title, entry.summary, text, entry.enclosures)
     values = changed | {"last_seen": now, "changed_at": now, "content_hash": digest}
     conn.execute(update(items).where(items.c.id == row.id).values(**values))
-    searchindex.write(conn, [searchindex.doc(row.id, new["title"], new["summary"], article)])
-    version = revisions.Version(entry.title, entry.summary, text, digest, new["enclosures"])
+    searchindex.write(conn, [searchindex.doc(row.id, entry.title, entry.summary, article)])
+    version = revisions.Version(entry.title, entry.summary, text, digest,
+                                enclosures_json(entry.enclosures))  # fmt: skip
     return revisions.record(conn, row.id, version, now)
 
 

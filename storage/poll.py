@@ -358,8 +358,11 @@ def _seen_again(poll: _Poll, sighting: Row[Any], entry: Entry) -> None:
     row = poll.item_rows.get(sighting.item_id) or items.load(poll.conn, sighting.item_id)
     poll.seen_items.add(row.id)
     if row.feed_id == poll.result.feed_id:  # only the item's own feed rewrites its content
-        poll.writes.flush_rows(poll.conn)
-        poll.revisions += items.refresh(poll.conn, row, entry, poll.result.polled_at)
+        changed = items.changes(row, entry)
+        if changed:  # the batch's rows first: the item's newer index row must come last
+            poll.writes.flush_rows(poll.conn)
+            poll.revisions += items.refresh(poll.conn, row, entry, poll.result.polled_at,
+                                            changed)
 
 
 def _same_feed_link(poll: _Poll, entry: Entry) -> Row[Any] | None:
