@@ -151,12 +151,24 @@ class Catalog:
         self.start = start
         self.step = spec.grow_every or 3600.0
         self.cache: dict[int, tuple[int, Rendered]] = {}
+        self.bumps: Counter[int] = Counter()  # entries added on request (``grow``)
+        self.grown = 0  # how many times ``grow`` ran: each picks its own feeds
 
     def generation(self, feed: int, now: float) -> int:
         if not self.spec.grow_every:
-            return 0
+            return self.bumps[feed]
         stagger = feed * self.spec.grow_every / max(1, self.spec.feeds)  # not all feeds at once
-        return int((now - self.start + stagger) // self.spec.grow_every)
+        return int((now - self.start + stagger) // self.spec.grow_every) + self.bumps[feed]
+
+    def grow(self, fraction: float) -> list[int]:
+        """One new entry in each of ``fraction`` of the feeds, picked by the seed: the same
+        feeds on every run."""
+        self.grown += 1
+        picked = random.Random(self.spec.seed * 7919 + self.grown).sample(
+            range(self.spec.feeds), round(fraction * self.spec.feeds))
+        for feed in picked:
+            self.bumps[feed] += 1
+        return sorted(picked)
 
     def get(self, feed: int, now: float) -> Rendered:
         gen = self.generation(feed, now)
@@ -248,7 +260,8 @@ class App:
 
     def handle(self, req: Request) -> tuple[bytes, float]:
         status, headers, body, delay = self.route(req)
-        if req.path != "/_stats":  # the benchmark's own probes are not counted
+        # the benchmark's own probes and controls are not counted
+        if req.path != "/_stats" and not req.path.startswith("/_grow"):
             if self.first_request is None:
                 self.first_request = time.time()
             self.counts["requests"] += 1
@@ -268,6 +281,10 @@ class App:
                 return 200, {"Content-Type": "text/html; charset=utf-8"}, html, lat
         if path == "/robots.txt":
             return 200, {"Content-Type": "text/plain"}, b"User-agent: *\nAllow: /\n", lat
+        if path == "/_grow":  # ?fraction=F: that fraction of the feeds gain one entry each
+            query = dict(p.partition("=")[::2] for p in req.path.partition("?")[2].split("&"))
+            grown = self.catalog.grow(float(query.get("fraction", "0")))
+            return 200, {"Content-Type": "application/json"}, json.dumps(grown).encode(), 0.0
         if path == "/_stats":
             stats = {**self.counts, "status": dict(self.status), "cpu": time.process_time(),
                      "first_request": self.first_request}
@@ -437,6 +454,15 @@ class FeedServer:
         with opener.open(url, timeout=10) as resp:
             result: dict[str, Any] = json.load(resp)
             return result
+
+    def grow(self, fraction: float) -> list[int]:
+        """Give ``fraction`` of the feeds one new entry each (the others stay unchanged); the
+        feeds that grew."""
+        url = f"http://{FIRST_HOST}:{self.port}/_grow?fraction={fraction}"
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+        with opener.open(url, timeout=10) as resp:
+            grown: list[int] = json.load(resp)
+            return grown
 
     def stop(self) -> None:
         if self.proc is None:

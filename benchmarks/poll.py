@@ -480,6 +480,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--workers", type=int, default=16, help="reader: update_feeds workers")
     p.add_argument("--profile", help="directory for py-spy profiles, one per system and pass "
                    "(collapsed stacks of the thread holding the GIL; needs py-spy)")
+    p.add_argument("--steady", type=float, default=0.0,
+                   help="whole processes: a third pass after this fraction of the feeds gained "
+                   "one entry each (0.1: a tenth), the others unchanged")
     p.add_argument("--repeat", type=int, default=1,
                    help="whole processes: run both passes of every system this many rounds, "
                    "each on fresh databases, and report each ratio's median")

@@ -30,7 +30,8 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-PASSES = ("first", "second")
+PASSES = ("first", "second")  # and "steady" with --steady: a fraction of the feeds gain an entry
+SHOWN = {"first": "first", "second": "unchanged", "steady": "steady"}
 SUMMARY = re.compile(r"(\d+) ok, (\d+) not modified, (\d+) failed.*?; (\d+) new items")
 
 
@@ -283,9 +284,11 @@ def compile_ours() -> None:
         compileall.compile_dir(ROOT / package, quiet=1)
 
 
-def run_sides(chosen: list[Side], server: Any, feeds: int) -> dict[str, list[WholePass]]:
-    """Set every side up, then run the first passes one after the other, then the second ones:
-    each pair of passes runs close together, under the same load."""
+def run_sides(chosen: list[Side], server: Any, feeds: int,
+              steady: float = 0.0) -> dict[str, list[WholePass]]:  # fmt: skip
+    """Set every side up, then run the first passes one after the other, then the second ones
+    (then, with ``steady``, the third ones, once that fraction of the feeds gained an entry):
+    each set of passes runs close together, under the same load."""
     compile_ours()
     for side in chosen:
         done = subprocess.run(side.setup, cwd=ROOT, env=child_env(), capture_output=True,
@@ -294,7 +297,9 @@ def run_sides(chosen: list[Side], server: Any, feeds: int) -> dict[str, list[Who
             raise SystemExit(f"poll benchmark: setting up {side.name} failed:\n"
                              f"{done.stderr[-3000:]}")
     results: dict[str, list[WholePass]] = {side.name: [] for side in chosen}
-    for _ in PASSES:
+    for label in (*PASSES, "steady") if steady else PASSES:
+        if label == "steady":
+            server.grow(steady)  # the same feeds changed for every side
         for side in chosen:
             results[side.name].append(one_pass(side, server, feeds))
     return results
@@ -306,7 +311,7 @@ def table(results: dict[str, list[WholePass]]) -> list[str]:
             f"{'RSS MiB':>8} {'procs':>5} {'start s':>7} {'load':>5}")
     rows = [head, "-" * len(head)]
     for name, passes in results.items():
-        for label, r in zip(PASSES, passes, strict=True):
+        for label, r in zip((*PASSES, "steady"), passes, strict=False):
             rows.append(
                 f"{name:<18} {label:<7} {r.wall:>7.2f} {r.items_per_s:>8.0f} "
                 f"{r.feeds_per_s:>8.0f} {r.server.get('200', 0):>5} {r.server.get('304', 0):>5} "
@@ -315,28 +320,35 @@ def table(results: dict[str, list[WholePass]]) -> list[str]:
     return rows
 
 
-def round_ratios(results: dict[str, list[WholePass]]) -> dict[str, list[float]]:
-    """Per system of ours: reader's wall ÷ ours (first, unchanged pass), the same of CPU
-    seconds, and ours' peak RSS ÷ reader's; empty without reader."""
+def round_ratios(results: dict[str, list[WholePass]]) -> dict[str, dict[str, float]]:
+    """Per system of ours: reader's wall ÷ ours of each pass, the same of CPU seconds, and ours'
+    peak RSS ÷ reader's; empty without reader."""
     base = results.get("reader")
     if base is None:
         return {}
     out = {}
     for name, passes in results.items():
         if name != "reader":
-            wall = [o.wall / max(r.wall, 1e-9) for r, o in zip(passes, base, strict=True)]
-            cpu = [o.cpu / max(r.cpu, 1e-9) for r, o in zip(passes, base, strict=True)]
-            mem = (max(r.peak_rss_mib for r in passes)
-                   / max(max(o.peak_rss_mib for o in base), 1e-9))  # fmt: skip
-            out[name] = [*wall, *cpu, mem]
+            labels = [SHOWN[label] for label in (*PASSES, "steady")[: len(passes)]]
+            cells = {f"{label} pass": o.wall / max(r.wall, 1e-9)
+                     for label, r, o in zip(labels, passes, base, strict=True)}  # fmt: skip
+            cells |= {f"CPU {label}": o.cpu / max(r.cpu, 1e-9)
+                      for label, r, o in zip(labels, passes, base, strict=True)}  # fmt: skip
+            cells["peak RSS"] = (max(r.peak_rss_mib for r in passes)
+                                 / max(max(o.peak_rss_mib for o in base), 1e-9))  # fmt: skip
+            out[name] = cells
     return out
 
 
 def ratios(results: dict[str, list[WholePass]]) -> list[str]:
-    return [f"{name} against reader, whole processes: first pass ×{wall1:.2f}, unchanged pass "
-            f"×{wall2:.2f} (reader's wall ÷ ours); CPU seconds ×{cpu1:.2f} and ×{cpu2:.2f} "
-            f"(reader's ÷ ours); peak RSS ×{mem:.2f} (ours ÷ reader's)"
-            for name, (wall1, wall2, cpu1, cpu2, mem) in round_ratios(results).items()]
+    lines = []
+    for name, cells in round_ratios(results).items():
+        walls = ", ".join(f"{k} ×{v:.2f}" for k, v in cells.items() if k.endswith(" pass"))
+        cpus = " and ".join(f"×{v:.2f}" for k, v in cells.items() if k.startswith("CPU "))
+        lines.append(f"{name} against reader, whole processes: {walls} (reader's wall ÷ ours); "
+                     f"CPU seconds {cpus} (reader's ÷ ours); peak RSS ×{cells['peak RSS']:.2f} "
+                     "(ours ÷ reader's)")  # fmt: skip
+    return lines
 
 
 def medians(rounds: list[dict[str, list[WholePass]]]) -> list[str]:
@@ -344,11 +356,10 @@ def medians(rounds: list[dict[str, list[WholePass]]]) -> list[str]:
     a pass's wall time by a tenth or more from one run to the next."""
     per_round = [round_ratios(results) for results in rounds]
     lines = []
-    for name in per_round[0]:
+    for name, first in per_round[0].items():
         cells = []
-        for i, label in enumerate(("first pass", "unchanged pass", "CPU first", "CPU unchanged",
-                                   "peak RSS")):  # fmt: skip
-            values = sorted(r[name][i] for r in per_round)
+        for label in first:
+            values = sorted(r[name][label] for r in per_round)
             cells.append(f"{label} ×{statistics.median(values):.2f} "
                          f"({values[0]:.2f}–{values[-1]:.2f})")  # fmt: skip
         lines.append(f"{name} against reader, median of {len(rounds)} rounds (lowest–highest): "
@@ -370,7 +381,7 @@ def main_whole(args: Any, server: Any, workdir: Path, urls_file: Path,
         with contextlib.ExitStack() as stack:
             pg = stack.enter_context(fresh_database(database, here)) if database else None
             chosen = sides(args, here, server.urls, urls_file, pg)
-            results = run_sides(chosen, server, len(server.urls))
+            results = run_sides(chosen, server, len(server.urls), args.steady)
             described = "; ".join(f"{s.name}: {durability(s)}" for s in chosen)
         rounds.append(results)
         if args.repeat > 1:

@@ -131,6 +131,33 @@ def test_poll_benchmark_repeats_rounds_on_fresh_databases(tmp_path: Path) -> Non
         assert [p["new_items"] for p in runs["reader"]] == [6, 0]
 
 
+def test_grown_feeds_gain_one_entry_each_and_the_others_stay_unchanged() -> None:
+    with FeedServer(feeds=10, entries=3, latency=0, hosts=2) as server, httpx.Client() as client:
+        before = {url: client.get(url).headers["ETag"] for url in server.urls}
+        grown = server.grow(0.3)
+        after = {url: client.get(url) for url in server.urls}
+    assert len(grown) == 3
+    changed = [i for i, url in enumerate(server.urls) if after[url].headers["ETag"] != before[url]]
+    assert changed == grown
+    for i in grown:
+        body = after[server.urls[i]].text
+        assert body.count("<item>") == 3 and f"/articles/{i}/3.html" in body  # the new one
+
+
+@pytest.mark.slow
+def test_poll_benchmark_steady_pass_finds_the_grown_feeds_new_entries(tmp_path: Path) -> None:
+    _reader_or_skip()
+    out = tmp_path / "figures.json"
+    argv = ["--feeds", "4", "--entries", "2", "--hosts", "4", "--latency", "0", "--steady", "0.5",
+            "--systems", "ours,reader", "--json", str(out)]  # fmt: skip
+    proc = run_benchmark("poll", argv)
+    assert "steady pass ×" in proc.stdout
+    runs = {run["name"]: run["passes"] for run in json.loads(out.read_text())["runs"]}
+    for name in ("ours (SQLite)", "reader"):
+        assert [p["new_items"] for p in runs[name]] == [8, 0, 2], name
+    assert runs["reader"][2]["server"] == {"200": 2, "304": 2}
+
+
 @pytest.mark.slow
 def test_poll_benchmark_in_process_mode_runs(tmp_path: Path) -> None:
     out = tmp_path / "figures.json"
