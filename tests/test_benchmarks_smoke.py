@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
@@ -95,16 +96,26 @@ def _reader_or_skip() -> None:
     pytest.importorskip("sgmllib", reason="sgmllib3k is not installed (pip install '.[bench]')")
 
 
+def _against_reader(tmp_path: Path, *argv: str) -> tuple[str, dict[str, Any]]:
+    """The poll benchmark, ours and reader, at tiny scale: what it printed and its figures."""
+    _reader_or_skip()
+    out = tmp_path / "figures.json"
+    argv = (*argv, "--latency", "0", "--systems", "ours,reader", "--json", str(out))
+    proc = run_benchmark("poll", argv)
+    figures: dict[str, Any] = json.loads(out.read_text())
+    return proc.stdout, figures
+
+
+def _passes(figures: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
+    return {run["name"]: run["passes"] for run in figures["runs"]}
+
+
 @pytest.mark.slow
 def test_poll_benchmark_reader_half_runs_whole_processes(tmp_path: Path) -> None:
     """The reader half, as the benchmark runs it: a reader API change must not break it silently."""
-    _reader_or_skip()
-    out = tmp_path / "figures.json"
-    argv = ["--feeds", "4", "--entries", "2", "--hosts", "4", "--latency", "0",
-            "--systems", "ours,reader", "--json", str(out)]  # fmt: skip
-    proc = run_benchmark("poll", argv)
-    assert "against reader, whole processes" in proc.stdout
-    runs = {run["name"]: run["passes"] for run in json.loads(out.read_text())["runs"]}
+    printed, figures = _against_reader(tmp_path, "--feeds", "4", "--entries", "2", "--hosts", "4")
+    assert "against reader, whole processes" in printed
+    runs = _passes(figures)
     first, second = runs["reader"]
     assert (first["new_items"], first["server"]) == (8, {"200": 4})
     assert (second["new_items"], second["server"]) == (0, {"304": 4})
@@ -116,17 +127,14 @@ def test_poll_benchmark_reader_half_runs_whole_processes(tmp_path: Path) -> None
 def test_poll_benchmark_repeats_rounds_on_fresh_databases(tmp_path: Path) -> None:
     """Each round starts from empty archives (its first pass finds every item new again) and the
     report ends with each ratio's median over the rounds."""
-    _reader_or_skip()
-    out = tmp_path / "figures.json"
-    argv = ["--feeds", "3", "--entries", "2", "--hosts", "3", "--latency", "0", "--repeat", "2",
-            "--systems", "ours,reader", "--json", str(out)]  # fmt: skip
-    proc = run_benchmark("poll", argv)
-    assert "round 2 of 2" in proc.stdout
-    assert "ours (SQLite) against reader, median of 2 rounds" in proc.stdout
-    rounds = json.loads(out.read_text())["rounds"]
+    printed, figures = _against_reader(tmp_path, "--feeds", "3", "--entries", "2", "--hosts", "3",
+                                       "--repeat", "2")  # fmt: skip
+    assert "round 2 of 2" in printed
+    assert "ours (SQLite) against reader, median of 2 rounds" in printed
+    rounds = figures["rounds"]
     assert len(rounds) == 2
     for one in rounds:
-        runs = {run["name"]: run["passes"] for run in one["runs"]}
+        runs = _passes(one)
         assert [p["new_items"] for p in runs["ours (SQLite)"]] == [6, 0]
         assert [p["new_items"] for p in runs["reader"]] == [6, 0]
 
@@ -146,13 +154,10 @@ def test_grown_feeds_gain_one_entry_each_and_the_others_stay_unchanged() -> None
 
 @pytest.mark.slow
 def test_poll_benchmark_steady_pass_finds_the_grown_feeds_new_entries(tmp_path: Path) -> None:
-    _reader_or_skip()
-    out = tmp_path / "figures.json"
-    argv = ["--feeds", "4", "--entries", "2", "--hosts", "4", "--latency", "0", "--steady", "0.5",
-            "--systems", "ours,reader", "--json", str(out)]  # fmt: skip
-    proc = run_benchmark("poll", argv)
-    assert "steady pass ×" in proc.stdout
-    runs = {run["name"]: run["passes"] for run in json.loads(out.read_text())["runs"]}
+    printed, figures = _against_reader(tmp_path, "--feeds", "4", "--entries", "2", "--hosts", "4",
+                                       "--steady", "0.5")  # fmt: skip
+    assert "steady pass ×" in printed
+    runs = _passes(figures)
     for name in ("ours (SQLite)", "reader"):
         assert [p["new_items"] for p in runs[name]] == [8, 0, 2], name
     assert runs["reader"][2]["server"] == {"200": 2, "304": 2}
