@@ -36,6 +36,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.parse
 import urllib.request
 from collections import Counter
 from dataclasses import dataclass
@@ -282,8 +283,8 @@ class App:
         if path == "/robots.txt":
             return 200, {"Content-Type": "text/plain"}, b"User-agent: *\nAllow: /\n", lat
         if path == "/_grow":  # ?fraction=F: that fraction of the feeds gain one entry each
-            query = dict(p.partition("=")[::2] for p in req.path.partition("?")[2].split("&"))
-            grown = self.catalog.grow(float(query.get("fraction", "0")))
+            query = urllib.parse.parse_qs(req.path.partition("?")[2])
+            grown = self.catalog.grow(float(query.get("fraction", ["0"])[0]))
             return 200, {"Content-Type": "application/json"}, json.dumps(grown).encode(), 0.0
         if path == "/_stats":
             stats = {**self.counts, "status": dict(self.status), "cpu": time.process_time(),

@@ -117,8 +117,7 @@ def reserve_ids(conn: Connection, table: Table, count: int, *, above: int = 0) -
 
 
 # Array literals, one per column, for ``unnest`` (``storage.feedrows``, item rates): each element
-# quoted (a string may hold any
-# character but NUL) or NULL.
+# quoted (a string may hold any character but NUL) or NULL.
 def text_array(values: Sequence[str | None]) -> str:
     return "{" + ",".join("NULL" if v is None else f'"{quote_element(v)}"' for v in values) + "}"
 
