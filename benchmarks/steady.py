@@ -3,8 +3,11 @@
 On the real web a pass finds most feeds unchanged (304) and a few with one new entry beside
 the ones already archived, whose articles were fetched long ago. This times ``apply_polls`` of
 such batches: ``--feeds`` feeds (one batch), each with ``--known`` known entries whose items
-hold an article of ``--article-kb`` kilobytes of JSON, and one new entry, ``--rounds`` times
-(CPU seconds of this process; the best round is the figure)::
+hold an article of ``--article-kb`` kilobytes of JSON, and one new entry, ``--rounds`` times.
+Per round: CPU seconds of this process (the best round is the headline), wall seconds, and
+what the round wrote: on SQLite the bytes this process passed to ``write``/``pwrite``
+(``wchar`` of ``/proc/self/io``: database and WAL), on PostgreSQL the server's WAL bytes
+(``pg_current_wal_lsn``)::
 
     python -m benchmarks.steady [--feeds 64] [--known 20] [--article-kb 40] [--rounds 5]
         [--database postgresql+psycopg://…]
@@ -18,11 +21,14 @@ import argparse
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from sqlalchemy import text  # noqa: E402
 
 from benchmarks.poll import fresh_database  # noqa: E402  (after the path fix for a checkout)
 from storage.records import STATUS_OK, Entry, FeedConfig, PollResult  # noqa: E402
@@ -54,8 +60,25 @@ def batch(store: Store, feeds: int, known: int, now: datetime, new: str | None) 
     return [getattr(s, "new_items", -1) for s in store.apply_polls(results)]
 
 
-def run(url: str, feeds: int, known: int, article_kb: int, rounds: int) -> list[float]:
-    """CPU seconds of each round's ``apply_polls``."""
+@dataclass
+class Round:
+    cpu: float
+    wall: float
+    written_mb: float
+
+
+def written(store: Store) -> int:
+    """Bytes written so far: the server's WAL position on PostgreSQL, this process's writes on
+    SQLite (the database file and its WAL)."""
+    if store.db.engine.dialect.name == "postgresql":
+        with store.db.engine.connect() as conn:
+            return int(conn.execute(text("SELECT pg_current_wal_lsn() - '0/0'")).scalar_one())
+    with Path("/proc/self/io").open() as io:
+        return next(int(line.split()[1]) for line in io if line.startswith("wchar:"))
+
+
+def run(url: str, feeds: int, known: int, article_kb: int, rounds: int) -> list[Round]:
+    """Each round's ``apply_polls``: CPU and wall seconds, megabytes written."""
     with Store.open(url) as store:
         store.sync_feeds([FeedConfig(f"https://f{i}.example/feed") for i in range(feeds)], T0)
         assert batch(store, feeds, known, T0, None) == [known] * feeds
@@ -63,13 +86,14 @@ def run(url: str, feeds: int, known: int, article_kb: int, rounds: int) -> list[
                    "html": "<p>" + "word " * (article_kb * 100) + "</p>"}  # fmt: skip
         with store.db.write() as conn:
             conn.execute(items.update().values(article=article, article_status="ok"))
-        times = []
+        measured = []
         for n in range(1, rounds + 1):
-            started = time.process_time()
+            before, cpu, wall = written(store), time.process_time(), time.perf_counter()
             made = batch(store, feeds, known, T0 + timedelta(hours=n), f"new{n}")
-            times.append(time.process_time() - started)
+            cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+            measured.append(Round(cpu, wall, (written(store) - before) / 1e6))
             assert made == [1] * feeds, made
-    return times
+    return measured
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -82,10 +106,14 @@ def main(argv: list[str] | None = None) -> None:
                         "a SQLite file")  # fmt: skip
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp, fresh_database(args.database, Path(tmp)) as url:
-        times = run(url, args.feeds, args.known, args.article_kb, args.rounds)
+        measured = run(url, args.feeds, args.known, args.article_kb, args.rounds)
+    what = "WAL MB" if args.database else "MB written"
     print(f"apply_polls of {args.feeds} changed feeds ({args.known} known entries with "
           f"{args.article_kb} KB articles, 1 new each), CPU s per round: "
-          + " ".join(f"{t:.3f}" for t in times) + f"; best {min(times):.3f}")
+          + " ".join(f"{r.cpu:.3f}" for r in measured)
+          + f"; best {min(r.cpu for r in measured):.3f}\nwall s per round: "
+          + " ".join(f"{r.wall:.3f}" for r in measured) + f"\n{what} per round: "
+          + " ".join(f"{r.written_mb:.1f}" for r in measured))
 
 
 if __name__ == "__main__":

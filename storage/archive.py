@@ -95,13 +95,20 @@ def _grouped(conn: Connection, query: Any) -> dict[int, list[Any]]:
     return {k: list(g) for k, g in groupby(rows, key=lambda r: r.item_id)}
 
 
+def _last_seen(r: Any, seen: list[Any]) -> Any:
+    """When any feed last named the item: a poll moves the sighting's ``last_seen`` only; the
+    item's own is as of its last change (or import), so that a known entry seen again unchanged
+    leaves the item's row, article and all, unwritten."""
+    return max([r.last_seen, *(s.last_seen for s in seen)])
+
+
 def _item_dict(r: Any, seen: list[Any], revs: list[Any]) -> dict[str, Any]:
     return {
         "id": r.uid, "feed_url": r.feed_url, "guid": r.guid, "url": r.url, "title": r.title,
         "summary": r.summary, "content_html": r.content_html, "authors": list(r.authors),
         "published": iso(with_offset(r.published, r.published_offset)),
         "updated": iso(with_offset(r.updated, r.updated_offset)),
-        "first_seen": iso(r.first_seen), "last_seen": iso(r.last_seen),
+        "first_seen": iso(r.first_seen), "last_seen": iso(_last_seen(r, seen)),
         "changed_at": iso(r.changed_at), "content_hash": r.content_hash,
         "canonical_url": r.page_canonical_url, "canonical_key": r.canonical_url,
         "enclosures": r.enclosures, "article": r.article,

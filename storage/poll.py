@@ -89,7 +89,6 @@ class _Poll:
     uids: dict[str, str] = field(default_factory=dict)  # key -> uid of an item it would create
     owned: set[int] = field(default_factory=set)  # items the current document names
     seen_sightings: set[int] = field(default_factory=set)
-    seen_items: set[int] = field(default_factory=set)
     folded_items: set[int] = field(default_factory=set)
     relinked_ids: set[int] = field(default_factory=set)
     new_rows: dict[str, tuple[Entry, dict[str, Any]]] = field(default_factory=dict)
@@ -356,7 +355,6 @@ def _seen_again(poll: _Poll, sighting: Row[Any], entry: Entry) -> None:
     if (sighting.guid, sighting.link) != (clean_text(entry.guid), clean_text(entry.url)):
         pollsql.relabel_sighting(poll.conn, sighting.id, entry.guid, entry.url)
     row = poll.item_rows.get(sighting.item_id) or items.load(poll.conn, sighting.item_id)
-    poll.seen_items.add(row.id)
     if row.feed_id == poll.result.feed_id:  # only the item's own feed rewrites its content
         changed = items.changes(row, entry)
         if changed:  # the batch's rows first: the item's newer index row must come last
@@ -417,5 +415,4 @@ def _sighting_row(poll: _Poll, item_id: int, key: str, entry: Entry) -> dict[str
 def _flush(poll: _Poll) -> None:
     """The poll's batched writes: new sightings (to the batch's), last_seen / changed_at."""
     poll.writes.sightings += poll.sighting_rows
-    pollsql.touch(poll.conn, poll.result.polled_at, poll.seen_sightings,
-                  poll.seen_items - poll.folded_items, poll.folded_items)  # fmt: skip
+    pollsql.touch(poll.conn, poll.result.polled_at, poll.seen_sightings, poll.folded_items)

@@ -80,9 +80,6 @@ FOLD_CANDIDATES = by_dialect(
 TOUCH_SIGHTINGS = by_dialect(
     lambda in_: update(sightings).where(in_(sightings.c.id, "values")).values(last_seen=_NOW)
 )
-TOUCH_ITEMS = by_dialect(
-    lambda in_: update(items_t).where(in_(items_t.c.id, "values")).values(last_seen=_NOW)
-)
 # a new sighting changes the export: last_seen and changed_at in one update (a second update
 # of a row re-runs its foreign-key check, which waits on a feed row another poll holds)
 FOLD_INTO = by_dialect(
@@ -319,14 +316,15 @@ def relabel_sighting(conn: Connection, sighting_id: int, guid: str | None,
     conn.execute(stmt.values(guid=guid, link=link))
 
 
-def touch(conn: Connection, now: datetime, seen_sightings: set[int], seen_items: set[int],
+def touch(conn: Connection, now: datetime, seen_sightings: set[int],
           folded_items: set[int]) -> None:  # fmt: skip
-    """``last_seen`` of what the document named again; ``changed_at`` too of items folded into."""
-    for stmt, ids in (
-        (TOUCH_SIGHTINGS, seen_sightings),
-        (TOUCH_ITEMS, seen_items),
-        (FOLD_INTO, folded_items),
-    ):
+    """``last_seen`` of the sightings the document named again; ``last_seen`` and ``changed_at``
+    of items folded into (a new sighting changes the export).
+
+    An item seen again unchanged keeps its row: its ``last_seen`` is read as the latest of its
+    own and its sightings' (``archive``). Updating it there rewrote the whole row on SQLite, its
+    article's overflow pages included, for every known entry of every feed that changed."""
+    for stmt, ids in ((TOUCH_SIGHTINGS, seen_sightings), (FOLD_INTO, folded_items)):
         ordered = sorted(ids)
         for start in range(0, len(ordered), CHUNK):
             conn.execute(stmt.of(conn), {"values": ordered[start : start + CHUNK], "now": now})

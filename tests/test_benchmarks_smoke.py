@@ -201,3 +201,5 @@ def test_steady_write_benchmark_runs_at_tiny_scale() -> None:
     proc = run_benchmark("steady", ["--feeds", "2", "--known", "3", "--article-kb", "1",
                                     "--rounds", "2"])  # fmt: skip
     assert "apply_polls of 2 changed feeds" in proc.stdout and "best" in proc.stdout
+    [written] = [line for line in proc.stdout.splitlines() if line.startswith("MB written")]
+    assert len(written.split(":")[1].split()) == 2  # one figure per round

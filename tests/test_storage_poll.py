@@ -9,6 +9,7 @@ from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from sqlalchemy import event
 
 from storage.records import (
     STATUS_ERROR,
@@ -128,6 +129,37 @@ def test_one_story_in_three_feeds_is_one_item_with_three_sightings(store: Store)
     assert item["feed_url"] == A
     assert sorted(s["feed_url"] for s in item["sightings"]) == [A, B, C]
     assert store.stats()["duplicates_folded"] == 2
+
+
+def test_an_entry_seen_again_moves_last_seen_without_rewriting_its_item(store: Store) -> None:
+    """The item's last_seen is the latest of its sightings': a poll that finds a known entry
+    unchanged updates the sighting only, never the item's row (on SQLite that rewrote the row,
+    its article included, for every known entry of every feed that changed)."""
+    store.sync_feeds([FeedConfig(A), FeedConfig(B)], T0)
+    poll(store, A, T0, [entry(1), entry(2)])
+    poll(store, B, T0, [entry("b1", title="Story 1", summary=entry(1).summary,
+                              url="https://mirror.example/s1")])  # fmt: skip
+    statements: list[str] = []
+
+    def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        statements.append(" ".join(statement.split()).lower())
+
+    event.listen(store.db.engine, "before_cursor_execute", record)
+    try:
+        poll(store, A, T0 + timedelta(hours=1), [entry(1), entry(2)])
+        poll(store, B, T0 + timedelta(hours=2), [entry("b1", title="Story 1",
+             summary=entry(1).summary, url="https://mirror.example/s1")])  # fmt: skip
+    finally:
+        event.remove(store.db.engine, "before_cursor_execute", record)
+    assert not [s for s in statements if s.startswith("update items")]
+    assert any(s.startswith("update sightings") for s in statements)
+    by_title = {i["title"]: i for i in items(store)}
+    one, two = by_title["Story 1"], by_title["Story 2"]
+    assert sorted(s["last_seen"] for s in one["sightings"]) == [
+        (T0 + timedelta(hours=1)).isoformat(), (T0 + timedelta(hours=2)).isoformat()]
+    assert one["last_seen"] == (T0 + timedelta(hours=2)).isoformat()  # the latest feed's
+    assert two["last_seen"] == (T0 + timedelta(hours=1)).isoformat()
+    assert one["changed_at"] == two["changed_at"] == T0.isoformat()  # not a change to export
 
 
 def test_distinct_entries_sharing_a_link_in_one_document_stay_distinct(store: Store) -> None:
