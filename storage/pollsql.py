@@ -21,6 +21,7 @@ from storage.dialect import CHUNK, by_dialect, int_array, is_postgres, select_in
 from storage.errors import StorageError
 from storage.feedrows import log_polls, write_states
 from storage.feeds import RATE_WINDOW_DAYS, item_rate, rate_of
+from storage.items import ENTRY_COLUMNS
 from storage.records import Entry
 from storage.tables import (
     UTCDateTime,
@@ -57,10 +58,13 @@ FEEDS_SIGHTINGS = by_dialect(
         .order_by(sightings.c.id)
     )
 )
-# An item's columns but its article (an extracted page: tens of kilobytes of JSON to read and
-# decode for every known entry of a feed that changed); ``items.refresh`` reads it when needed.
+# What a poll needs of a known entry's item: its feed and the columns an entry sets, to compare
+# them. Not its article (an extracted page: tens of kilobytes of JSON to read and decode for
+# every known entry of a feed that changed; ``items.refresh`` reads it when needed), nor the
+# times and provenance a poll never reads.
 ITEMS_BY_ID = by_dialect(lambda in_: (
-    select(*(c for c in items_t.c if c.name != "article")).where(in_(items_t.c.id, "values"))
+    select(items_t.c.id, items_t.c.feed_id, *(items_t.c[name] for name in ENTRY_COLUMNS))
+    .where(in_(items_t.c.id, "values"))
 ))
 # items an unknown entry may be: the same canonical URL or fingerprint (a fold), or the same uid
 FOLD_CANDIDATES = by_dialect(

@@ -4,25 +4,30 @@ guids neither collapse nor duplicate; changed content makes capped revisions; ca
 from __future__ import annotations
 
 import itertools
-from datetime import datetime, timedelta
+from dataclasses import replace
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import event
+from sqlalchemy import event, select
 
+from storage import pollsql
+from storage.items import ENTRY_COLUMNS, changes, entry_values
 from storage.records import (
     STATUS_ERROR,
     STATUS_NOT_MODIFIED,
     Article,
     ArticleResult,
     Capture,
+    Enclosure,
     ExportFilter,
     FeedConfig,
     PollSummary,
 )
 from storage.revisions import FREE_REVISIONS, MAX_REVISIONS, MIN_GAP
 from storage.store import Store
+from storage.tables import items as items_t
 from tests.dbfixtures import T0, claim_one, entry, poll, poll_result
 
 A, B, C = (f"https://{n}.example/feed" for n in "abc")
@@ -160,6 +165,36 @@ def test_an_entry_seen_again_moves_last_seen_without_rewriting_its_item(store: S
     assert one["last_seen"] == (T0 + timedelta(hours=2)).isoformat()  # the latest feed's
     assert two["last_seen"] == (T0 + timedelta(hours=1)).isoformat()
     assert one["changed_at"] == two["changed_at"] == T0.isoformat()  # not a change to export
+
+
+def test_a_known_entry_is_compared_column_by_column_with_its_stored_item(store: Store) -> None:
+    """``items.changes`` against the row a poll reads: nothing for the same entry (also with a
+    NUL the row dropped, or its dates in another offset but for the offset's own column), and
+    exactly the column that differs otherwise."""
+    tz = timezone(timedelta(hours=5))
+    stored = entry(1, content_html="<p>Body</p>", authors=("Ann", "Bo"), published=T0,
+                   updated=T0 + timedelta(hours=1), enclosures=(Enclosure("https://e.example/a.mp3",
+                   "audio/mpeg", 10, 60),))  # fmt: skip
+    store.sync_feeds([FeedConfig(A)], T0)
+    poll(store, A, T0, [stored])
+    with store.db.read() as conn:
+        [row] = pollsql.items_by_id(conn, {int(conn.execute(select(items_t.c.id)).scalar_one())})
+    assert tuple(entry_values(stored)) == ENTRY_COLUMNS  # the order the quick test relies on
+    assert changes(row, stored) == {}
+    assert changes(row, replace(stored, title="Story\x00 1")) == {}
+    moved = replace(stored, published=T0.astimezone(tz))
+    assert changes(row, moved) == {"published_offset": 300}  # the same instant
+    variants = {
+        "guid": replace(stored, guid="other"), "url": replace(stored, url="https://x.example/"),
+        "title": replace(stored, title="Other"), "summary": replace(stored, summary="Other."),
+        "content_html": replace(stored, content_html="<p>Other</p>"),
+        "authors": replace(stored, authors=("Bo", "Ann")),
+        "published": replace(stored, published=T0 + timedelta(seconds=1)),
+        "updated": replace(stored, updated=T0 + timedelta(hours=2)),
+        "enclosures": replace(stored, enclosures=()),
+    }  # fmt: skip
+    for column, variant in variants.items():
+        assert list(changes(row, variant)) == [column], column
 
 
 def test_distinct_entries_sharing_a_link_in_one_document_stay_distinct(store: Store) -> None:
