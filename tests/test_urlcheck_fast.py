@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from aggregator.fetch.http import _general_target, _simple_target
 from aggregator.fetch.politeness import host_key
-from aggregator.fetch.urlcheck import simple_url, url_problem
+from aggregator.fetch.urlcheck import general_problem, simple_url, url_problem
 
 TRICKY = [
     "http://127.42.0.1:46245/feeds/0.xml",
@@ -87,7 +87,7 @@ def check(url: str) -> bool:
     assert parsed.raw_host == simple.host.encode()
     assert parsed.port == simple.port
     assert parsed.raw_path == simple.target.encode()
-    assert url_problem(url) is None
+    assert general_problem(url) is None and url_problem(url) is None
     general = _general_target(url)
     assert fast is not None
     assert (fast.text, fast.scheme, fast.core, fast.host_header, fast.problem) == (

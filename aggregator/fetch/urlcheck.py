@@ -76,7 +76,17 @@ def simple_url(url: str) -> SimpleURL | None:
 
 
 def url_problem(url: str) -> str | None:
-    """Why ``url`` cannot be fetched, in a few words ("bad port 99999"), or None if it can."""
+    """Why ``url`` cannot be fetched, in a few words ("bad port 99999"), or None if it can.
+
+    A URL already canonical (``simple_url``, most feed URLs) has none: the configuration of a
+    thousand feeds is checked at every start."""
+    if simple_url(url) is not None:
+        return None
+    return general_problem(url)
+
+
+def general_problem(url: str) -> str | None:
+    """``url_problem`` for any text: split, then scheme, host and port checked one by one."""
     try:
         parts = urlsplit(url.strip())
         port = parts.port
