@@ -140,8 +140,8 @@ def changes(row: Row[Any], entry: Entry) -> dict[str, Any]:
 def refresh(conn: Connection, row: Row[Any], entry: Entry, now: datetime,
             changed: dict[str, Any]) -> bool:  # fmt: skip
     """Write ``changed`` (``changes(row, entry)``, not empty) to the item and record the
-    revision; True when one was recorded. ``row`` needs the columns an entry sets, not the
-    article (read here). ``last_seen`` alone is the caller's, in one statement per poll."""
+    revision; True when one was recorded. ``row`` needs its id and the columns an entry sets
+    (``ENTRY_COLUMNS``), not the article (read here)."""
     article = conn.execute(ARTICLE_OF, {"id": row.id}).scalar()  # not in the poll's rows
     text = article_text(article)
     digest = content_hash(entry.title, entry.summary, text, entry.enclosures)
