@@ -448,22 +448,22 @@ class FeedServer:
         self.port, self.urls = info["port"], info["urls"]
         return self
 
+    def _control(self, path: str) -> Any:
+        """The JSON answer of one of the server's own endpoints (not counted as a request)."""
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+        with opener.open(f"http://{FIRST_HOST}:{self.port}{path}", timeout=10) as resp:
+            return json.load(resp)
+
     def stats(self) -> dict[str, Any]:
         """The server's counters: requests, connections, bytes, and responses by status."""
-        url = f"http://{FIRST_HOST}:{self.port}/_stats"
-        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-        with opener.open(url, timeout=10) as resp:
-            result: dict[str, Any] = json.load(resp)
-            return result
+        result: dict[str, Any] = self._control("/_stats")
+        return result
 
     def grow(self, fraction: float) -> list[int]:
         """Give ``fraction`` of the feeds one new entry each (the others stay unchanged); the
         feeds that grew."""
-        url = f"http://{FIRST_HOST}:{self.port}/_grow?fraction={fraction}"
-        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-        with opener.open(url, timeout=10) as resp:
-            grown: list[int] = json.load(resp)
-            return grown
+        grown: list[int] = self._control(f"/_grow?fraction={fraction}")
+        return grown
 
     def stop(self) -> None:
         if self.proc is None:

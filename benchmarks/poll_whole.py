@@ -30,7 +30,8 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-PASSES = ("first", "second")  # and "steady" with --steady: a fraction of the feeds gain an entry
+PASSES = ("first", "second")
+WITH_STEADY = (*PASSES, "steady")  # --steady: a third pass once a fraction of the feeds grew
 SHOWN = {"first": "first", "second": "unchanged", "steady": "steady"}
 SUMMARY = re.compile(r"(\d+) ok, (\d+) not modified, (\d+) failed.*?; (\d+) new items")
 
@@ -297,7 +298,7 @@ def run_sides(chosen: list[Side], server: Any, feeds: int,
             raise SystemExit(f"poll benchmark: setting up {side.name} failed:\n"
                              f"{done.stderr[-3000:]}")
     results: dict[str, list[WholePass]] = {side.name: [] for side in chosen}
-    for label in (*PASSES, "steady") if steady else PASSES:
+    for label in WITH_STEADY if steady else PASSES:
         if label == "steady":
             server.grow(steady)  # the same feeds changed for every side
         for side in chosen:
@@ -311,7 +312,7 @@ def table(results: dict[str, list[WholePass]]) -> list[str]:
             f"{'RSS MiB':>8} {'procs':>5} {'start s':>7} {'load':>5}")
     rows = [head, "-" * len(head)]
     for name, passes in results.items():
-        for label, r in zip((*PASSES, "steady"), passes, strict=False):
+        for label, r in zip(WITH_STEADY, passes, strict=False):
             rows.append(
                 f"{name:<18} {label:<7} {r.wall:>7.2f} {r.items_per_s:>8.0f} "
                 f"{r.feeds_per_s:>8.0f} {r.server.get('200', 0):>5} {r.server.get('304', 0):>5} "
@@ -329,7 +330,7 @@ def round_ratios(results: dict[str, list[WholePass]]) -> dict[str, dict[str, flo
     out = {}
     for name, passes in results.items():
         if name != "reader":
-            labels = [SHOWN[label] for label in (*PASSES, "steady")[: len(passes)]]
+            labels = [SHOWN[label] for label in WITH_STEADY[: len(passes)]]
             cells = {f"{label} pass": o.wall / max(r.wall, 1e-9)
                      for label, r, o in zip(labels, passes, base, strict=True)}  # fmt: skip
             cells |= {f"CPU {label}": o.cpu / max(r.cpu, 1e-9)
