@@ -2,3 +2,4 @@
 
 from tests.dbfixtures import *  # noqa: F403  (fixtures: store_url, store)
 from tests.httpserver import *  # noqa: F403  (fixture: http_server)
+from tests.loopfixtures import *  # noqa: F403  (fixture: event_loops)

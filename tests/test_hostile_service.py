@@ -40,7 +40,7 @@ from tests.httpserver import (
     slowloris,
 )
 
-pytestmark = pytest.mark.timeout(90)
+pytestmark = [pytest.mark.timeout(90), pytest.mark.usefixtures("event_loops")]  # both loops
 
 MIB = 2**20
 TIMEOUT = 2.0  # the total deadline per request

@@ -14,6 +14,8 @@ from aggregator.errors import FetchError
 from aggregator.fetch.http import HttpClient, Response
 from tests.httpserver import RecordedRequest, Route, TestServer
 
+pytestmark = pytest.mark.usefixtures("event_loops")  # on asyncio's loop and on uvloop's
+
 LAST_MODIFIED = "Wed, 21 Oct 2026 07:28:00 GMT"
 
 

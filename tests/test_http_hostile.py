@@ -24,6 +24,8 @@ from tests.httpserver import (
     slowloris,
 )
 
+pytestmark = pytest.mark.usefixtures("event_loops")  # on asyncio's loop and on uvloop's
+
 MIB = 2**20
 
 

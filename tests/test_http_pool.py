@@ -29,6 +29,8 @@ from tests.httpserver import (
     slowloris,
 )
 
+pytestmark = pytest.mark.usefixtures("event_loops")  # on asyncio's loop and on uvloop's
+
 T = TypeVar("T")
 
 OK = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"

@@ -12,6 +12,8 @@ from aggregator.config.settings import HttpSettings
 from aggregator.fetch.http import HttpClient
 from tests.httpserver import TestServer
 
+pytestmark = pytest.mark.usefixtures("event_loops")  # on asyncio's loop and on uvloop's
+
 
 class FakePool:
     """Stands in for httpcore's pool: answers at once, and records being closed."""

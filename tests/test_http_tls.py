@@ -18,6 +18,8 @@ from aggregator.errors import FetchError
 from aggregator.fetch.http import HttpClient, Response
 from tests.httpserver import TestServer
 
+pytestmark = pytest.mark.usefixtures("event_loops")  # on asyncio's loop and on uvloop's
+
 NAME = "feeds.test"
 
 

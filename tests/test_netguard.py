@@ -11,6 +11,8 @@ from hypothesis import strategies as st
 
 from aggregator.fetch.netguard import _DOTTED_QUAD, GuardedBackend, is_forbidden, parse_networks
 
+pytestmark = pytest.mark.usefixtures("event_loops")  # on asyncio's loop and on uvloop's
+
 FORBIDDEN = {
     "127.0.0.1": "loopback",
     "127.255.255.254": "loopback",

@@ -120,12 +120,14 @@ def test_reload_summarizes_and_keeps_restart_only_keys(tmp_path: Path) -> None:
     running = load_settings(config(tmp_path, "  tick: 1s\n  processes: 1\n", feeds))
     new_feeds = ("  - url: https://a.example/feed\n    interval: 2h\n"
                  "  - url: https://c.example/feed\n  - url: https://d.example/feed\n")
-    path = config(tmp_path, "  tick: 3s\n  processes: 2\n  listen: 127.0.0.1:9\n", new_feeds)
+    path = config(tmp_path, "  tick: 3s\n  processes: 2\n  event_loop: asyncio\n"
+                  "  listen: 127.0.0.1:9\n", new_feeds)
     reloaded, from_file = reload_settings(path, running)
     assert reloaded.summary == "2 feeds added, 1 removed, 1 changed; other settings changed"
-    assert reloaded.kept == ("service.processes", "service.listen")
+    assert reloaded.kept == ("service.processes", "service.event_loop", "service.listen")
     assert reloaded.settings.service.tick == 3.0
     assert reloaded.settings.service.processes == 1 and reloaded.settings.service.listen is None
+    assert reloaded.settings.service.event_loop == "auto"  # the loop runs on: a restart's
     assert from_file.service.processes == 2
     # The next reload compares the file with the file: nothing new to warn about.
     again, _ = reload_settings(path, reloaded.settings, from_file)

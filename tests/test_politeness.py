@@ -14,6 +14,8 @@ from aggregator.fetch.http import HttpClient
 from aggregator.fetch.politeness import ROBOTS_MAX_BYTES, HostLimiter, RobotsCache, host_key
 from tests.httpserver import TestServer
 
+pytestmark = pytest.mark.usefixtures("event_loops")  # on asyncio's loop and on uvloop's
+
 UA = "feed-archiver/0.1 (+https://example.org/bot)"
 ROBOTS = b"""
 User-agent: feed-archiver

@@ -18,6 +18,8 @@ from aggregator.fetch.http import HttpClient, Response
 from aggregator.fetch.netguard import ALLOW_HINT
 from tests.httpserver import TestServer
 
+pytestmark = pytest.mark.usefixtures("event_loops")  # on asyncio's loop and on uvloop's
+
 
 def guarded(**overrides: Any) -> HttpSettings:
     """The default: allow_private_networks is False."""

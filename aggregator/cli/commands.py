@@ -125,7 +125,7 @@ def poll(app: App, once: bool, allow_removal: bool) -> None:
     Exit status: 0 when every feed was polled (new or not modified) and every page fetched,
     1 when some failed (each is named, one line each, after the summary).
     """
-    import asyncio
+    from aggregator.runtime import eventloop
 
     try:
         with collector_paused():  # what start-up loads lives as long as the process
@@ -141,7 +141,8 @@ def poll(app: App, once: bool, allow_removal: bool) -> None:
             oneshot.totals.keep(FAILURES_LISTED)
             try:
                 with views.progress(sys.stderr.isatty()) as report:
-                    totals = asyncio.run(oneshot.poll_once(report))
+                    totals = eventloop.run(oneshot.poll_once(report),
+                                           settings.service.event_loop)
             finally:
                 oneshot.close()
             unpolled = views.unpolled(store.unpolled_since(started))
@@ -168,9 +169,7 @@ def run(app: App, no_migrate: bool, allow_removal: bool) -> None:
     # the signals once it runs.
     signal.signal(signal.SIGTERM, _stop_during_startup)
     signal.signal(signal.SIGHUP, signal.SIG_IGN)  # a reload asked before the loop runs: no-op
-    import asyncio
-
-    from aggregator.runtime import Daemon
+    from aggregator.runtime import Daemon, eventloop
 
     try:
         settings = app.require_feeds()
@@ -179,7 +178,8 @@ def run(app: App, no_migrate: bool, allow_removal: bool) -> None:
             path = Path(app.config_path) if app.config_path else None
             with web_view_for_run(settings, app.verbose) as web:
                 daemon = Daemon(settings, store, config_path=path)
-                asyncio.run(daemon.run_until_signalled(web and web.serve_until))
+                eventloop.run(daemon.run_until_signalled(web and web.serve_until),
+                              settings.service.event_loop)
     except ArchiverError as exc:
         fail(exc)
     log.info("stopped")
@@ -314,17 +314,18 @@ def stats(app: App, as_json: bool) -> None:
 @pass_app
 def extract(app: App, source: str, url: str | None, as_json: bool) -> None:
     """Show what the extractor makes of one page (URL or saved FILE), and each field's source."""
-    import asyncio
     import json
 
     from aggregator.cli.tools import load_page
     from aggregator.extract import SiteRules, article_to_dict
+    from aggregator.runtime import eventloop
 
     app.subject = source
 
     try:
         settings = app.settings
-        html, page_url = asyncio.run(load_page(source, url, settings.http))
+        html, page_url = eventloop.run(load_page(source, url, settings.http),
+                                       settings.service.event_loop)
         from aggregator.extract import extract as run_extract
 
         article = run_extract(html, page_url, SiteRules.load(settings.sites))
@@ -342,14 +343,15 @@ def extract(app: App, source: str, url: str | None, as_json: bool) -> None:
 @pass_app
 def discover(app: App, url: str) -> None:
     """List the feeds a web page advertises (<link rel="alternate">), to put in the config."""
-    import asyncio
-
     from aggregator.cli.tools import discover as find_feeds
+    from aggregator.runtime import eventloop
 
     app.subject = url
 
     try:
-        final_url, found, is_feed = asyncio.run(find_feeds(url, app.settings.http))
+        settings = app.settings
+        final_url, found, is_feed = eventloop.run(find_feeds(url, settings.http),
+                                                  settings.service.event_loop)
     except ArchiverError as exc:
         fail(exc)
     if is_feed:

@@ -5,11 +5,12 @@ It only reads the file: nothing here touches the network or the database.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -171,6 +172,8 @@ class ServiceSettings(_Strict):
     article_batch: int = Field(default=50, ge=1)
     parse_workers: int = Field(default=0, ge=0, le=64)  # 0: parse in threads, N: processes
     processes: int = Field(default=1, ge=1, le=64)  # polling processes: 1 per core to use
+    # uvloop where it is installed (aggregator/runtime/eventloop.py), or asyncio's own loop.
+    event_loop: Literal["auto", "uvloop", "asyncio"] = "auto"
     # /healthz and /metrics (aggregator/runtime/health.py): HOST:PORT, off when unset.
     listen: str | None = None
     # The web view (issue 16): ``run`` serves it too when ``web``; ``aggregator serve`` always.
@@ -179,6 +182,14 @@ class ServiceSettings(_Strict):
     # Who may reach a server of ours bound beyond loopback (aggregator/config/listen.py).
     listen_token: str | None = Field(default=None, repr=False)
     listen_public: bool = False
+
+    @field_validator("event_loop")
+    @classmethod
+    def _loop(cls, value: str) -> str:
+        if value == "uvloop" and importlib.util.find_spec("uvloop") is None:
+            raise ValueError("uvloop is not installed (`pip install uvloop`; it does not build "
+                             "on Windows): choose auto or asyncio")
+        return value
 
     @field_validator("web_listen")
     @classmethod

@@ -32,6 +32,7 @@ from typing import Any
 
 from aggregator.config import Settings
 from aggregator.errors import ArchiverError
+from aggregator.runtime import eventloop
 from aggregator.runtime.logs import configure_logging
 from storage.seam import StorageType, open_store
 
@@ -74,7 +75,7 @@ def _serve_main(target: Serve, settings: Settings, level: int, name: str) -> Non
             orphaned.cancel()
 
     try:
-        asyncio.run(serve())
+        eventloop.run(serve(), settings.service.event_loop)
     except ArchiverError as exc:
         log.error("%s", exc)
         sys.exit(3)
@@ -258,7 +259,7 @@ def _crew_main(target: Play, settings: Settings, owner: str, jobs: Any, reports:
 
     try:
         with open_store(settings.database, settings.timeouts()) as store:
-            asyncio.run(target(settings, store, jobs, owner, done))
+            eventloop.run(target(settings, store, jobs, owner, done), settings.service.event_loop)
     finally:
         reports.put(("bye", None))
 

@@ -23,8 +23,8 @@ from aggregator.errors import ConfigError
 
 # Dotted keys whose new value waits for a restart.
 RESTART_ONLY = ("database", "database_timeouts", "http", "service.processes",
-                "service.parse_workers", "service.listen", "service.listen_token",
-                "service.listen_public")  # fmt: skip
+                "service.parse_workers", "service.event_loop", "service.listen",
+                "service.listen_token", "service.listen_public")  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)

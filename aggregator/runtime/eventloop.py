@@ -1,0 +1,52 @@
+"""The event loop every command runs on: uvloop where it is installed, else asyncio's own.
+
+Why uvloop: once start-up is paid, a poll of unchanged feeds is mostly event-loop work (for each
+feed a connection, a request, a 304, the callbacks and timers around them), and uvloop does that
+work in C. On 1,000 unchanged feeds on 1,000 hosts (``benchmarks/poll.py``) it takes about a
+sixth off a whole ``poll --once``; see ``benchmarks/README.md``, "Sixth round". The code above
+the loop is plain asyncio (transports, protocols, ``asyncio.timeout``) and runs the same on
+both: the network tests run on both (``tests/conftest.py``, ``event_loops``).
+
+``service.event_loop`` chooses: ``auto`` (uvloop if importable; it is a dependency wherever it
+builds, i.e. not on Windows), ``uvloop`` (an error when it is missing) or ``asyncio``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Coroutine
+from typing import Any, Literal, TypeVar
+
+from aggregator.errors import ConfigError
+
+EventLoopChoice = Literal["auto", "uvloop", "asyncio"]
+T = TypeVar("T")
+
+MISSING = ("service.event_loop: uvloop is not installed (`pip install uvloop`; it does not "
+           "build on Windows): choose auto or asyncio")
+
+
+def loop_factory(choice: EventLoopChoice = "auto") -> Callable[[], asyncio.AbstractEventLoop]:
+    """What makes the loop for ``choice``; ``uvloop`` without uvloop is a configuration error
+    (the settings refuse it first: ``ServiceSettings.event_loop``)."""
+    if choice == "asyncio":
+        return asyncio.new_event_loop
+    try:
+        import uvloop
+    except ImportError:
+        if choice == "uvloop":
+            raise ConfigError(MISSING) from None
+        return asyncio.new_event_loop
+    factory: Callable[[], asyncio.AbstractEventLoop] = uvloop.new_event_loop
+    return factory
+
+
+def run(main: Coroutine[Any, Any, T], choice: EventLoopChoice = "auto") -> T:
+    """``asyncio.run`` on the chosen loop (Python 3.11's ``asyncio.run`` takes no factory)."""
+    try:
+        factory = loop_factory(choice)
+    except ConfigError:
+        main.close()  # never awaited: say nothing of it
+        raise
+    with asyncio.Runner(loop_factory=factory) as runner:
+        return runner.run(main)
