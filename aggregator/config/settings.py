@@ -101,6 +101,11 @@ def check_http_url(url: str) -> str:
     return url.strip()
 
 
+EventLoopChoice = Literal["auto", "uvloop", "asyncio"]
+UVLOOP_MISSING = ("uvloop is not installed (`pip install uvloop`; it does not build on Windows or "
+                  "PyPy): choose auto or asyncio")
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -173,7 +178,7 @@ class ServiceSettings(_Strict):
     parse_workers: int = Field(default=0, ge=0, le=64)  # 0: parse in threads, N: processes
     processes: int = Field(default=1, ge=1, le=64)  # polling processes: 1 per core to use
     # uvloop where it is installed (aggregator/runtime/eventloop.py), or asyncio's own loop.
-    event_loop: Literal["auto", "uvloop", "asyncio"] = "auto"
+    event_loop: EventLoopChoice = "auto"
     # /healthz and /metrics (aggregator/runtime/health.py): HOST:PORT, off when unset.
     listen: str | None = None
     # The web view (issue 16): ``run`` serves it too when ``web``; ``aggregator serve`` always.
@@ -187,8 +192,7 @@ class ServiceSettings(_Strict):
     @classmethod
     def _loop(cls, value: str) -> str:
         if value == "uvloop" and importlib.util.find_spec("uvloop") is None:
-            raise ValueError("uvloop is not installed (`pip install uvloop`; it does not build "
-                             "on Windows): choose auto or asyncio")
+            raise ValueError(UVLOOP_MISSING)
         return value
 
     @field_validator("web_listen")

@@ -15,15 +15,12 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Coroutine
-from typing import Any, Literal, TypeVar
+from typing import Any, TypeVar
 
+from aggregator.config.settings import UVLOOP_MISSING, EventLoopChoice
 from aggregator.errors import ConfigError
 
-EventLoopChoice = Literal["auto", "uvloop", "asyncio"]
 T = TypeVar("T")
-
-MISSING = ("service.event_loop: uvloop is not installed (`pip install uvloop`; it does not "
-           "build on Windows): choose auto or asyncio")
 
 
 def loop_factory(choice: EventLoopChoice = "auto") -> Callable[[], asyncio.AbstractEventLoop]:
@@ -35,7 +32,7 @@ def loop_factory(choice: EventLoopChoice = "auto") -> Callable[[], asyncio.Abstr
         import uvloop
     except ImportError:
         if choice == "uvloop":
-            raise ConfigError(MISSING) from None
+            raise ConfigError(f"service.event_loop: {UVLOOP_MISSING}") from None
         return asyncio.new_event_loop
     factory: Callable[[], asyncio.AbstractEventLoop] = uvloop.new_event_loop
     return factory
