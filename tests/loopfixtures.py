@@ -7,20 +7,33 @@ for the test's length; the product itself passes a factory (``aggregator/runtime
 from __future__ import annotations
 
 import asyncio
+import platform
+import sys
 from collections.abc import Iterator
+from types import ModuleType
 
 import pytest
 
-__all__ = ["event_loops"]
+__all__ = ["event_loops", "uvloop_or_skip"]
+
+
+def uvloop_or_skip() -> ModuleType:
+    """uvloop; a skip only where it is no dependency (Windows, PyPy): elsewhere its absence is a
+    broken install, which must fail the run rather than quietly test one loop."""
+    if sys.platform == "win32" or platform.python_implementation() != "CPython":
+        return pytest.importorskip("uvloop", reason="uvloop does not build here")
+    import uvloop
+
+    return uvloop
 
 
 @pytest.fixture(params=["asyncio", "uvloop"])
 def event_loops(request: pytest.FixtureRequest) -> Iterator[str]:
-    """Each test once on asyncio's own loop, once on uvloop's (skipped where it is missing)."""
+    """Each test once on asyncio's own loop, once on uvloop's."""
     if request.param == "asyncio":
         yield "asyncio"
         return
-    uvloop = pytest.importorskip("uvloop", reason="uvloop is not installed (Windows, PyPy)")
+    uvloop = uvloop_or_skip()
     before = asyncio.get_event_loop_policy()
     asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
     try:

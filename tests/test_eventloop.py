@@ -13,6 +13,7 @@ from aggregator.errors import ConfigError
 from aggregator.runtime import eventloop
 from tests.feedgen import Item, rss
 from tests.httpserver import TestServer
+from tests.loopfixtures import uvloop_or_skip
 from tests.test_cli_newcomer import config, loaded_modules
 
 
@@ -27,7 +28,7 @@ def hide_uvloop(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_auto_and_uvloop_run_on_uvloop_and_asyncio_on_asyncios_own() -> None:
-    pytest.importorskip("uvloop")
+    uvloop_or_skip()
     assert eventloop.run(loop_module()) == "uvloop"  # auto, the default
     assert eventloop.run(loop_module(), "uvloop") == "uvloop"
     assert eventloop.run(loop_module(), "asyncio") == "asyncio"
@@ -66,7 +67,7 @@ def test_the_setting_defaults_to_auto_and_refuses_a_missing_or_unknown_loop(
 def test_poll_runs_on_the_loop_the_configuration_names(
     tmp_path: Path, http_server: TestServer, setting: str
 ) -> None:
-    pytest.importorskip("uvloop")
+    uvloop_or_skip()
     http_server.route("/feed.xml", body=rss([Item(1, http_server.base_url)]))
     cfg = Path(config(tmp_path, f"sqlite:///{tmp_path / 'a.db'}", http_server.url("/feed.xml")))
     cfg.write_text(cfg.read_text(encoding="utf-8") + setting, encoding="utf-8")
