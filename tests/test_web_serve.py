@@ -169,3 +169,15 @@ def test_serve_until_runs_inside_a_service_and_stops_with_it(database: str) -> N
         return int(answer.status)
 
     assert asyncio.run(scenario()) == 200
+
+
+@pytest.mark.parametrize("choice", ["auto", "asyncio", "uvloop"])
+def test_the_view_runs_on_the_loop_the_service_names(database: str, choice: str) -> None:
+    """``serve`` hands ``service.event_loop`` to uvicorn, whose loop names are the same."""
+    from aggregator.web.server import WebView
+
+    service = Settings().service.model_copy(update={"event_loop": choice,
+                                                    "web_listen": "127.0.0.1:0"})
+    settings = Settings(database=database).model_copy(update={"service": service})
+    with WebView.from_settings(settings) as view:
+        assert view.config.loop == choice

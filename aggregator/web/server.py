@@ -24,6 +24,7 @@ from storage.store import Store
 
 if TYPE_CHECKING:
     from aggregator.config import Settings
+    from aggregator.config.settings import EventLoopChoice
 
 Announce = Callable[[str], None]
 
@@ -44,12 +45,14 @@ def bind(listen: Listen) -> socket.socket:
     return sock
 
 
-def _config(store: Store, listen: Listen, token: str | None, verbose: int) -> uvicorn.Config:
+def _config(store: Store, listen: Listen, token: str | None, verbose: int,
+            loop: EventLoopChoice) -> uvicorn.Config:  # fmt: skip
     # On loopback, only loopback names are accepted (DNS rebinding); beyond, the token guards.
     hosts = [*LOOPBACK_HOSTS, listen.host] if listen.loopback else None
     app = create_app(store, token=token, hosts=hosts)
+    # uvicorn's loop names are service.event_loop's: `serve` runs on the loop `run` runs on.
     return uvicorn.Config(app, log_config=None, access_log=verbose > 0, server_header=False,
-                          lifespan="off", proxy_headers=False,
+                          lifespan="off", proxy_headers=False, loop=loop,
                           timeout_graceful_shutdown=5)  # fmt: skip
 
 
@@ -71,7 +74,8 @@ class WebView:
         except BaseException:
             store.close()
             raise
-        view = cls(store, sock, _config(store, listen, token, verbose))
+        view = cls(store, sock, _config(store, listen, token, verbose,
+                                        settings.service.event_loop))
         view.url = listen.url(sock.getsockname()[1])
         return view
 
