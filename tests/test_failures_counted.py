@@ -191,6 +191,38 @@ def test_a_parser_that_raises_is_the_feeds_failed_poll_with_back_off(
     assert store.claim_due(now + timedelta(minutes=10), 1, "another", 300) == []  # no lease left
 
 
+def test_feeds_are_parsed_in_the_two_parse_threads_not_the_loops_executor(
+    http_server: TestServer, store: Store
+) -> None:
+    import threading
+
+    from aggregator.feeds.parse import parse_feed
+    from aggregator.runtime.worker import PARSE_THREADS
+
+    url = serve_story(http_server)
+    settings = settings_for(url, fetch_articles=False)
+    now = datetime.now(UTC)
+    store.sync_feeds(settings.feed_configs(), now)
+    seen: list[str] = []
+
+    def parse(*args: Any) -> Any:
+        seen.append(threading.current_thread().name)
+        return parse_feed(*args)
+
+    async def polled() -> Any:
+        async with open_context(settings, store, clock=lambda: now) as ctx:
+            assert ctx.parse_pool is not None
+            pool_threads = ctx.parse_pool._max_workers  # type: ignore[attr-defined]
+            (feed,) = store.claim_due(now, 1, ctx.owner, 300)
+            return pool_threads, await poll_feed(replace(ctx, parse=parse), feed,
+                                                 settings.feed_configs()[0])
+
+    pool_threads, outcome = asyncio.run(polled())
+    assert outcome.result.error is None and outcome.summary.new_items == 1
+    assert pool_threads == PARSE_THREADS == 2
+    assert len(seen) == 1 and seen[0].startswith("parse_"), seen
+
+
 class RefusingWriter:
     """The poll writer, except that the database refuses results that bring entries."""
 

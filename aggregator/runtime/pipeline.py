@@ -83,7 +83,7 @@ class Context:
     clock: Callable[[], datetime]
     rng: random.Random
     parse: Callable[[bytes, str, dict[str, str], datetime], ParsedFeed] = parse_feed
-    parse_pool: Executor | None = None  # None: the loop's threads; a process pool uses more cores
+    parse_pool: Executor | None = None  # None: the loop's threads (tests); processes use more cores
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,7 +13,7 @@ import random
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Coroutine
-from concurrent.futures import Executor
+from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from typing import Any
@@ -122,8 +122,7 @@ async def open_context(
     limiter = HostLimiter(settings.http.per_host_concurrency, settings.http.per_host_delay)
     robots = (RobotsCache(http, settings.http.user_agent, limiter=limiter)
               if settings.http.respect_robots else None)
-    workers = settings.service.parse_workers
-    pool = _parse_pool(workers) if workers else None
+    pool = _parse_pool(settings.service.parse_workers)
     try:
         async with poll_writer(store, alone=settings.service.processes == 1) as writer:
             yield Context(
@@ -140,13 +139,21 @@ async def open_context(
             )
     finally:
         await http.aclose()
-        if pool is not None:
-            pool.shutdown(wait=False, cancel_futures=True)
+        pool.shutdown(wait=False, cancel_futures=True)
+
+
+PARSE_THREADS = 2  # with service.parse_workers: 0
 
 
 def _parse_pool(workers: int) -> Executor:
-    """Processes that parse feeds; multiprocessing loads only for them. "spawn": the service
-    has threads already, and forking a threaded process is unsafe."""
+    """Where feeds are parsed. ``0``: two threads of their own. Not the loop's default executor
+    (as many threads as cores + 4): under the GIL more parsing threads only take turns, and on
+    1,000 new feeds the default's six halved neither wall nor CPU time but doubled the context
+    switches and held 5 MiB more (benchmarks/README.md, "Seventh round"). Two, because lxml and
+    nh3 release the GIL while they work. ``N``: processes; multiprocessing loads only for them,
+    with "spawn", as the service has threads already and forking a threaded process is unsafe."""
+    if not workers:
+        return ThreadPoolExecutor(PARSE_THREADS, thread_name_prefix="parse")
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
