@@ -171,11 +171,11 @@ class FeedEntry(_Strict):
 class ServiceSettings(_Strict):
     """The service's own knobs: how many polls at once, how often the dispatcher ticks."""
 
-    concurrency: int = Field(default=64, ge=1, le=512)
+    concurrency: int = Field(default=128, ge=1, le=512)
     tick: Duration = 5.0
     lease: Duration = 300.0
     article_batch: int = Field(default=50, ge=1)
-    parse_workers: int = Field(default=0, ge=0, le=64)  # 0: parse in threads, N: processes
+    parse_workers: int = Field(default=0, ge=0, le=64)  # 0: parse in 2 threads, N: processes
     processes: int = Field(default=1, ge=1, le=64)  # polling processes: 1 per core to use
     # uvloop where it is installed (aggregator/runtime/eventloop.py), or asyncio's own loop.
     event_loop: EventLoopChoice = "auto"
