@@ -139,19 +139,21 @@ async def open_context(
             )
     finally:
         await http.aclose()
-        pool.shutdown(wait=False, cancel_futures=True)
+        # Parse threads finish the feed in hand (bounded by max_body_size) before the loop
+        # closes, as the loop's own executor's would: a result must not land on a closed loop.
+        pool.shutdown(wait=isinstance(pool, ThreadPoolExecutor), cancel_futures=True)
 
 
 PARSE_THREADS = 2  # with service.parse_workers: 0
 
 
 def _parse_pool(workers: int) -> Executor:
-    """Where feeds are parsed. ``0``: two threads of their own. Not the loop's default executor
-    (as many threads as cores + 4): under the GIL more parsing threads only take turns, and on
-    1,000 new feeds the default's six halved neither wall nor CPU time but doubled the context
-    switches and held 5 MiB more (benchmarks/README.md, "Seventh round"). Two, because lxml and
-    nh3 release the GIL while they work. ``N``: processes; multiprocessing loads only for them,
-    with "spawn", as the service has threads already and forking a threaded process is unsafe."""
+    """Where feeds are parsed. ``0``: two threads of their own, not the loop's default executor
+    (cores + 4 threads): under the GIL more parsing threads only take turns. On 1,000 new feeds
+    the default's six were no faster, switched half again as often and held 5 MiB more
+    (benchmarks/README.md, "Seventh round"). Two, because lxml and nh3 release the GIL while
+    they work. ``N``: processes; multiprocessing loads only for them, with "spawn", as the
+    service has threads already and forking a threaded process is unsafe."""
     if not workers:
         return ThreadPoolExecutor(PARSE_THREADS, thread_name_prefix="parse")
     import multiprocessing
