@@ -3,8 +3,8 @@
 The feeds come from :mod:`benchmarks.feedserver` (its own process, so its CPU is not counted
 here): N feeds spread over many loopback addresses, 20 ms per response, gzip, strong ETags.
 ``workers`` tasks (64 by default; the service's ``concurrency`` is 128) pull URLs from one list
-and call ``HttpClient.get``, either alone or inside ``HostLimiter.slot`` (at most 2 in flight per host,
-no gap: what ``benchmarks/poll.py`` runs). Each round fetches every feed unconditionally (200)
+and call ``HttpClient.get``, either alone or inside ``HostLimiter.slot`` (at most 2 in flight per
+host, no gap: what ``benchmarks/poll.py`` runs). Each round fetches every feed unconditionally (200)
 then with its ETag and Last-Modified (304), over connections kept alive from the round before;
 the first, cold round (connections opened) is reported apart. CPU is ``time.process_time()`` of
 this process (all threads: name resolution runs in worker threads)::
