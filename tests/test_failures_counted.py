@@ -223,6 +223,42 @@ def test_feeds_are_parsed_in_the_two_parse_threads_not_the_loops_executor(
     assert len(seen) == 1 and seen[0].startswith("parse_"), seen
 
 
+def test_a_feed_in_the_parse_threads_hands_is_finished_before_the_context_closes(
+    http_server: TestServer, store: Store
+) -> None:
+    import threading
+
+    from aggregator.feeds.parse import parse_feed
+
+    url = serve_story(http_server)
+    settings = settings_for(url, fetch_articles=False)
+    now = datetime.now(UTC)
+    store.sync_feeds(settings.feed_configs(), now)
+    started, finished = threading.Event(), threading.Event()
+
+    def slow_parse(*args: Any) -> Any:
+        started.set()
+        threading.Event().wait(0.3)  # a long parse, without the event loop
+        try:
+            return parse_feed(*args)
+        finally:
+            finished.set()
+
+    async def cancelled_mid_parse() -> bool:
+        async with open_context(settings, store, clock=lambda: now) as ctx:
+            (feed,) = store.claim_due(now, 1, ctx.owner, 300)
+            task = asyncio.ensure_future(poll_feed(replace(ctx, parse=slow_parse), feed,
+                                                   settings.feed_configs()[0]))
+            while not started.is_set():
+                await asyncio.sleep(0.01)
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+        return finished.is_set()  # the context is closed: its parse threads are done
+
+    assert asyncio.run(cancelled_mid_parse())
+
+
 class RefusingWriter:
     """The poll writer, except that the database refuses results that bring entries."""
 
