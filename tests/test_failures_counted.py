@@ -164,6 +164,15 @@ def test_an_article_the_database_refuses_is_stored_as_a_failure(
     assert item["article_error"].startswith("storage: could not store the article of http")
 
 
+def synced_story(http_server: TestServer, store: Store) -> tuple[str, Settings, datetime]:
+    """One feed of one story, without articles, in the store: its URL, settings and now."""
+    url = serve_story(http_server)
+    settings = settings_for(url, fetch_articles=False)
+    now = datetime.now(UTC)
+    store.sync_feeds(settings.feed_configs(), now)
+    return url, settings, now
+
+
 async def claim_and_poll(settings: Settings, store: Store, now: datetime, **swap: Any) -> Any:
     """Claim the one feed and poll it with parts of the context swapped."""
     async with open_context(settings, store, clock=lambda: now) as ctx:
@@ -174,10 +183,7 @@ async def claim_and_poll(settings: Settings, store: Store, now: datetime, **swap
 def test_a_parser_that_raises_is_the_feeds_failed_poll_with_back_off(
     http_server: TestServer, store: Store
 ) -> None:
-    url = serve_story(http_server)
-    settings = settings_for(url, fetch_articles=False)
-    now = datetime.now(UTC)
-    store.sync_feeds(settings.feed_configs(), now)
+    url, settings, now = synced_story(http_server, store)
 
     def parse(*args: object) -> None:
         raise RecursionError("maximum recursion depth exceeded")
@@ -191,36 +197,23 @@ def test_a_parser_that_raises_is_the_feeds_failed_poll_with_back_off(
     assert store.claim_due(now + timedelta(minutes=10), 1, "another", 300) == []  # no lease left
 
 
-def test_feeds_are_parsed_in_the_two_parse_threads_not_the_loops_executor(
+def test_feeds_are_parsed_in_the_parse_threads_not_the_loops_executor(
     http_server: TestServer, store: Store
 ) -> None:
     import threading
 
     from aggregator.feeds.parse import parse_feed
-    from aggregator.runtime.worker import PARSE_THREADS
 
-    url = serve_story(http_server)
-    settings = settings_for(url, fetch_articles=False)
-    now = datetime.now(UTC)
-    store.sync_feeds(settings.feed_configs(), now)
+    _, settings, now = synced_story(http_server, store)
     seen: list[str] = []
 
     def parse(*args: Any) -> Any:
         seen.append(threading.current_thread().name)
         return parse_feed(*args)
 
-    async def polled() -> Any:
-        async with open_context(settings, store, clock=lambda: now) as ctx:
-            assert ctx.parse_pool is not None
-            pool_threads = ctx.parse_pool._max_workers  # type: ignore[attr-defined]
-            (feed,) = store.claim_due(now, 1, ctx.owner, 300)
-            return pool_threads, await poll_feed(replace(ctx, parse=parse), feed,
-                                                 settings.feed_configs()[0])
-
-    pool_threads, outcome = asyncio.run(polled())
+    outcome = asyncio.run(claim_and_poll(settings, store, now, parse=parse))
     assert outcome.result.error is None and outcome.summary.new_items == 1
-    assert pool_threads == PARSE_THREADS == 2
-    assert len(seen) == 1 and seen[0].startswith("parse_"), seen
+    assert len(seen) == 1 and seen[0].startswith("parse_"), seen  # not the loop executor's
 
 
 def test_a_feed_in_the_parse_threads_hands_is_finished_before_the_context_closes(
@@ -230,10 +223,7 @@ def test_a_feed_in_the_parse_threads_hands_is_finished_before_the_context_closes
 
     from aggregator.feeds.parse import parse_feed
 
-    url = serve_story(http_server)
-    settings = settings_for(url, fetch_articles=False)
-    now = datetime.now(UTC)
-    store.sync_feeds(settings.feed_configs(), now)
+    _, settings, now = synced_story(http_server, store)
     started, finished = threading.Event(), threading.Event()
 
     def slow_parse(*args: Any) -> Any:
