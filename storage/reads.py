@@ -9,19 +9,21 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 
 from storage import archive, articles, captures, feeds, holders, maintenance, vitals
-from storage.browse import Browse
 from storage.engine import Database, guarded, guarded_iter
 from storage.identity import normalize_url
 from storage.records import Capture, Entry, ExportFilter, FeedState, PendingArticle
-from storage.search import SearchPage, run_search
 from storage.searchindex import Backlog, backlog
 from storage.tables import items as items_t
 from storage.vitals import Vitals
+
+if TYPE_CHECKING:  # the search and the web view's reads load when asked for, not for a poll
+    from storage.browse import Browse
+    from storage.search import SearchPage
 
 PAGE = 500  # rows per read of a streamed listing
 
@@ -127,6 +129,8 @@ class Reads:
         """Items matching ``query`` (``storage.searchquery``'s syntax), best first; ``since`` and
         ``until`` bound the publication time (the first sighting when unknown); ``tag`` is a tag of
         a feed that carried the item. A bad query raises ``SearchSyntaxError``."""
+        from storage.search import run_search
+
         with self.db.read() as conn:
             return run_search(conn, query, feed_url=feed_url, tag=tag, since=since,
                               until=until, limit=limit, offset=offset)  # fmt: skip
@@ -164,4 +168,6 @@ class Reads:
     @property
     def browse(self) -> Browse:
         """The web view's and the feeds out's reads (``storage.browse``)."""
+        from storage.browse import Browse
+
         return Browse(self.db)

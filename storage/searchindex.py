@@ -26,7 +26,6 @@ from typing import Any
 from sqlalchemy import Connection, bindparam, delete, insert, select, text, update
 
 from storage.dialect import CHUNK, IntArray, TextArray, is_postgres
-from storage.searchquery import index_text
 from storage.tables import items, search_pending
 
 FTS_TABLE = "item_search"
@@ -97,6 +96,8 @@ def write(conn: Connection, docs: Sequence[Doc]) -> None:
     if not docs:
         return
     if is_postgres(conn):
+        from storage.searchquery import index_text  # PostgreSQL's alone: FTS5 folds for SQLite
+
         latest = list({d.item_id: d for d in docs}.values())  # one row each: ON CONFLICT's rule
         conn.execute(_PG_UPSERT, {
             "ids": [d.item_id for d in latest], "configs": [d.config for d in latest],

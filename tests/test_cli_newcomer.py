@@ -44,11 +44,13 @@ def config(tmp_path: Path, database: str, *urls: str) -> str:
         f"defaults:\n  fetch_articles: false\nfeeds:\n{feeds}"))
 
 
-def loaded_modules(tmp_path: Path, *args: str) -> set[str]:
-    """The top-level packages a command has imported by the time it exits (a None entry marks
-    a module as absent: ``aggregator.fetch`` so marks httpx's command-line tool)."""
+def loaded_modules(tmp_path: Path, *args: str, whole: bool = False) -> set[str]:
+    """The top-level packages a command has imported by the time it exits (``whole``: every
+    module, by its full name; a None entry marks a module as absent: ``aggregator.fetch`` so
+    marks httpx's command-line tool)."""
+    name = "m" if whole else "m.split('.')[0]"
     script = ("import sys, atexit\n"
-              "atexit.register(lambda: print(' '.join(sorted({m.split('.')[0] for m, v in "
+              f"atexit.register(lambda: print(' '.join(sorted({{{name} for m, v in "
               "sys.modules.items() if v is not None})), file=sys.__stderr__))\n"
               "from aggregator.cli import main\n"
               f"sys.argv = ['aggregator', *{list(args)!r}]\n"
@@ -91,9 +93,11 @@ def test_a_poll_without_article_pages_loads_no_rule_engine_nor_scheduler(
     engine (soupsieve) waits for the first article page, the scheduler for `run`."""
     http_server.route("/feed.xml", body=rss([Item(1, http_server.base_url)]))
     cfg = config(tmp_path, f"sqlite:///{tmp_path / 'a.db'}", http_server.url("/feed.xml"))
-    loaded = loaded_modules(tmp_path, "--config", cfg, "poll", "--once")
-    assert {"sqlalchemy", "httpcore", "lxml"} <= loaded  # it polled
+    loaded = loaded_modules(tmp_path, "--config", cfg, "poll", "--once", whole=True)
+    assert {"sqlalchemy", "httpcore", "lxml", "storage.searchindex"} <= loaded  # it polled
     assert loaded.isdisjoint({"soupsieve", "apscheduler", "trafilatura", "charset_normalizer"})
+    # nor the search's query language and ranking, nor the web view's reads (about 10 ms)
+    assert loaded.isdisjoint({"storage.search", "storage.searchquery", "storage.browse"})
 
 
 def test_the_http_client_does_not_load_httpx_command_line_tool(tmp_path: Path) -> None:
